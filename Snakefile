@@ -1,0 +1,49 @@
+# cryosse: the Mu et al. 2024 (DeepSSETracer 1.1) dataset and loss benchmark.
+# Stages flow one way: acquire -> dataset -> split -> train -> evaluate -> report.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/acquire.smk"
+include: "workflow/rules/dataset.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),
+
+
+rule acquire:
+    input:
+        acquire_targets(),
+
+
+rule dataset:
+    input:
+        dataset_targets(),
+
+
+rule splits:
+    input:
+        split_targets(),
+
+
+rule train:
+    input:
+        train_targets(),

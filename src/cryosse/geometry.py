@@ -1,0 +1,350 @@
+"""Map geometry: the one place where files, axes, origins and grids meet.
+
+Conventions used by every stage of cryosse:
+
+* Arrays are indexed ``[z, y, x]`` (x fastest, the MRC file order once the
+  header's MAPC/MAPR/MAPS are applied). gemmi grids are indexed ``[x, y, z]``;
+  the conversion happens in this module only.
+* Coordinates are Cartesian Angstroms in the map's own frame, ``(x, y, z)``.
+  Voxel ``[k, j, i]`` has its centre at ``origin + (i, j, k) * voxel_size``.
+* The origin of a map comes from the MRC ORIGIN field when it is non-zero,
+  otherwise from NXSTART/NYSTART/NZSTART times the voxel size (the rule
+  ChimeraX applies, so our outputs overlay the inputs there).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from cryosse.io import atomic_path
+
+_MODE_DTYPES = {0: np.int8, 1: np.int16, 2: np.float32, 6: np.uint16, 12: np.float16}
+
+
+class MapError(ValueError):
+    """A density map that cannot be used; the message names the file and the cause."""
+
+
+@dataclass(frozen=True)
+class MapGeometry:
+    """Where a 3D array sits in space.
+
+    shape: array shape ``(nz, ny, nx)``; voxel_size and origin: ``(x, y, z)`` in A.
+    """
+
+    shape: tuple[int, int, int]
+    voxel_size: tuple[float, float, float]
+    origin: tuple[float, float, float]
+
+    @property
+    def shape_xyz(self) -> tuple[int, int, int]:
+        return (self.shape[2], self.shape[1], self.shape[0])
+
+    def xyz_to_index(self, xyz: np.ndarray) -> np.ndarray:
+        """Fractional ``(i, j, k)`` = (x, y, z) indices of Cartesian points (N, 3)."""
+        return (np.asarray(xyz, float) - np.asarray(self.origin)) / np.asarray(self.voxel_size)
+
+    def index_to_xyz(self, ijk: np.ndarray) -> np.ndarray:
+        """Cartesian points of ``(i, j, k)`` = (x, y, z) indices (N, 3)."""
+        return np.asarray(ijk, float) * np.asarray(self.voxel_size) + np.asarray(self.origin)
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Centre of the first voxel, (x, y, z) A."""
+        return np.asarray(self.origin, float)
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Centre of the last voxel, (x, y, z) A."""
+        return self.index_to_xyz(np.asarray(self.shape_xyz) - 1)
+
+    def contains(self, xyz: np.ndarray, margin: float = 0.0) -> np.ndarray:
+        """Boolean (N,) for points within the voxel-centre extent, shrunk by ``margin`` A."""
+        xyz = np.atleast_2d(np.asarray(xyz, float))
+        return np.all((xyz >= self.lower + margin) & (xyz <= self.upper - margin), axis=1)
+
+    def trimmed(self, n: int) -> MapGeometry:
+        """The geometry left after removing ``n`` voxels from every face."""
+        shape = tuple(s - 2 * n for s in self.shape)
+        if min(shape) < 1:
+            raise ValueError(f"cannot trim {n} voxels per face from a map of shape {self.shape}")
+        origin = tuple(o + n * v for o, v in zip(self.origin, self.voxel_size))
+        return MapGeometry(shape, self.voxel_size, origin)  # type: ignore[arg-type]
+
+    def voxel_centres(self) -> np.ndarray:
+        """All voxel centres as an array ``(nz, ny, nx, 3)`` of (x, y, z) A."""
+        nz, ny, nx = self.shape
+        vx, vy, vz = self.voxel_size
+        ox, oy, oz = self.origin
+        out = np.empty((nz, ny, nx, 3), np.float32)
+        out[..., 0] = (ox + vx * np.arange(nx))[None, None, :]
+        out[..., 1] = (oy + vy * np.arange(ny))[None, :, None]
+        out[..., 2] = (oz + vz * np.arange(nz))[:, None, None]
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "shape_zyx": list(self.shape),
+            "voxel_size_xyz": list(self.voxel_size),
+            "origin_xyz": list(self.origin),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MapGeometry:
+        return cls(
+            tuple(int(v) for v in d["shape_zyx"]),  # type: ignore[arg-type]
+            tuple(float(v) for v in d["voxel_size_xyz"]),  # type: ignore[arg-type]
+            tuple(float(v) for v in d["origin_xyz"]),  # type: ignore[arg-type]
+        )
+
+
+@dataclass
+class DensityMap:
+    """A density array ``[z, y, x]`` (possibly memory-mapped) with its geometry."""
+
+    data: np.ndarray
+    geometry: MapGeometry
+    path: str = ""
+    header: dict = field(default_factory=dict)
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def read_map(path: str | os.PathLike, mmap: bool = True) -> DensityMap:
+    """Read an MRC/CCP4 map (plain or gzip) into ``[z, y, x]`` order with its geometry.
+
+    Uncompressed files are memory-mapped (``mmap=True``), so a large map costs no
+    memory until it is sliced. Raises :class:`MapError` naming the file and the
+    cause for an empty file, a file that is not MRC, a bad header (voxel size
+    <= 0, unknown mode, wrong file length, non-orthogonal cell, axis order that
+    is not a permutation) or a 2D image.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MapError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise MapError(f"{path}: the file is empty")
+    gz = _is_gzip(path)
+    try:
+        if gz:
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read()
+        else:
+            raw = None
+        if raw is not None and len(raw) < 1024:
+            raise MapError(f"{path}: not an MRC map (only {len(raw)} bytes after gunzip)")
+        if raw is None and path.stat().st_size < 1024:
+            raise MapError(f"{path}: not an MRC map (only {path.stat().st_size} bytes)")
+        if raw is not None:
+            hdr_bytes = raw[:1024]
+        else:
+            with open(path, "rb") as fh:
+                hdr_bytes = fh.read(1024)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise MapError(f"{path}: cannot read ({exc}); the file is damaged") from exc
+
+    header = np.frombuffer(hdr_bytes, dtype=mrcfile.dtypes.HEADER_DTYPE, count=1)[0]
+    # Endianness: MRC maps are little-endian in practice; detect by plausible NX.
+    if not (0 < int(header["nx"]) < 100000):
+        swapped = np.frombuffer(hdr_bytes, dtype=mrcfile.dtypes.HEADER_DTYPE.newbyteorder(), count=1)[0]
+        if 0 < int(swapped["nx"]) < 100000:
+            header = swapped
+    if hdr_bytes[208:212] != b"MAP ":
+        # Old CCP4 files may lack the MAP word; accept when the rest is sane.
+        if not (0 < int(header["nx"]) < 100000 and 1 <= int(header["mapc"]) <= 3):
+            raise MapError(f"{path}: not an MRC/CCP4 map (no 'MAP ' identifier and implausible header)")
+    return _map_from_header(path, header, raw, mmap)
+
+
+def _map_from_header(path: Path, header: np.void, raw: bytes | None, mmap: bool) -> DensityMap:
+    n_crs = [int(header["nx"]), int(header["ny"]), int(header["nz"])]
+    if min(n_crs) <= 0:
+        raise MapError(f"{path}: bad dimensions {n_crs} in header")
+    if min(n_crs) == 1 or n_crs[2] == 1:
+        raise MapError(f"{path}: a 2D image ({n_crs[0]}x{n_crs[1]}x{n_crs[2]}), not a 3D map")
+    mode = int(header["mode"])
+    if mode not in _MODE_DTYPES:
+        raise MapError(f"{path}: unsupported MRC mode {mode} (supported: {sorted(_MODE_DTYPES)})")
+    axes = [int(header["mapc"]), int(header["mapr"]), int(header["maps"])]
+    if sorted(axes) != [1, 2, 3]:
+        raise MapError(f"{path}: MAPC/MAPR/MAPS = {axes} is not a permutation of 1, 2, 3")
+    cella = header["cella"]
+    cell = np.array([float(cella["x"]), float(cella["y"]), float(cella["z"])])
+    msamp = np.array([int(header["mx"]), int(header["my"]), int(header["mz"])])
+    angles = header["cellb"]
+    ang = [float(angles["alpha"]), float(angles["beta"]), float(angles["gamma"])]
+    if any(a != 0 and abs(a - 90.0) > 1e-3 for a in ang):
+        raise MapError(f"{path}: non-orthogonal cell angles {ang} are not supported")
+    # Sampling along x, y, z; MX/MY/MZ of 0 means "same as the array dimension".
+    n_xyz = np.empty(3, int)
+    for file_axis, real_axis in enumerate(axes):
+        n_xyz[real_axis - 1] = n_crs[file_axis]
+    msamp = np.where(msamp > 0, msamp, n_xyz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        voxel = cell / msamp
+    if not np.all(np.isfinite(voxel)) or np.any(voxel <= 0):
+        raise MapError(
+            f"{path}: map voxel size {voxel.round(4).tolist()} in header (cell {cell.tolist()},"
+            f" sampling {msamp.tolist()}); the file is damaged"
+        )
+    dtype = np.dtype(_MODE_DTYPES[mode]).newbyteorder(header.dtype["nx"].byteorder)
+    nsymbt = int(header["nsymbt"])
+    offset = 1024 + nsymbt
+    count = n_crs[0] * n_crs[1] * n_crs[2]
+    expected = offset + count * dtype.itemsize
+    actual = len(raw) if raw is not None else path.stat().st_size
+    if actual < expected:
+        raise MapError(
+            f"{path}: wrong file length: {actual} bytes, the header needs {expected}"
+            f" ({n_crs[0]}x{n_crs[1]}x{n_crs[2]} mode {mode}); the file is truncated"
+        )
+    shape_file = (n_crs[2], n_crs[1], n_crs[0])  # sections, rows, columns
+    if raw is not None:
+        data = np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape_file)
+    elif mmap:
+        data = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape_file)
+    else:
+        data = np.fromfile(path, dtype=dtype, count=count, offset=offset).reshape(shape_file)
+    # File axis a (0 = sections, 1 = rows, 2 = columns) holds real axis real_of[a] (1 = x).
+    real_of = [axes[2], axes[1], axes[0]]
+    perm = [real_of.index(r) for r in (3, 2, 1)]
+    if perm != [0, 1, 2]:
+        data = data.transpose(perm)
+    nstart_crs = [int(header["nxstart"]), int(header["nystart"]), int(header["nzstart"])]
+    nstart_xyz = np.empty(3, float)
+    for file_axis, real_axis in enumerate(axes):
+        nstart_xyz[real_axis - 1] = nstart_crs[file_axis]
+    org = header["origin"]
+    origin_field = np.array([float(org["x"]), float(org["y"]), float(org["z"])])
+    if not np.all(np.isfinite(origin_field)):
+        raise MapError(f"{path}: ORIGIN {origin_field.tolist()} is not finite; the file is damaged")
+    origin = origin_field if np.any(origin_field != 0) else nstart_xyz * voxel
+    geom = MapGeometry(
+        tuple(int(s) for s in data.shape),  # type: ignore[arg-type]
+        tuple(float(v) for v in voxel),  # type: ignore[arg-type]
+        tuple(float(o) for o in origin),  # type: ignore[arg-type]
+    )
+    info = {
+        "mode": mode,
+        "axis_order_crs": axes,
+        "nstart_xyz": nstart_xyz.tolist(),
+        "origin_field_xyz": origin_field.tolist(),
+        "origin_source": "ORIGIN" if np.any(origin_field != 0) else "NSTART",
+        "dmin": float(header["dmin"]),
+        "dmax": float(header["dmax"]),
+        "dmean": float(header["dmean"]),
+        "rms": float(header["rms"]),
+        "gzip": raw is not None,
+    }
+    return DensityMap(data=data, geometry=geom, path=str(path), header=info)
+
+
+def write_map(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    geometry: MapGeometry,
+    dtype: type = np.float32,
+) -> None:
+    """Write ``data[z, y, x]`` as an MRC file that overlays the input in ChimeraX.
+
+    The origin is written to the ORIGIN field (NSTART stays 0), the voxel size
+    through the cell, axis order x, y, z. Written atomically.
+    """
+    data = np.ascontiguousarray(data, dtype=dtype)
+    if data.shape != tuple(geometry.shape):
+        raise ValueError(f"{path}: data shape {data.shape} does not match geometry {geometry.shape}")
+    with atomic_path(path) as tmp:
+        with mrcfile.new(tmp, overwrite=True) as mrc:
+            mrc.set_data(data)
+            mrc.voxel_size = tuple(geometry.voxel_size)
+            mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = geometry.origin
+            mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
+            mrc.update_header_stats()
+
+
+def box_geometry(lower_xyz: np.ndarray, upper_xyz: np.ndarray, spacing: float = 1.0) -> MapGeometry:
+    """The grid of spacing ``spacing`` whose first voxel centre is ``lower_xyz`` and
+    which reaches at least ``upper_xyz`` along every axis."""
+    lower = np.asarray(lower_xyz, float)
+    n_xyz = np.floor((np.asarray(upper_xyz, float) - lower) / spacing + 1e-6).astype(int) + 1
+    return MapGeometry(
+        (int(n_xyz[2]), int(n_xyz[1]), int(n_xyz[0])),
+        (spacing, spacing, spacing),
+        tuple(float(v) for v in lower),  # type: ignore[arg-type]
+    )
+
+
+def resample(dmap: DensityMap, target: MapGeometry, order: int = 1) -> np.ndarray:
+    """Sample ``dmap`` on the grid ``target`` (trilinear by default), 0 outside the map.
+
+    Only the block of the source that the target touches is read (so a
+    memory-mapped map stays mostly on disk), copied once into a gemmi grid with
+    a margin of zeros, and interpolated by gemmi. Nothing wraps around: gemmi's
+    periodic grid never sees a point beyond the margin.
+    """
+    import gemmi
+
+    src = dmap.geometry
+    vs = np.asarray(src.voxel_size)
+    tv = np.asarray(target.voxel_size)
+    lo_pt = np.asarray(target.origin, float)
+    hi_pt = target.index_to_xyz(np.asarray(target.shape_xyz) - 1)
+    f_lo = src.xyz_to_index(lo_pt)
+    f_hi = src.xyz_to_index(hi_pt)
+    margin = 2 if order <= 1 else 4
+    lo = np.floor(np.minimum(f_lo, f_hi)).astype(int) - margin  # block start, source index (x,y,z)
+    hi = np.ceil(np.maximum(f_lo, f_hi)).astype(int) + margin + 1
+    n_src = np.asarray(src.shape_xyz)
+    block = np.zeros(tuple(hi - lo), np.float32)  # [x, y, z]
+    a = np.maximum(lo, 0)
+    b = np.minimum(hi, n_src)
+    if np.all(b > a):
+        sub = dmap.data[a[2] : b[2], a[1] : b[1], a[0] : b[0]]  # [z, y, x]
+        block[
+            a[0] - lo[0] : b[0] - lo[0],
+            a[1] - lo[1] : b[1] - lo[1],
+            a[2] - lo[2] : b[2] - lo[2],
+        ] = np.asarray(sub, np.float32).transpose(2, 1, 0)
+    if not np.all(np.isfinite(block)):
+        raise MapError(f"{dmap.path}: the map has NaN or infinite values in the region sampled")
+    cell = block.shape * vs
+    grid = gemmi.FloatGrid(block, gemmi.UnitCell(cell[0], cell[1], cell[2], 90, 90, 90))
+    out = np.zeros(target.shape_xyz, np.float32)  # [x, y, z]
+    shift = lo_pt - (src.lower + lo * vs)
+    tr = gemmi.Transform(gemmi.Mat33(np.diag(tv).tolist()), gemmi.Vec3(*shift))
+    grid.interpolate_values(out, tr, order=order)
+    return np.ascontiguousarray(out.transpose(2, 1, 0))
+
+
+def sample_points(dmap: DensityMap, xyz: np.ndarray) -> np.ndarray:
+    """Trilinear density at Cartesian points (N, 3); 0 outside the map."""
+    xyz = np.atleast_2d(np.asarray(xyz, float))
+    f = dmap.geometry.xyz_to_index(xyz)
+    i0 = np.floor(f).astype(int)
+    t = f - i0
+    n = np.asarray(dmap.geometry.shape_xyz)
+    out = np.zeros(len(xyz), float)
+    for dx in (0, 1):
+        for dy in (0, 1):
+            for dz in (0, 1):
+                idx = i0 + np.array([dx, dy, dz])
+                ok = np.all((idx >= 0) & (idx < n), axis=1)
+                w = (
+                    (t[:, 0] if dx else 1 - t[:, 0])
+                    * (t[:, 1] if dy else 1 - t[:, 1])
+                    * (t[:, 2] if dz else 1 - t[:, 2])
+                )
+                vals = np.zeros(len(xyz), float)
+                ii = idx[ok]
+                vals[ok] = np.asarray(dmap.data)[ii[:, 2], ii[:, 1], ii[:, 0]]
+                out += w * vals
+    return out

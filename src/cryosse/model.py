@@ -1,0 +1,140 @@
+"""The DeepSSETracer 3D U-Net (SPEC 7) and stand-alone checkpoints.
+
+Width 1 is the authors' network exactly: five composite layers, 3x3x3
+convolutions with padding 1, batch norm, ReLU, dropout 0.5, two 2x poolings
+and two transposed convolutions, 1x1x1 output to three classes. ``width``
+scales every channel count for CPU demos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cryosse import __version__
+from cryosse.io import atomic_path
+
+CHECKPOINT_FORMAT = "cryosse-checkpoint/1"
+ARCH = "DeepSSETracerUNet"
+PAD_MULTIPLE = 8
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the cause."""
+
+
+def _block(cin: int, cmid: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv3d(cin, cmid, 3, padding=1),
+        nn.BatchNorm3d(cmid),
+        nn.ReLU(inplace=True),
+        nn.Conv3d(cmid, cout, 3, padding=1),
+        nn.BatchNorm3d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DeepSSETracerUNet(nn.Module):
+    """Input (B, 1, D, H, W) with D, H, W multiples of 4; output logits (B, C, D, H, W)."""
+
+    def __init__(self, width: float = 1.0, in_channels: int = 1, n_classes: int = 3, dropout: float = 0.5):
+        super().__init__()
+        self.model_args = {
+            "width": float(width),
+            "in_channels": int(in_channels),
+            "n_classes": int(n_classes),
+            "dropout": float(dropout),
+        }
+
+        def c(n: int) -> int:
+            return max(1, int(round(n * width)))
+
+        self.down1 = _block(in_channels, c(32), c(64))
+        self.down2 = _block(c(64), c(64), c(128))
+        self.bottom = _block(c(128), c(128), c(256))
+        self.drop = nn.Dropout(dropout)
+        self.pool = nn.MaxPool3d(2)
+        self.up1_t = nn.ConvTranspose3d(c(256), c(256), 2, stride=2)
+        self.up1 = _block(c(256) + c(128), c(128), c(128))
+        self.up2_t = nn.ConvTranspose3d(c(128), c(128), 2, stride=2)
+        self.up2 = _block(c(128) + c(64), c(64), c(64))
+        self.out = nn.Conv3d(c(64), n_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d1 = self.down1(x)
+        d2 = self.down2(self.pool(self.drop(d1)))
+        b = self.bottom(self.pool(self.drop(d2)))
+        u1 = self.drop(self.up1(torch.cat([self.up1_t(b), d2], dim=1)))
+        u2 = self.drop(self.up2(torch.cat([self.up2_t(u1), d1], dim=1)))
+        return self.out(u2)
+
+
+def build_model(model_args: dict[str, Any]) -> DeepSSETracerUNet:
+    return DeepSSETracerUNet(**model_args)
+
+
+def _weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(state_dict):
+        t = state_dict[key].detach().cpu().contiguous()
+        h.update(key.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, **meta: Any) -> None:
+    """Write a stand-alone checkpoint atomically.
+
+    ``meta`` should carry what a user needs to trust it alone: ``loss`` (name and
+    parameters), ``split``, ``best_val`` and ``epoch``; weights, model arguments,
+    architecture, package version and a digest of the weights are added here.
+    """
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "arch": ARCH,
+        "model_args": dict(model.model_args),  # type: ignore[attr-defined]
+        "state_dict": state,
+        "weights_sha256": _weights_digest(state),
+        "cryosse_version": __version__,
+        **meta,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[DeepSSETracerUNet, dict]:
+    """Load a checkpoint with ``weights_only=True``; return (model in eval mode, metadata).
+
+    Raises :class:`CheckpointError` for a file that is not a cryosse checkpoint,
+    another architecture, weights that do not fit, or weights whose digest does
+    not match (a tampered or damaged file).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged files
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a cryosse checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__!r})")
+    if ckpt.get("arch") != ARCH:
+        raise CheckpointError(f"{path}: architecture {ckpt.get('arch')!r}, expected {ARCH!r}")
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict) or _weights_digest(state) != ckpt.get("weights_sha256"):
+        raise CheckpointError(f"{path}: the weights do not match their recorded sha256; the file was altered or damaged")
+    try:
+        model = build_model(ckpt["model_args"])
+        model.load_state_dict(state)
+    except (TypeError, RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: weights do not fit {ARCH} with {ckpt.get('model_args')}: {exc}") from exc
+    model.eval()
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return model, meta
