@@ -1,6 +1,13 @@
 # Helpers shared by every stage: the entry table, paths, target lists.
 import csv
+import os
 from pathlib import Path
+
+# Rule scripts import the package from this checkout, in the venv, in conda envs
+# and on cluster nodes alike (the environment is passed on to jobs).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")) if p
+)
 
 RESULTS = Path(config.get("results", "results"))
 RESOURCES = Path(config.get("resources", "resources"))
