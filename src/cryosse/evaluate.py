@@ -1,5 +1,582 @@
-"""Placeholder: this stage's module is being written; it adds no subcommand yet."""
+"""Evaluation (SPEC 10): voxel and residue F1 per case, weighted averages, statistics.
+
+Pure functions over arrays first (counts, F1, residue voting, weighted means,
+bootstrap intervals, paired tests), then the edge: predicting every test case of
+a split with a stored checkpoint (``evaluate_split``) and the ``cryosse
+evaluate`` / ``cryosse aggregate`` subcommands.
+
+Classes: 0 background, 1 helix, 2 sheet. A case with no true unit (voxel or
+residue) of a class has no F1 for that class (NaN, written ``NA``) and weighs 0
+in every average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cryosse.io import write_tsv
+
+log = logging.getLogger(__name__)
+
+CLASSES: dict[str, int] = {"helix": 1, "sheet": 2}
+LOSS_ORDER = ("CE", "FL", "DL", "CE_DL", "FL_DL")  # the paper's row order
+TIE_RULES = ("background", "nearest")
 
 
-def add_cli(subparsers) -> None:  # noqa: ARG001
-    return None
+# --------------------------------------------------------------------------- metrics
+
+
+def confusion(pred: np.ndarray, truth: np.ndarray, cls: int) -> tuple[int, int, int]:
+    """(TP, FP, FN) of class ``cls`` between two label arrays of the same shape."""
+    pred = np.asarray(pred)
+    truth = np.asarray(truth)
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from truth shape {truth.shape}")
+    p = pred == cls
+    t = truth == cls
+    tp = int(np.count_nonzero(p & t))
+    return tp, int(np.count_nonzero(p)) - tp, int(np.count_nonzero(t)) - tp
+
+
+def f1_from_counts(tp: int, fp: int, fn: int) -> float:
+    """2TP / (2TP + FP + FN); NaN when the class has no true unit (TP + FN = 0)."""
+    if tp + fn == 0:
+        return math.nan
+    return 2.0 * tp / (2.0 * tp + fp + fn)
+
+
+def centre_slices(centre: Sequence[int]) -> tuple[slice, slice, slice]:
+    z0, z1, y0, y1, x0, x1 = (int(v) for v in centre)
+    if not (0 <= z0 < z1 and 0 <= y0 < y1 and 0 <= x0 < x1):
+        raise ValueError(f"centre box {tuple(centre)} is empty or negative")
+    return slice(z0, z1), slice(y0, y1), slice(x0, x1)
+
+
+def voxel_scores(pred_centre: np.ndarray, truth_centre: np.ndarray) -> dict[str, float]:
+    """Voxel F1 per class on centre-box arrays: ``vox_{tp,fp,fn,true}_{cls}``, ``f1_{cls}``."""
+    out: dict[str, float] = {}
+    for name, cls in CLASSES.items():
+        tp, fp, fn = confusion(pred_centre, truth_centre, cls)
+        out[f"vox_tp_{name}"] = tp
+        out[f"vox_fp_{name}"] = fp
+        out[f"vox_fn_{name}"] = fn
+        out[f"vox_true_{name}"] = tp + fn
+        out[f"f1_{name}"] = f1_from_counts(tp, fp, fn)
+    return out
+
+
+def residue_votes(
+    pred: np.ndarray,
+    ca_xyz: np.ndarray,
+    origin_xyz: Sequence[float],
+    voxel_size: float,
+    radius: float = 3.0,
+    ties: str = "background",
+    region: Sequence[int] | None = None,
+    n_classes: int = 3,
+) -> np.ndarray:
+    """Predicted class per CA: the majority label of the voxels within ``radius`` A.
+
+    ``pred`` is the label array ``[z, y, x]`` of the whole box whose first voxel
+    centre is ``origin_xyz``; ``region`` (z0, z1, y0, y1, x0, x1) restricts the
+    voting voxels to a sub-box (the centre box: the padding is trimmed from the
+    prediction, as in the authors' output). A CA with no voxel in reach is
+    background. ``ties``: ``background`` (SPEC 10, CHOSEN) gives a tie between
+    the top classes to background; ``nearest`` gives it to the tied class of the
+    voxel nearest the CA.
+    """
+    if ties not in TIE_RULES:
+        raise ValueError(f"residue tie rule {ties!r}; expected one of {', '.join(TIE_RULES)}")
+    pred = np.asarray(pred)
+    ca = np.atleast_2d(np.asarray(ca_xyz, float)).reshape(-1, 3)
+    out = np.zeros(len(ca), np.uint8)
+    if len(ca) == 0:
+        return out
+    lo = np.zeros(3, int)  # z, y, x
+    hi = np.asarray(pred.shape, int)
+    if region is not None:
+        z0, z1, y0, y1, x0, x1 = (int(v) for v in region)
+        lo, hi = np.array([z0, y0, x0]), np.array([z1, y1, x1])
+    origin = np.asarray(origin_xyz, float)
+    vs = float(voxel_size)
+    r = int(math.ceil(radius / vs))
+    offs = np.arange(-r, r + 1)
+    dz, dy, dx = np.meshgrid(offs, offs, offs, indexing="ij")
+    offsets = np.stack([dz.ravel(), dy.ravel(), dx.ravel()], axis=1)  # (M, 3) z, y, x
+    # Fractional (z, y, x) index of every CA; candidate voxels around its nearest voxel.
+    frac = (ca - origin)[:, ::-1] / vs
+    base = np.rint(frac).astype(int)
+    idx = base[:, None, :] + offsets[None, :, :]  # (N, M, 3)
+    d2 = ((idx - frac[:, None, :]) ** 2).sum(-1) * vs * vs
+    inside = np.all((idx >= lo) & (idx < hi), axis=-1) & (d2 <= radius * radius + 1e-9)
+    safe = np.clip(idx, 0, np.asarray(pred.shape) - 1)
+    labels = pred[safe[..., 0], safe[..., 1], safe[..., 2]].astype(int)
+    for i in range(len(ca)):
+        sel = inside[i]
+        if not sel.any():
+            continue
+        lab = labels[i, sel]
+        counts = np.bincount(lab, minlength=n_classes)
+        top = np.flatnonzero(counts == counts.max())
+        if len(top) == 1:
+            out[i] = top[0]
+        elif ties == "nearest":
+            dist = d2[i, sel]
+            order = np.argsort(dist, kind="stable")
+            out[i] = next(int(lab[j]) for j in order if lab[j] in top)
+        # else: tie -> background (0)
+    return out
+
+
+def residue_scores(pred_res: np.ndarray, true_res: np.ndarray) -> dict[str, float]:
+    """Residue F1 per class: ``res_{tp,fp,fn,true}_{cls}``, ``res_f1_{cls}``."""
+    out: dict[str, float] = {}
+    for name, cls in CLASSES.items():
+        tp, fp, fn = confusion(np.asarray(pred_res), np.asarray(true_res), cls)
+        out[f"res_tp_{name}"] = tp
+        out[f"res_fp_{name}"] = fp
+        out[f"res_fn_{name}"] = fn
+        out[f"res_true_{name}"] = tp + fn
+        out[f"res_f1_{name}"] = f1_from_counts(tp, fp, fn)
+    return out
+
+
+def score_case(
+    pred: np.ndarray,
+    arrays: dict[str, np.ndarray],
+    radius: float = 3.0,
+    ties: str = "background",
+) -> dict[str, float]:
+    """Voxel and residue scores of one case from its full-box predicted labels and its
+    ``arrays.npz`` content (labels, centre, ca_xyz, ca_class, ca_in_centre, origin, voxel size)."""
+    labels = np.asarray(arrays["labels"])
+    if pred.shape != labels.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from the labels' {labels.shape}")
+    centre = [int(v) for v in np.asarray(arrays["centre"]).ravel()]
+    sl = centre_slices(centre)
+    row = voxel_scores(pred[sl], labels[sl])
+    in_centre = np.asarray(arrays["ca_in_centre"], bool)
+    ca = np.asarray(arrays["ca_xyz"], float).reshape(-1, 3)[in_centre]
+    true_res = np.asarray(arrays["ca_class"]).ravel()[in_centre]
+    votes = residue_votes(
+        pred, ca, np.asarray(arrays["origin_xyz"], float), float(np.asarray(arrays["voxel_size"])),
+        radius=radius, ties=ties, region=centre,
+    )
+    row.update(residue_scores(votes, true_res))
+    for name, cls in (("helix", 1), ("sheet", 2), ("other", 0)):
+        row[f"n_res_{name}"] = int(np.count_nonzero(true_res == cls))
+    return row
+
+
+# --------------------------------------------------------------------------- averages
+
+
+def weighted_mean(f1: Iterable[float], weights: Iterable[float]) -> float:
+    """Sum(w * F1) / sum(w) over cases with a defined F1 and weight > 0; NaN if none."""
+    f = np.asarray(list(f1) if not isinstance(f1, np.ndarray) else f1, float)
+    w = np.asarray(list(weights) if not isinstance(weights, np.ndarray) else weights, float)
+    ok = np.isfinite(f) & np.isfinite(w) & (w > 0)
+    if not ok.any():
+        return math.nan
+    return float((f[ok] * w[ok]).sum() / w[ok].sum())
+
+
+def bootstrap_ci(
+    f1: np.ndarray,
+    weights: np.ndarray,
+    n_boot: int,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the weighted mean, resampling cases."""
+    f = np.asarray(f1, float)
+    w = np.where(np.isfinite(f), np.asarray(weights, float), 0.0)
+    f = np.nan_to_num(f)
+    n = len(f)
+    if n_boot <= 0 or n == 0 or not (w > 0).any():
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    ws = w[idx]
+    tot = ws.sum(1)
+    ok = tot > 0
+    means = (f[idx] * ws).sum(1)[ok] / tot[ok]
+    if len(means) == 0:
+        return math.nan, math.nan
+    a = (1.0 - level) / 2.0
+    return float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a))
+
+
+def paired_test(f1_a: np.ndarray, f1_b: np.ndarray) -> dict[str, float]:
+    """Wilcoxon signed-rank test of b against a over the cases where both are defined.
+
+    Returns n, the mean and median difference b - a, and the two-sided p value
+    (NaN with fewer than 2 cases or no non-zero difference).
+    """
+    from scipy.stats import wilcoxon
+
+    a = np.asarray(f1_a, float)
+    b = np.asarray(f1_b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = b[ok] - a[ok]
+    res = {"n": int(ok.sum()), "mean_diff": math.nan, "median_diff": math.nan, "p": math.nan}
+    if len(d):
+        res["mean_diff"] = float(d.mean())
+        res["median_diff"] = float(np.median(d))
+    if len(d) >= 2 and np.any(d != 0):
+        res["p"] = float(wilcoxon(d, zero_method="wilcox").pvalue)
+    return res
+
+
+def resolution_band(res: float, edges: Sequence[float]) -> str:
+    """Label of the band [lo, hi) of ``edges`` containing ``res`` (the last band is closed)."""
+    e = list(edges)
+    if not (res == res):
+        return "NA"
+    for lo, hi in zip(e[:-1], e[1:], strict=False):
+        if lo <= res < hi or (hi == e[-1] and res == hi):
+            return f"{lo:g}-{hi:g} A"
+    return f"<{e[0]:g} A" if res < e[0] else f">{e[-1]:g} A"
+
+
+# --------------------------------------------------------------------------- aggregate
+
+
+_COUNT_NAMES = {"ca", "n_ca", "n", "count", "vox_true", "res_true", "n_res"}
+
+
+def _weights_for(df: pd.DataFrame, name: str, default: dict[str, str]) -> dict[str, str]:
+    """A per-case table written by ``evaluate``: voxel F1 by true voxels, residue F1 by true residues."""
+    for prefix, fam in (("res_", "res_true_"), ("", "vox_true_")):
+        if name.startswith(prefix) and all(f"{fam}{c}" in df.columns for c in CLASSES):
+            return {c: f"{fam}{c}" for c in CLASSES}
+    return default
+
+
+def _detect_weight_columns(df: pd.DataFrame) -> dict[str, str]:
+    for prefix in ("ca_", "n_ca_", "n_res_", "res_true_", "vox_true_", "n_", "count_"):
+        cols = {c: f"{prefix}{c}" for c in CLASSES}
+        if all(v in df.columns for v in cols.values()):
+            return cols
+    raise ValueError(
+        "no weight columns found: expected true-unit counts per class such as "
+        "ca_helix/ca_sheet, n_ca_helix/n_ca_sheet or vox_true_helix/vox_true_sheet"
+    )
+
+
+def read_per_case(path: str | os.PathLike) -> pd.DataFrame:
+    """A per-case table (TSV, '#' comment lines, NA for undefined F1)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such per-case table")
+    df = pd.read_csv(path, sep="\t", comment="#", na_values=["NA", "N/A", "nan", ""], keep_default_na=True)
+    if df.empty:
+        raise ValueError(f"{path}: the per-case table has no rows")
+    return df
+
+
+def aggregate(
+    df: pd.DataFrame,
+    weights: dict[str, str] | None = None,
+    n_boot: int = 0,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Weighted Table-1 rows from a wide per-case table.
+
+    Every numeric column ``{name}_helix`` / ``{name}_sheet`` that is not a weight
+    column is one F1 series (``CE_helix``, ``FL_DL_residue_sheet``...). ``weights``
+    maps class -> column of true-unit counts (detected when omitted). Returns one
+    row per series name: helix, sheet, mean of the two, cases counted, and the
+    bootstrap interval when ``n_boot`` > 0. Values keep the input's unit.
+    """
+    wcols = weights or _detect_weight_columns(df)
+    for c in wcols.values():
+        if c not in df.columns:
+            raise ValueError(f"weight column {c!r} is not in the table (columns: {', '.join(df.columns)})")
+    skip = set(wcols.values())
+    names: list[str] = []
+    for c in df.columns:
+        m = re.fullmatch(r"(.+)_(helix|sheet)", str(c))
+        if not m or c in skip or not pd.api.types.is_numeric_dtype(df[c]):
+            continue
+        if m.group(1) in _COUNT_NAMES or re.search(r"(^|_)(tp|fp|fn|true|n|count|ca)$", m.group(1)):
+            continue
+        if m.group(1) not in names:
+            names.append(m.group(1))
+    if not names:
+        raise ValueError("no F1 columns named {loss}_helix / {loss}_sheet in the table")
+    rows = []
+    for name in names:
+        row: dict[str, Any] = {"name": name}
+        use = wcols if weights else _weights_for(df, name, wcols)
+        row["weights"] = "/".join(use[c] for c in CLASSES)
+        for cls, wcol in use.items():
+            col = f"{name}_{cls}"
+            if col not in df.columns:
+                row[cls] = math.nan
+                continue
+            f = df[col].to_numpy(float)
+            w = df[wcol].to_numpy(float)
+            row[cls] = weighted_mean(f, w)
+            row[f"n_{cls}"] = int((np.isfinite(f) & (w > 0)).sum())
+            if n_boot > 0:
+                row[f"{cls}_lo"], row[f"{cls}_hi"] = bootstrap_ci(f, w, n_boot, level, seed)
+        row["mean"] = (row["helix"] + row["sheet"]) / 2.0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def _loss_params(meta: dict[str, Any]) -> dict[str, Any]:
+    """Loss name, gamma, setting and best validation figure from checkpoint metadata."""
+    loss = meta.get("loss")
+    params: dict[str, Any] = {}
+    if isinstance(loss, dict):
+        params.update(loss.get("params", {}) if isinstance(loss.get("params"), dict) else {})
+        params.update({k: v for k, v in loss.items() if k != "params"})
+        name = loss.get("name")
+    else:
+        name = loss
+    gamma = params.get("gamma", meta.get("gamma"))
+    best = meta.get("best_val", math.nan)
+    if isinstance(best, dict):
+        best = best.get("val_mean", math.nan)
+    return {
+        "loss_name": name,
+        "gamma": gamma if gamma is not None else math.nan,
+        "setting": meta.get("setting", ""),
+        "best_val": best,
+    }
+
+
+def load_pair_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "arrays.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: pair arrays missing; rerun the dataset stage")
+    with np.load(path) as z:
+        need = ("density", "labels", "centre", "ca_xyz", "ca_class", "ca_in_centre", "origin_xyz", "voxel_size")
+        missing = [k for k in need if k not in z.files]
+        if missing:
+            raise ValueError(f"{path}: arrays missing {', '.join(missing)}; rerun the dataset stage")
+        return {k: z[k] for k in z.files}
+
+
+def predict_labels(model: Any, density: np.ndarray, device: Any = "cpu") -> np.ndarray:
+    """Argmax labels (uint8 [z, y, x]) of the network on a normalised density box."""
+    from cryosse.infer import predict_probabilities
+
+    prob = predict_probabilities(model, density, device)
+    return np.argmax(prob, axis=0).astype(np.uint8)
+
+
+def write_prediction(path: str | os.PathLike, pred: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
+    """Store the centre box of the predicted labels as MRC in the pair's frame (overlays the input)."""
+    from cryosse.geometry import MapGeometry, write_map
+
+    centre = [int(v) for v in np.asarray(arrays["centre"]).ravel()]
+    sl = centre_slices(centre)
+    vs = float(np.asarray(arrays["voxel_size"]))
+    origin = np.asarray(arrays["origin_xyz"], float) + vs * np.array([centre[4], centre[2], centre[0]])
+    data = pred[sl]
+    geom = MapGeometry(tuple(int(s) for s in data.shape), (vs, vs, vs), tuple(float(v) for v in origin))  # type: ignore[arg-type]
+    write_map(path, data, geom, dtype=np.int8)
+
+
+PER_CASE_FIRST = [
+    "pair_id", "split", "loss", "setting", "gamma", "best_val", "status", "reason",
+    "emdb_id", "pdb_id", "chain", "resolution", "bin", "n_ca_helix", "n_ca_sheet", "n_ca_other",
+]
+
+
+def evaluate_split(
+    checkpoint: str | os.PathLike,
+    split_tsv: str | os.PathLike,
+    dataset_tsv: str | os.PathLike,
+    out_tsv: str | os.PathLike,
+    pred_dir: str | os.PathLike,
+    split: str | int = "0",
+    role: str = "test",
+    radius: float = 3.0,
+    ties: str = "background",
+    device: str = "auto",
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Predict every ``role`` case of a split with one checkpoint; write per-case scores.
+
+    One unreadable pair is recorded (status ``failed`` and its reason) and the
+    others go on; the run fails only when no case could be scored.
+    """
+    import torch
+
+    from cryosse.infer import pick_device
+    from cryosse.model import load_checkpoint
+
+    torch.set_num_threads(max(1, int(threads)))
+    dev = pick_device(device)
+    model, meta = load_checkpoint(checkpoint, map_location=dev)
+    info = _loss_params(meta)
+    sp = pd.read_csv(split_tsv, sep="\t", dtype=str)
+    for col in ("pair_id", "role"):
+        if col not in sp.columns:
+            raise ValueError(f"{split_tsv}: column {col!r} missing (have {', '.join(sp.columns)})")
+    ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str, "emdb_id": str, "pdb_id": str, "chain": str})
+    if "pair_id" not in ds.columns or "path" not in ds.columns:
+        raise ValueError(f"{dataset_tsv}: columns pair_id and path are required")
+    ds = ds.set_index("pair_id", drop=False)
+    cases = sorted(sp.loc[sp["role"] == role, "pair_id"])
+    if not cases:
+        raise ValueError(f"{split_tsv}: no {role} cases")
+    if "split" in meta and str(meta["split"]) != str(split):
+        raise ValueError(f"{checkpoint}: trained on split {meta['split']}, but split {split} is being evaluated")
+    leaked = sorted(set(cases) & set(meta.get("train_pairs", []) or []))
+    if leaked:
+        raise ValueError(f"{checkpoint}: {len(leaked)} {role} case(s) of {split_tsv} were training pairs of this "
+                         f"model ({', '.join(leaked[:5])}); the split table and the model do not belong together")
+    pred_dir = Path(pred_dir)
+    pred_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for pid in cases:
+        row: dict[str, Any] = {"pair_id": pid, "split": str(split), "loss": info["loss_name"] or "",
+                               "setting": info["setting"], "gamma": info["gamma"], "best_val": info["best_val"]}
+        meta_row = ds.loc[pid] if pid in ds.index else None
+        if meta_row is not None:
+            for c in PER_CASE_FIRST[8:]:
+                if c in ds.columns:
+                    row[c] = meta_row[c]
+        try:
+            if meta_row is None:
+                raise ValueError(f"{pid}: not in {dataset_tsv}")
+            arrays = load_pair_arrays(Path(str(meta_row["path"])))
+            pred = predict_labels(model, arrays["density"], dev)
+            row.update(score_case(pred, arrays, radius=radius, ties=ties))
+            write_prediction(pred_dir / f"{pid}.mrc", pred, arrays)
+            row["status"], row["reason"] = "ok", ""
+        except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
+            log.error("%s: evaluation failed: %s", pid, exc)
+            row["status"], row["reason"] = "failed", str(exc)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if not (df["status"] == "ok").any():
+        raise RuntimeError(f"{checkpoint}: no {role} case of {split_tsv} could be evaluated: "
+                           + "; ".join(df["reason"].astype(str)))
+    cols = [c for c in PER_CASE_FIRST if c in df.columns] + [c for c in df.columns if c not in PER_CASE_FIRST]
+    df = df[cols]
+    write_tsv(out_tsv, df, na_rep="NA")
+    return df
+
+
+def read_eval_results(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """Concatenate per-case tables (one per split and loss); only rows with status ok."""
+    frames = []
+    for p in paths:
+        df = pd.read_csv(p, sep="\t", dtype={"pair_id": str, "split": str, "chain": str, "pdb_id": str,
+                                               "emdb_id": str, "loss": str, "setting": str},
+                         na_values=["NA"], keep_default_na=False)
+        if "loss" not in df.columns or df["loss"].isna().all() or (df["loss"] == "").all():
+            df["loss"] = Path(p).parent.name
+        df["loss"] = df["loss"].replace("", Path(p).parent.name)
+        frames.append(df)
+    if not frames:
+        raise ValueError("no per-case tables given")
+    out = pd.concat(frames, ignore_index=True)
+    if "status" in out.columns:
+        out = out[out["status"] == "ok"]
+    return out.reset_index(drop=True)
+
+
+def loss_order(names: Iterable[str]) -> list[str]:
+    names = list(dict.fromkeys(names))
+    known = [n for n in LOSS_ORDER if n in names]
+    return known + sorted(n for n in names if n not in LOSS_ORDER)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cmd_aggregate(args: Any) -> int:
+    df = read_per_case(args.per_case)
+    weights = None
+    if args.weight_helix or args.weight_sheet:
+        if not (args.weight_helix and args.weight_sheet):
+            raise ValueError("give both --weight-helix and --weight-sheet")
+        weights = {"helix": args.weight_helix, "sheet": args.weight_sheet}
+    res = aggregate(df, weights=weights, n_boot=args.bootstrap, level=args.ci, seed=args.seed)
+    percent = args.percent
+    if percent is None:  # F1 in percent when any average exceeds 1
+        vals = res[["helix", "sheet"]].to_numpy(float)
+        percent = bool(np.isfinite(vals).any() and np.nanmax(vals) > 1.0)
+    print(f"# {args.per_case}: {len(df)} cases; each F1 weighted by the true units in the column named under 'weights'")
+    cols = ["name", "helix", "sheet", "mean"] + [c for c in res.columns if c.endswith(("_lo", "_hi"))] + ["weights"]
+    if args.format == "tsv":
+        res[cols].to_csv(sys.stdout, sep="\t", index=False, float_format="%.1f" if percent else "%.4f",
+                         na_rep="NA")
+    else:
+        fmt = "{:.1f}" if percent else "{:.3f}"
+        print("\t".join(cols))
+        for _, r in res.iterrows():
+            vals = [("NA" if not np.isfinite(r[c]) else fmt.format(r[c])) for c in cols[1:-1]]
+            print("\t".join([r["name"], *vals, r["weights"]]))
+    return 0
+
+
+def _cmd_evaluate(args: Any) -> int:
+    df = evaluate_split(args.checkpoint, args.split_tsv, args.dataset, args.out, args.pred_dir,
+                        split=args.split, role=args.role, radius=args.radius, ties=args.ties,
+                        device=args.device, threads=args.threads)
+    ok = df[df["status"] == "ok"]
+    print(f"{len(ok)} of {len(df)} cases scored; weighted voxel F1 "
+          f"helix {weighted_mean(ok['f1_helix'], ok['vox_true_helix']):.3f} "
+          f"sheet {weighted_mean(ok['f1_sheet'], ok['vox_true_sheet']):.3f}")
+    return 0
+
+
+def add_cli(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "aggregate",
+        help="weighted Table-1 row(s) from a per-case F1 table",
+        description="Weight per-case F1 by the true units of each class (cases with NA weigh 0) and print "
+        "one row per loss: helix, sheet, mean. Columns: a case id, true-unit counts per class "
+        "(e.g. ca_helix, ca_sheet) and F1 columns {loss}_helix / {loss}_sheet.",
+    )
+    p.add_argument("per_case", help="TSV with one row per case ('#' lines are comments, NA = undefined)")
+    p.add_argument("--weight-helix", help="column of true helix units (detected when omitted)")
+    p.add_argument("--weight-sheet", help="column of true sheet units (detected when omitted)")
+    p.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples for an interval (0 = none)")
+    p.add_argument("--ci", type=float, default=0.95, help="confidence level of the interval")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--percent", action=argparse.BooleanOptionalAction, default=None,
+                   help="print with one decimal (F1 in percent); detected from the values when omitted")
+    p.add_argument("--format", choices=["text", "tsv"], default="text")
+    p.set_defaults(func=_cmd_aggregate)
+
+    e = subparsers.add_parser("evaluate", help="predict and score the test cases of one split with one checkpoint")
+    e.add_argument("checkpoint")
+    e.add_argument("split_tsv", help="results/splits/split_{k}.tsv")
+    e.add_argument("--dataset", required=True, help="results/dataset/dataset.tsv")
+    e.add_argument("--out", required=True, help="per-case TSV to write")
+    e.add_argument("--pred-dir", required=True, help="folder for predicted label maps (MRC)")
+    e.add_argument("--split", default="0")
+    e.add_argument("--role", default="test", choices=["train", "val", "test"])
+    e.add_argument("--radius", type=float, default=3.0, help="A around each CA for the residue vote")
+    e.add_argument("--ties", choices=TIE_RULES, default="background")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--threads", type=int, default=1)
+    e.set_defaults(func=_cmd_evaluate)
+
+

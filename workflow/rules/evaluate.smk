@@ -1,3 +1,39 @@
-# evaluate stage: rules are being written.
-def evaluate_targets():
-    return []
+# evaluate stage (SPEC 10): predict every test case of a split with each loss's
+# selected model; per-case voxel and residue F1; predicted label maps (MRC).
+# (Target helpers are lambdas: `snakemake --lint` flags `def` beside rules.)
+
+EVAL_SPLITS = [str(k) for k in config["train"]["splits"]]
+EVAL_LOSSES = list(config["train"]["losses"])
+
+evaluate_targets = lambda: [
+    RESULTS / "eval" / s / loss / "per_case.tsv"
+    for s in EVAL_SPLITS
+    for loss in EVAL_LOSSES
+]
+
+
+rule evaluate:
+    input:
+        model=RESULTS / "models" / "{split}" / "{loss}.pt",
+        split=RESULTS / "splits" / "split_{split}.tsv",
+        dataset=RESULTS / "dataset" / "dataset.tsv",
+    output:
+        per_case=RESULTS / "eval" / "{split}" / "{loss}" / "per_case.tsv",
+        pred=directory(RESULTS / "eval" / "{split}" / "{loss}" / "pred"),
+    log:
+        LOGS / "evaluate" / "{split}" / "{loss}.log",
+    wildcard_constraints:
+        split=r"\d+",
+        loss="|".join(["CE", "FL", "DL", "CE_DL", "FL_DL"]),
+    conda:
+        "../../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        radius=config["evaluate"]["residue_radius"],
+        ties=config["evaluate"]["residue_ties"],
+        device=config["evaluate"]["device"],
+    script:
+        "../../scripts/evaluate_split.py"

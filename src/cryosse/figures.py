@@ -1,0 +1,240 @@
+"""Figures from stored results (matplotlib, Agg; every figure as PNG and PDF).
+
+Focal-loss curves (the paper's Figure 4), weighted F1 per loss and class with
+bootstrap intervals, per-case F1 of each loss against CE, F1 against
+resolution, training curves of the chosen settings, and map / truth /
+prediction slices for a few test cases. Nothing here trains or predicts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from cryosse.evaluate import bootstrap_ci, centre_slices, loss_order, read_eval_results, weighted_mean  # noqa: E402
+from cryosse.io import atomic_path  # noqa: E402
+
+CLASSES = ("helix", "sheet")
+COLOURS = {"CE": "#4c72b0", "FL": "#dd8452", "DL": "#55a868", "CE_DL": "#c44e52", "FL_DL": "#8172b3"}
+FIGURES = ("focal_loss", "f1_by_loss", "per_case_vs_ce", "f1_vs_resolution", "training_curves", "slices")
+
+
+def save(fig: plt.Figure, stem: str | os.PathLike) -> list[Path]:
+    """Write ``stem``.png and ``stem``.pdf atomically; close the figure."""
+    stem = Path(stem)
+    out = []
+    for ext in (".png", ".pdf"):
+        path = stem.with_suffix(ext)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext[1:], dpi=150, bbox_inches="tight", metadata=_meta(ext))
+        out.append(path)
+    plt.close(fig)
+    return out
+
+
+def _meta(ext: str) -> dict:
+    # Stable bytes for equal input: no creation date in the files.
+    return {"CreationDate": None} if ext == ".pdf" else {"Software": None}
+
+
+def focal_loss_figure(gammas: Sequence[float]) -> plt.Figure:
+    """FL = -(1 - p_t)^gamma log p_t against p_t for gamma 0 (= CE) and the gammas used."""
+    p = np.linspace(0.005, 1.0, 400)
+    fig, ax = plt.subplots(figsize=(4.5, 3.5), layout="constrained")
+    for g in sorted({0.0, *(float(x) for x in gammas)}):
+        ax.plot(p, -((1 - p) ** g) * np.log(p), label=f"γ = {g:g}" + (" (CE)" if g == 0 else ""))
+    ax.set_xlabel("probability of the true class $p_t$")
+    ax.set_ylabel("loss")
+    ax.set_ylim(0, 5)
+    ax.set_xlim(0, 1)
+    ax.legend(frameon=False)
+    ax.set_title("Focal loss for the γ values used")
+    return fig
+
+
+def f1_bar_figure(main: pd.DataFrame, n_boot: int, level: float, seed: int) -> plt.Figure:
+    losses = loss_order(main["loss"])
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5), layout="constrained", sharey=True)
+    for ax, lev in zip(axes, ("voxel", "residue"), strict=True):
+        x = np.arange(len(losses))
+        for j, cls in enumerate(CLASSES):
+            vals, err = [], [[], []]
+            for loss in losses:
+                d = main[main["loss"] == loss]
+                f = d[f"f1_{cls}" if lev == "voxel" else f"res_f1_{cls}"].to_numpy(float)
+                w = d[f"vox_true_{cls}" if lev == "voxel" else f"res_true_{cls}"].to_numpy(float)
+                m = weighted_mean(f, w)
+                lo, hi = bootstrap_ci(f, w, n_boot, level, seed)
+                vals.append(100 * m)
+                err[0].append(100 * (m - lo) if math.isfinite(lo) else 0)
+                err[1].append(100 * (hi - m) if math.isfinite(hi) else 0)
+            ax.bar(x + (j - 0.5) * 0.38, vals, 0.38, yerr=err, capsize=3, label=cls,
+                   color=("#4c72b0", "#c44e52")[j])
+        ax.set_xticks(x, losses)
+        ax.set_title(f"{lev} level")
+        ax.set_ylim(0, 100)
+    axes[0].set_ylabel(f"weighted F1 (%), {round(level * 100)}% CI")
+    axes[0].legend(frameon=False)
+    return fig
+
+
+def per_case_figure(main: pd.DataFrame) -> plt.Figure:
+    losses = [x for x in loss_order(main["loss"]) if x != "CE"]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4), layout="constrained")
+    ce = main[main["loss"] == "CE"].set_index("pair_id")
+    for ax, cls in zip(axes, CLASSES, strict=True):
+        for loss in losses:
+            d = main[main["loss"] == loss].set_index("pair_id")
+            common = d.index.intersection(ce.index)
+            ax.scatter(100 * ce.loc[common, f"f1_{cls}"].astype(float), 100 * d.loc[common, f"f1_{cls}"].astype(float),
+                       s=14, label=loss, color=COLOURS.get(loss), alpha=0.8)
+        ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls="--")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 100)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"CE {cls} F1 (%)")
+        ax.set_ylabel(f"other loss {cls} F1 (%)")
+        ax.set_title(f"{cls}: per test case")
+    if losses and "CE" in set(main["loss"]):
+        axes[1].legend(frameon=False, fontsize=8)
+    else:
+        axes[0].text(50, 50, "no CE results to compare against", ha="center")
+    return fig
+
+
+def resolution_figure(main: pd.DataFrame) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5), layout="constrained", sharey=True)
+    for ax, cls in zip(axes, CLASSES, strict=True):
+        for loss in loss_order(main["loss"]):
+            d = main[main["loss"] == loss]
+            ax.scatter(d["resolution"].astype(float), 100 * d[f"f1_{cls}"].astype(float), s=14, label=loss,
+                       color=COLOURS.get(loss), alpha=0.8)
+        ax.set_xlabel("map resolution (Å)")
+        ax.set_title(cls)
+    axes[0].set_ylabel("voxel F1 (%)")
+    axes[0].set_ylim(0, 100)
+    axes[1].legend(frameon=False, fontsize=8)
+    return fig
+
+
+def chosen_histories(selection_tsv: str | os.PathLike | None) -> dict[str, Path]:
+    """loss -> history.tsv of its chosen setting, from ``results/train/{split}/selection.tsv``."""
+    if not selection_tsv or not Path(selection_tsv).exists():
+        return {}
+    sel = pd.read_csv(selection_tsv, sep="\t", dtype={"setting": str, "loss": str, "split": str})
+    if "chosen" in sel.columns:
+        sel = sel[sel["chosen"].astype(str).str.lower().isin(["true", "1", "yes"])]
+    base = Path(selection_tsv).parent
+    out = {}
+    for _, r in sel.iterrows():
+        p = base / str(r["loss"]) / str(r["setting"]) / "history.tsv"
+        if p.exists():
+            out[str(r["loss"])] = p
+    return out
+
+
+def training_figure(histories: dict[str, Path]) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5), layout="constrained")
+    if not histories:
+        for ax in axes:
+            ax.text(0.5, 0.5, "no training history found", ha="center", transform=ax.transAxes)
+        return fig
+    for loss in loss_order(histories):
+        h = pd.read_csv(histories[loss], sep="\t")
+        x = h["epoch"] if "epoch" in h.columns else np.arange(1, len(h) + 1)
+        num = [c for c in h.columns if c != "epoch" and pd.api.types.is_numeric_dtype(h[c])]
+        losscols = [c for c in num if "loss" in c.lower()]
+        valcols = [c for c in num if c not in losscols and c.lower().startswith("val")]
+        valcols.sort(key=lambda c: c != "val_mean")  # the selection figure first
+        for c in losscols:
+            axes[0].plot(x, h[c], color=COLOURS.get(loss), ls="-" if "train" in c else "--", label=f"{loss} {c}")
+        for c in valcols[:1]:
+            axes[1].plot(x, h[c], color=COLOURS.get(loss), label=f"{loss} {c}")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("loss")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("validation figure")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def slices_figure(main: pd.DataFrame, eval_dir: str | os.PathLike, n_cases: int, dataset_paths: dict[str, str],
+                  split: str = "0") -> plt.Figure:
+    """A z slice of the centre box (most true helix + sheet voxels): density, truth, each loss's prediction."""
+    from matplotlib.colors import ListedColormap
+
+    from cryosse.geometry import read_map
+
+    cmap = ListedColormap(["white", "#e8b000", "#00a0c0"])  # background, helix (yellow), sheet (cyan)
+    losses = loss_order(main["loss"])
+    first = main.drop_duplicates("pair_id")
+    order = first.sort_values(["vox_true_sheet", "pair_id"], ascending=[False, True])["pair_id"].tolist()
+    cases = [c for c in order if c in dataset_paths][:n_cases]
+    ncol = 2 + len(losses)
+    fig, axes = plt.subplots(max(1, len(cases)), ncol, figsize=(1.8 * ncol, 1.9 * max(1, len(cases))),
+                             layout="constrained", squeeze=False)
+    if not cases:
+        axes[0, 0].text(0.5, 0.5, "no case to show", ha="center", transform=axes[0, 0].transAxes)
+    for i, pid in enumerate(cases):
+        with np.load(Path(dataset_paths[pid]) / "arrays.npz") as z:
+            sl = centre_slices(z["centre"])
+            dens, lab = z["density"][sl], z["labels"][sl]
+        k = int(np.argmax((lab > 0).sum(axis=(1, 2))))  # the slice with most helix + sheet voxels
+        panels = [("map", dens[k], "gray"), ("truth", lab[k], cmap)]
+        for loss in losses:
+            p = Path(eval_dir) / split / loss / "pred" / f"{pid}.mrc"
+            data = np.asarray(read_map(p).data) if p.exists() else np.zeros_like(lab)
+            panels.append((loss, data[k] if data.shape == lab.shape else np.zeros_like(lab[k]), cmap))
+        for j, (name, img, cm) in enumerate(panels):
+            ax = axes[i, j]
+            kw = {"vmin": 0, "vmax": 2, "interpolation": "nearest"} if name != "map" else {}
+            ax.imshow(img, cmap=cm, origin="lower", **kw)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(pid, fontsize=7)
+    return fig
+
+
+def build_figures(
+    per_case: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    gammas: Sequence[float],
+    eval_dir: str | os.PathLike,
+    dataset_tsv: str | os.PathLike,
+    selection_tsv: str | os.PathLike | None = None,
+    main_split: str = "0",
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 42,
+    n_slices: int = 3,
+) -> list[Path]:
+    """Write every figure (PNG + PDF) from stored results; returns the files written."""
+    out = Path(out_dir)
+    allres = read_eval_results(per_case)
+    main = allres[allres["split"].astype(str) == str(main_split)]
+    if main.empty:
+        raise ValueError(f"no evaluated case for the main split {main_split}")
+    ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str, "path": str})
+    paths = dict(zip(ds["pair_id"], ds["path"], strict=True))
+    written: list[Path] = []
+    written += save(focal_loss_figure(gammas), out / "focal_loss")
+    written += save(f1_bar_figure(main, n_boot, level, seed), out / "f1_by_loss")
+    written += save(per_case_figure(main), out / "per_case_vs_ce")
+    written += save(resolution_figure(main), out / "f1_vs_resolution")
+    written += save(training_figure(chosen_histories(selection_tsv)), out / "training_curves")
+    written += save(slices_figure(main, eval_dir, n_slices, paths, str(main_split)), out / "slices")
+    return written

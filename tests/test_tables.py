@@ -1,0 +1,190 @@
+"""Tables and figures from stored per-case results; the paper's test cases side by side;
+`snakemake tables --forcerun tables` retrains and re-predicts nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryosse import evaluate as ev
+from cryosse import tables as tb
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_evaluate import make_project  # noqa: E402
+
+PAIRS = ["1657_4V5H_AE", "6452_3JBO_Ae", "8130_5J4Z_B"]
+
+
+def synthetic_per_case(tmp: Path, split: str, loss: str, f1s: dict[str, tuple[float, float]], seed: int = 0) -> Path:
+    """A per-case table as the evaluate rule writes it, with chosen F1 values."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, (pid, (fh, fs)) in enumerate(f1s.items()):
+        emdb, pdb, chain = pid.split("_", 2)
+        vh, vs = 100 + 50 * i, (0 if math.isnan(fs) else 40 + 10 * i)
+        rows.append({
+            "pair_id": pid, "split": split, "loss": loss, "setting": "lr0.001", "gamma": 2.0 if "FL" in loss else math.nan,
+            "status": "ok", "reason": "", "emdb_id": f"EMD-{emdb}", "pdb_id": pdb, "chain": chain,
+            "resolution": 5.5 + i, "bin": 1 + i % 3, "n_ca_helix": 20 + i, "n_ca_sheet": 10 + i, "n_ca_other": 30,
+            "f1_helix": fh, "f1_sheet": fs, "vox_true_helix": vh, "vox_true_sheet": vs,
+            "res_f1_helix": min(1.0, fh + 0.1), "res_f1_sheet": fs, "res_true_helix": 20 + i,
+            "res_true_sheet": 0 if math.isnan(fs) else 10 + i, "vox_tp_helix": int(rng.integers(0, 9)),
+        })
+    path = tmp / "results" / "eval" / split / loss / "per_case.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False, na_rep="NA")
+    return path
+
+
+def test_tables_from_stored_results(tmp_path):
+    f1 = {"CE": {PAIRS[0]: (0.5, 0.2), PAIRS[1]: (0.7, math.nan), PAIRS[2]: (0.6, 0.4)},
+          "FL_DL": {PAIRS[0]: (0.6, 0.5), PAIRS[1]: (0.8, math.nan), PAIRS[2]: (0.5, 0.6)},
+          "FL": {PAIRS[0]: (0.55, 0.3), PAIRS[1]: (0.75, math.nan), PAIRS[2]: (0.6, 0.45)}}
+    paths = [synthetic_per_case(tmp_path, s, loss, v, seed=int(s)) for s in ("0", "1") for loss, v in f1.items()]
+    out = tmp_path / "tables"
+    written = tb.build_tables(paths, out, main_split="0", paper_columns=True, n_boot=100, seed=1)
+    for stem in ("table1", "table2", "tableS1", "stats", "breakdown"):
+        for ext in ("tsv", "md", "tex", "html"):
+            assert (out / f"{stem}.{ext}") in written and (out / f"{stem}.{ext}").stat().st_size > 0
+    t1 = pd.read_csv(out / "table1.tsv", sep="\t")
+    assert list(t1["loss"]) == ["CE", "FL", "FL_DL"]  # the paper's row order
+    ce = t1.set_index("loss").loc["CE"]
+    assert ce["f1_helix"] == pytest.approx((0.5 * 100 + 0.7 * 150 + 0.6 * 200) / 450)
+    assert ce["f1_sheet"] == pytest.approx((0.2 * 40 + 0.4 * 60) / 100)  # the NA case weighs 0
+    assert math.isnan(ce["gamma"]) and t1.set_index("loss").at["FL", "gamma"] == 2
+    assert t1.set_index("loss").at["FL_DL", "paper_f1_sheet"] == pytest.approx(0.487)
+    md = (out / "table1.md").read_text()
+    assert "| Loss function |" in md and "48.7" in md
+    tex = (out / "table1.tex").read_text()
+    assert "FL\\_DL" in tex and "\\begin{tabular}" in tex
+    t2 = pd.read_csv(out / "table2.tsv", sep="\t", keep_default_na=False, na_values=["NA"])
+    assert list(t2["pair_id"]) == sorted(PAIRS) + ["Weighted Average"]  # chain ids kept as they are
+    assert t2.iloc[-1]["n_ca_helix"] == 20 + 21 + 22
+    assert t2.iloc[-1]["CE_sheet"] == pytest.approx(ce["f1_sheet"])
+    assert "FL_DL_residue_helix" in t2.columns
+    assert "6452_3JBO_Ae (6.5)" in (out / "table2.md").read_text()
+    s1 = pd.read_csv(out / "tableS1.tsv", sep="\t").set_index("loss")
+    assert s1.at["CE", "split0_helix"] == pytest.approx(ce["f1_helix"])
+    assert s1.at["CE", "sd_helix"] == pytest.approx(0.0)
+    st = pd.read_csv(out / "stats.tsv", sep="\t")
+    v = st[(st["level"] == "voxel") & (st["class"] == "helix") & (st["loss"] == "FL_DL")].iloc[0]
+    assert v["ci_lo"] <= v["f1"] <= v["ci_hi"] and v["vs_ce_n"] == 3
+    br = pd.read_csv(out / "breakdown.tsv", sep="\t")
+    assert set(br["by"]) == {"resolution", "quality bin"}
+    assert br[br["by"] == "resolution"]["n_cases"].sum() == 3 * 3
+
+
+def test_paper_run_side_by_side_and_fidelity(tmp_path, root):
+    """A run on two of the paper's cases: Table 2 beside the paper's and the fidelity table, two rows each."""
+    two = {"1657_4V5H_AE": (0.6, 0.5), "6452_3JBO_Ae": (0.7, 0.3)}
+    paths = [synthetic_per_case(tmp_path, "0", loss, two) for loss in ("CE", "FL", "DL", "FL_DL")]
+    pc = tmp_path / "paper_cases.tsv"
+    pc.write_text("case_id\tstatus\treason\n1657_4V5H_AE\tused\t\n0090_6GYK_M\tunavailable\tentry not in mirror\n")
+    out = tmp_path / "tables"
+    tb.build_tables(paths, out, paper_cases=root / "config/paper_test_cases.tsv", paper_split_cases=pc, n_boot=0)
+    side = pd.read_csv(out / "table2_paper.tsv", sep="\t", keep_default_na=False, na_values=["NA"])
+    assert list(side["pair_id"]) == ["1657_4V5H_AE", "6452_3JBO_Ae", "Weighted Average"]
+    r = side.set_index("pair_id").loc["1657_4V5H_AE"]
+    assert r["paper_CE_helix"] == pytest.approx(0.581) and r["paper_ca_helix"] == 158
+    assert r["CE_helix"] == pytest.approx(0.6)
+    assert r["paper_FL_DL_residue_sheet"] == pytest.approx(0.596)
+    bottom = side.iloc[-1]
+    assert bottom["paper_CE_helix"] == pytest.approx((0.581 * 158 + 0.544 * 162) / (158 + 162))
+    fid = pd.read_csv(out / "fidelity.tsv", sep="\t", keep_default_na=False, na_values=["NA"])
+    assert list(fid["pair_id"]) == ["1657_4V5H_AE", "6452_3JBO_Ae", "Median relative difference"]
+    f = fid.set_index("pair_id")
+    assert f.at["1657_4V5H_AE", "reldiff_helix"] == pytest.approx((20 - 158) / 158)
+    assert f.at["Median relative difference", "reldiff_helix"] == pytest.approx(
+        np.median([(20 - 158) / 158, (21 - 162) / 162]))
+    assert "Median relative difference" in (out / "fidelity.md").read_text()
+    un = pd.read_csv(out / "paper_unavailable.tsv", sep="\t")
+    assert list(un["case_id"]) == ["0090_6GYK_M"]
+
+
+def test_figures_from_stored_results(tmp_path):
+    from cryosse.figures import build_figures
+
+    proj = make_project(tmp_path, PAIRS[:2], losses=("CE", "FL_DL"))
+    paths = []
+    for loss in ("CE", "FL_DL"):
+        d = tmp_path / "results/eval/0" / loss
+        ev.evaluate_split(proj["models"][loss], proj["split"], proj["dataset"], d / "per_case.tsv", d / "pred",
+                          device="cpu")
+        paths.append(d / "per_case.tsv")
+    sel = tmp_path / "results/train/0/selection.tsv"
+    hist = tmp_path / "results/train/0/CE/lr0.001/history.tsv"
+    hist.parent.mkdir(parents=True)
+    pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.8], "val_mean": [0.2, 0.3]}).to_csv(hist, sep="\t", index=False)
+    pd.DataFrame({"split": [0], "loss": ["CE"], "setting": ["lr0.001"], "chosen": [True]}).to_csv(sel, sep="\t",
+                                                                                                  index=False)
+    out = tmp_path / "figures"
+    written = build_figures(paths, out, [1, 2, 5, 8], tmp_path / "results/eval", proj["dataset"], sel, n_boot=50,
+                            n_slices=2)
+    names = {p.name for p in written}
+    for stem in ("focal_loss", "f1_by_loss", "per_case_vs_ce", "f1_vs_resolution", "training_curves", "slices"):
+        assert {f"{stem}.png", f"{stem}.pdf"} <= names
+        assert (out / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def _digest(folder: Path) -> dict[str, tuple[float, str]]:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_snakemake_tables_forcerun_touches_no_training_output(tmp_path, root):
+    """In a copy of the workflow with stored results, rebuilding the tables and figures
+    leaves every training and evaluation output as it was (mtimes and checksums)."""
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    for name in ("Snakefile", "workflow", "scripts", "config", "src", "envs"):
+        src = root / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, wf / name)
+    proj = make_project(wf, PAIRS[:2], losses=("CE", "FL_DL"))
+    for loss in ("CE", "FL_DL"):
+        d = wf / "results/eval/0" / loss
+        ev.evaluate_split(proj["models"][loss], proj["split"], proj["dataset"], d / "per_case.tsv", d / "pred",
+                          device="cpu")
+        ck = wf / "results/train/0" / loss / "lr0.001" / "checkpoint.pt"
+        ck.parent.mkdir(parents=True)
+        shutil.copy2(proj["models"][loss], ck)
+        pd.DataFrame({"epoch": [1], "train_loss": [1.0], "val_mean": [0.2]}).to_csv(ck.parent / "history.tsv",
+                                                                                   sep="\t", index=False)
+    pd.DataFrame({"split": [0, 0], "loss": ["CE", "FL_DL"], "setting": ["lr0.001"] * 2, "chosen": [True] * 2}).to_csv(
+        wf / "results/train/0/selection.tsv", sep="\t", index=False)
+    (wf / "test.yaml").write_text(
+        "results: results\nlogs: logs\ntrain:\n  splits: [0]\n  losses: [CE, FL_DL]\n"
+        "evaluate:\n  bootstrap: 50\n  slice_cases: 1\n")
+    before = {k: _digest(wf / "results" / k) for k in ("train", "models", "eval", "dataset", "splits")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    snake = [sys.executable, "-m", "snakemake", "--snakefile", str(wf / "Snakefile"), "--directory", str(wf),
+             "--cores", "1", "--configfile", "config/demo.yaml", "test.yaml", "--allowed-rules", "tables", "figures"]
+    dry = subprocess.run(snake + ["-n", "--", "tables", "figures"], capture_output=True, text=True, env=env, cwd=wf)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    for target in ("tables", "figures"):
+        run = subprocess.run(snake + ["--forcerun", target, "--", target], capture_output=True, text=True, env=env,
+                             cwd=wf)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert (wf / "results/tables/table1.md").exists() and (wf / "results/figures/slices.png").exists()
+    first = (wf / "results/tables/table1.tsv").stat().st_mtime_ns
+    again = subprocess.run(snake + ["--forcerun", "tables", "--", "tables"], capture_output=True, text=True, env=env,
+                           cwd=wf)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (wf / "results/tables/table1.tsv").stat().st_mtime_ns > first  # really rebuilt
+    after = {k: _digest(wf / "results" / k) for k in before}
+    assert after == before
+    # The HTML report renders the tables and figures with their captions.
+    rep = subprocess.run(snake + ["--report", "report.html", "--", "tables", "figures"], capture_output=True,
+                         text=True, env=env, cwd=wf)
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    assert (wf / "report.html").stat().st_size > 10_000
