@@ -14,21 +14,16 @@ RESOURCES = Path(config.get("resources", "resources"))
 LOGS = Path(config.get("logs", "logs"))
 
 
-def read_entry_table(path):
-    """The explicit entry table (static DAG): emdb_id, pdb_id, optional chain, ..."""
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r.get("emdb_id", "").strip()]
-    seen = set()
-    for r in rows:
-        key = r["emdb_id"].strip()
-        if key in seen:
-            raise ValueError(f"{path}: entry {key} is listed twice")
-        seen.add(key)
-    return rows
+import sys
 
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from cryosse.acquire.records import read_entry_table
 
+# The explicit entry table (static DAG): emdb_id, optional pdb_id and chain
+# (comma-separated; an emdb_id may repeat, one chain per row); ids are checked
+# and merged by cryosse.acquire.records.read_entry_table.
 ENTRY_ROWS = read_entry_table(config["entries"])
-ENTRIES = [r["emdb_id"].strip() for r in ENTRY_ROWS]
+ENTRIES = [r["emdb_id"] for r in ENTRY_ROWS]
 
 
 def all_targets():

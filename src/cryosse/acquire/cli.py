@@ -1,5 +1,110 @@
-"""Placeholder: this stage's module is being written; it adds no subcommand yet."""
+"""``cryosse query-emdb | fetch | simulate | acquire-tables``: the acquire stage from the shell."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
 
 
-def add_cli(subparsers) -> None:  # noqa: ARG001
-    return None
+def _settings(args: argparse.Namespace, source: str | None = None):
+    from cryosse.acquire.stage import AcquireSettings
+
+    config: dict = {}
+    for path in args.config or []:
+        with open(path) as fh:
+            loaded = yaml.safe_load(fh) or {}
+        acq = {**(config.get("acquire") or {}), **(loaded.get("acquire") or {})}
+        config.update(loaded)
+        config["acquire"] = acq
+    if source or getattr(args, "source", None):
+        config["source"] = source or args.source
+    return config, AcquireSettings.from_config(config)
+
+
+def _query(args: argparse.Namespace) -> int:
+    from cryosse.acquire.emdb import search_entries, write_entry_table
+
+    _, s = _settings(args)
+    rows = search_entries(
+        s.emdb_api,
+        s.resolution_min,
+        s.resolution_max,
+        list(s.methods),
+        s.search_rows,
+        s.retries,
+        s.backoff_s,
+        s.timeout_s,
+    )
+    write_entry_table(args.output, rows)
+    print(
+        f"{len(rows)} entries at {s.resolution_min:g}-{s.resolution_max:g} A with a fitted model -> {args.output}"
+    )
+    return 0
+
+
+def _fetch(args: argparse.Namespace, source: str | None = None) -> int:
+    from cryosse.acquire.records import check_ids
+    from cryosse.acquire.stage import acquire_entry
+
+    config, s = _settings(args, source)
+    chains = [c for c in (args.chains or "").split(",") if c]
+    entry = {"emdb_id": args.entry.upper(), "pdb_id": (args.pdb or "").upper(), "chains": chains}
+    entry["problem"] = check_ids(entry["emdb_id"], entry["pdb_id"], chains)
+    out = (
+        Path(args.out_dir)
+        if args.out_dir
+        else Path(config.get("resources", "resources")) / "archive" / entry["emdb_id"]
+    )
+    rec = acquire_entry(entry, out, s)
+    print(
+        f"{rec['emdb_id']}: {rec['status']}{' (' + rec['reason'] + ')' if rec['reason'] else ''} -> {out / 'record.json'}"
+    )
+    return 0 if rec["status"] == "ok" else 3
+
+
+def _tables(args: argparse.Namespace) -> int:
+    from cryosse.acquire.stage import write_tables
+
+    out = Path(args.out_dir)
+    n_ok, n_rej = write_tables(args.records, out / "entries.tsv", out / "rejected.tsv", out / "manifest.tsv")
+    print(f"{n_ok} entries ok, {n_rej} rejected -> {out}")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    cfg_help = "config YAML file(s), later ones override (default: built-in defaults)"
+    p = subparsers.add_parser(
+        "query-emdb", help="search EMDB for 5-10 A maps with a fitted model; write an entry table"
+    )
+    p.add_argument("-c", "--config", action="append", help=cfg_help)
+    p.add_argument("-o", "--output", default="config/entries.tsv", help="entry table to write")
+    p.set_defaults(func=_query)
+
+    for name, source, hlp in (
+        ("fetch", None, "acquire one entry (source from the config or --source) and write its record.json"),
+        (
+            "simulate",
+            "simulate",
+            "simulate one entry's map from a bundled structure and write its record.json",
+        ),
+    ):
+        p = subparsers.add_parser(name, help=hlp)
+        p.add_argument("entry", help="EMDB id, e.g. EMD-1997")
+        p.add_argument("--pdb", help="fitted PDB id (default: the header's first fitted model)")
+        p.add_argument("--chains", help="chains of interest, comma-separated (default: all)")
+        p.add_argument("-c", "--config", action="append", help=cfg_help)
+        if source is None:
+            p.add_argument(
+                "--source", choices=["download", "local", "simulate"], help="override the config's source"
+            )
+        p.add_argument("-o", "--out-dir", help="entry folder (default: {resources}/archive/{entry})")
+        p.set_defaults(func=(lambda a, s=source: _fetch(a, s)))
+
+    p = subparsers.add_parser(
+        "acquire-tables", help="gather record.json files into entries/rejected/manifest tables"
+    )
+    p.add_argument("records", nargs="+", help="record.json files")
+    p.add_argument("-o", "--out-dir", default="results/acquire", help="folder of the three tables")
+    p.set_defaults(func=_tables)

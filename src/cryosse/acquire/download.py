@@ -1,0 +1,212 @@
+"""Downloads (and local-mirror copies) that either complete verified or leave nothing.
+
+``fetch_file`` streams a URL (or copies a mirror path) to a temporary file next
+to the destination, checks it (size against Content-Length, then a verifier
+such as ``verify_map``), and only then renames it into place. Transient
+failures (timeouts, connection errors, HTTP 5xx/429, a truncated body, a file
+that fails verification) are retried with exponential back-off; permanent ones
+(HTTP 404 and other 4xx, a missing mirror file) fail at once. Stale temporary
+files of a killed run are removed before a new attempt, and a destination that
+already exists and verifies is kept, so a rerun after a kill resumes where the
+killed run stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import http.client
+import logging
+import os
+import shutil
+import socket
+import time
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+from cryosse.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "cryosse-acquire/1"
+_CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A download that failed for good; ``reason`` is a short cause for the rejection table."""
+
+    def __init__(self, message: str, reason: str, permanent: bool = False):
+        super().__init__(message)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class VerifyError(ValueError):
+    """A downloaded file that is damaged (corrupt gzip, bad MRC header, mmCIF that does not parse)."""
+
+
+def is_remote(location: str) -> bool:
+    return location.startswith(("http://", "https://", "ftp://"))
+
+
+def _attempt(location: str, tmp: Path, timeout_s: float) -> None:
+    """One transfer of ``location`` into ``tmp``; raises DownloadError."""
+    if not is_remote(location):
+        src = Path(location.removeprefix("file://"))
+        if not src.is_file():
+            raise DownloadError(f"{src}: not found in the mirror", "not found in mirror", permanent=True)
+        shutil.copyfile(src, tmp)
+        return
+    req = urllib.request.Request(location, headers={"User-Agent": USER_AGENT})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp, open(tmp, "wb") as out:
+            expected = resp.headers.get("Content-Length")
+            n = 0
+            # read1: whatever has arrived (up to a chunk), so a stalled transfer shows on disk.
+            while block := resp.read1(_CHUNK):
+                out.write(block)
+                n += len(block)
+            if expected is not None and n != int(expected):
+                raise DownloadError(
+                    f"{location}: truncated body ({n} of {expected} bytes)", "truncated download"
+                )
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+        permanent = 400 <= code < 500 and code not in (408, 429)
+        reason = "HTTP 404 not found" if code == 404 else f"HTTP {code}"
+        raise DownloadError(f"{location}: {reason} ({exc.reason})", reason, permanent) from exc
+    except TimeoutError as exc:
+        raise DownloadError(f"{location}: timed out after {timeout_s:g} s", "timeout") from exc
+    except http.client.IncompleteRead as exc:
+        raise DownloadError(f"{location}: truncated body ({exc})", "truncated download") from exc
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, (TimeoutError, socket.timeout)):
+            raise DownloadError(f"{location}: timed out after {timeout_s:g} s", "timeout") from exc
+        raise DownloadError(f"{location}: {exc.reason}", f"connection failed ({exc.reason})") from exc
+    except (ConnectionError, http.client.HTTPException, OSError) as exc:
+        raise DownloadError(f"{location}: {exc}", f"connection failed ({type(exc).__name__})") from exc
+
+
+def _remove_stale(dest: Path) -> None:
+    for stale in dest.parent.glob(f".{dest.name}.*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+def fetch_file(
+    location: str,
+    dest: str | os.PathLike,
+    verify: Callable[[Path], None] | None = None,
+    retries: int = 4,
+    backoff_s: float = 2.0,
+    timeout_s: float = 120.0,
+    what: str = "",
+) -> Path:
+    """Fetch ``location`` (URL or mirror path) to ``dest``; verified before it exists.
+
+    An existing ``dest`` that passes ``verify`` is kept (resume after a kill).
+    Raises DownloadError (with ``.reason``) once the attempts are spent.
+    """
+    dest = Path(dest)
+    label = what or dest.name
+    if dest.exists():
+        try:
+            if verify is not None:
+                verify(dest)
+            log.info("%s: %s already present and verified", label, dest)
+            return dest
+        except VerifyError as exc:
+            log.warning("%s: existing %s fails verification (%s); fetching again", label, dest, exc)
+            dest.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(dest)
+    last: DownloadError | None = None
+    for attempt in range(retries + 1):
+        if attempt:
+            delay = backoff_s * 2 ** (attempt - 1)
+            log.warning("%s: attempt %d failed (%s); retrying in %.1f s", label, attempt, last, delay)
+            time.sleep(delay)
+        try:
+            with atomic_path(dest) as tmp:
+                _attempt(location, tmp, timeout_s)
+                if verify is not None:
+                    try:
+                        verify(tmp)
+                    except VerifyError as exc:
+                        raise DownloadError(f"{location}: {exc}", str(exc).split(": ", 1)[-1]) from exc
+            log.info("%s: fetched %s (%d bytes)", label, location, dest.stat().st_size)
+            return dest
+        except DownloadError as exc:
+            last = exc
+            if exc.permanent:
+                break
+    assert last is not None
+    raise DownloadError(f"{label}: {last}", last.reason, last.permanent)
+
+
+def fetch_bytes(
+    location: str, retries: int = 4, backoff_s: float = 2.0, timeout_s: float = 120.0, what: str = ""
+) -> bytes:
+    """The body of a URL (small responses such as a search), with the same retries."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cryosse-") as tmp:
+        path = fetch_file(location, Path(tmp) / "body", None, retries, backoff_s, timeout_s, what)
+        return path.read_bytes()
+
+
+# --- verifiers: raise VerifyError naming the cause ---------------------------------
+
+
+def _check_gzip(path: Path) -> None:
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(_CHUNK):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        raise VerifyError(f"{path.name}: corrupt gzip ({exc})") from exc
+
+
+def verify_map(path: Path) -> None:
+    """A gzipped (or plain) MRC map whose header is sane and whose data are all there."""
+    from cryosse.geometry import MapError, read_map
+
+    path = Path(path)
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    if gz:
+        _check_gzip(path)
+    try:
+        read_map(path, mmap=True)
+    except MapError as exc:
+        raise VerifyError(f"{path.name}: bad MRC map ({str(exc).split(': ', 1)[-1]})") from exc
+
+
+def verify_header(path: Path) -> None:
+    from cryosse.acquire.emdb import HeaderError, parse_header
+
+    try:
+        parse_header(Path(path))
+    except HeaderError as exc:
+        raise VerifyError(f"{Path(path).name}: bad EMDB header ({str(exc).split(': ', 1)[-1]})") from exc
+
+
+def verify_model(path: Path) -> None:
+    """A (gzipped) mmCIF that gemmi parses into a model with atoms."""
+    import gemmi
+
+    path = Path(path)
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    if gz:
+        _check_gzip(path)
+    try:
+        doc = gemmi.cif.read(str(path))
+        st = gemmi.make_structure_from_block(doc.sole_block())
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise VerifyError(f"{path.name}: mmCIF does not parse ({exc})") from exc
+    if len(st) == 0 or st[0].count_atom_sites() == 0:
+        raise VerifyError(f"{path.name}: mmCIF has no atoms")

@@ -1,0 +1,251 @@
+"""EMDB metadata: the entry header XML (schemas v1.9 and v3) and the REST search.
+
+EMDB's own Python client (``emdb`` on PyPI) has its API address fixed in code
+(``make_request`` builds ``https://www.ebi.ac.uk/emdb/api`` + endpoint) and a
+fixed 10 s timeout, so it cannot be pointed at a mirror or a loopback test
+server; this is a thin client of our own over the same search endpoint
+(``{api}/search/{query}?rows=&fl=&wt=csv``, Solr query syntax).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import urllib.parse
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from cryosse.acquire.download import fetch_bytes
+
+log = logging.getLogger(__name__)
+
+# EMDB v3 contour sources; a recommended level from any of them counts as the
+# depositors'/EMDB's ("author"); "SIMULATED" is written by our simulator only.
+_CONTOUR_SOURCES = {"AUTHOR": "author", "EMDB": "author", "SOFTWARE": "author", "SIMULATED": "simulated"}
+
+
+class HeaderError(ValueError):
+    """An EMDB header that cannot be used; the message names the file and the cause."""
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _find_all(root: ET.Element, name: str) -> list[ET.Element]:
+    return [e for e in root.iter() if _local(e.tag) == name]
+
+
+def _first_text(root: ET.Element, *path: str) -> str | None:
+    """Text of the first element reached by following local tag names (any depth for the first)."""
+    for start in _find_all(root, path[0]):
+        node: ET.Element | None = start
+        for name in path[1:]:
+            node = next((c for c in node if _local(c.tag) == name), None) if node is not None else None
+        if node is not None and node.text and node.text.strip():
+            return node.text.strip()
+    return None
+
+
+def _float(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_header(source: str | os.PathLike | bytes) -> dict[str, Any]:
+    """Metadata from an EMDB header XML (v1.9 ``emdEntry`` or v3 ``emd`` root).
+
+    Returns emdb_id, schema, resolution (A or None), contour_level, contour_source
+    (author / simulated / none), voxel_size_xyz (list or None), fitted_pdbs (upper
+    case, in order), release_date (map release, ISO) and method.
+    """
+    name = "<bytes>" if isinstance(source, bytes) else str(source)
+    try:
+        root = ET.fromstring(source) if isinstance(source, bytes) else ET.parse(source).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise HeaderError(f"{name}: not a readable EMDB header XML ({exc})") from exc
+    tag = _local(root.tag)
+    if tag == "emdEntry":
+        out = _parse_v19(root)
+    elif tag == "emd":
+        out = _parse_v3(root)
+    else:
+        raise HeaderError(f"{name}: root element <{tag}> is neither <emd> (v3) nor <emdEntry> (v1.9)")
+    if not out["emdb_id"]:
+        raise HeaderError(f"{name}: the header names no EMDB entry")
+    return out
+
+
+def _parse_v19(root: ET.Element) -> dict[str, Any]:
+    code = root.get("accessCode", "")
+    contour = next(iter(_find_all(root, "contourLevel")), None)
+    level = _float(contour.text) if contour is not None else None
+    src = (contour.get("source", "author") if contour is not None else "").upper()
+    spacing = [_float(_first_text(root, "pixelSpacing", f"pixel{a}")) for a in "XYZ"]
+    fitted = [e.text.strip().upper() for e in _find_all(root, "pdbEntryId") if e.text and e.text.strip()]
+    return {
+        "emdb_id": f"EMD-{code}" if code else "",
+        "schema": root.get("version", "1.9"),
+        "resolution": _float(_first_text(root, "resolutionByAuthor")),
+        "contour_level": level,
+        "contour_source": _CONTOUR_SOURCES.get(src, "author") if level is not None else "none",
+        "voxel_size_xyz": spacing if all(v for v in spacing) else None,
+        "fitted_pdbs": list(dict.fromkeys(fitted)),
+        "release_date": _first_text(root, "mapReleaseDate"),
+        "method": _first_text(root, "processing", "method"),
+    }
+
+
+def _parse_v3(root: ET.Element) -> dict[str, Any]:
+    level, source = None, "none"
+    contours = _find_all(root, "contour")
+    contours.sort(key=lambda c: c.get("primary", "false").lower() != "true")
+    for c in contours:
+        lv = _float(next((x.text for x in c if _local(x.tag) == "level"), None))
+        if lv is not None:
+            src = (next((x.text for x in c if _local(x.tag) == "source"), None) or "AUTHOR").strip().upper()
+            level, source = lv, _CONTOUR_SOURCES.get(src, "author")
+            break
+    resolution = _float(_first_text(root, "final_reconstruction", "resolution"))
+    if resolution is None:
+        resolution = _float(_first_text(root, "resolution"))
+    spacing = [_float(_first_text(root, "pixel_spacing", a)) for a in "xyz"]
+    fitted = [
+        e.text.strip().upper()
+        for ref in _find_all(root, "pdb_reference")
+        for e in ref
+        if _local(e.tag) == "pdb_id" and e.text and e.text.strip()
+    ]
+    return {
+        "emdb_id": root.get("emdb_id", "").upper(),
+        "schema": root.get("version", "3"),
+        "resolution": resolution,
+        "contour_level": level,
+        "contour_source": source,
+        "voxel_size_xyz": spacing if all(v for v in spacing) else None,
+        "fitted_pdbs": list(dict.fromkeys(fitted)),
+        "release_date": _first_text(root, "key_dates", "map_release"),
+        "method": _first_text(root, "structure_determination", "method"),
+    }
+
+
+def header_v3_xml(
+    emdb_id: str,
+    resolution: float,
+    contour_level: float | None,
+    contour_source: str,
+    voxel_size: float,
+    fitted_pdbs: list[str],
+    release_date: str,
+    method: str = "singleParticle",
+    title: str = "",
+) -> bytes:
+    """A minimal header in the v3 layout (what ``parse_header`` reads), for simulated entries."""
+    root = ET.Element("emd", {"emdb_id": emdb_id, "version": "3.0.0.0"})
+    admin = ET.SubElement(root, "admin")
+    dates = ET.SubElement(admin, "key_dates")
+    ET.SubElement(dates, "map_release").text = release_date
+    ET.SubElement(admin, "title").text = title
+    xref = ET.SubElement(ET.SubElement(root, "crossreferences"), "pdb_list")
+    for pdb in fitted_pdbs:
+        ET.SubElement(ET.SubElement(xref, "pdb_reference"), "pdb_id").text = pdb.lower()
+    sd = ET.SubElement(ET.SubElement(root, "structure_determination_list"), "structure_determination")
+    ET.SubElement(sd, "method").text = method
+    proc = ET.SubElement(sd, "singleparticle_processing")
+    fr = ET.SubElement(proc, "final_reconstruction")
+    ET.SubElement(fr, "resolution", {"units": "Å", "res_type": "BY AUTHOR"}).text = f"{resolution:g}"
+    emap = ET.SubElement(root, "map", {"format": "CCP4"})
+    ET.SubElement(emap, "file").text = f"emd_{emdb_id.split('-')[1]}.map.gz"
+    if contour_level is not None:
+        cl = ET.SubElement(ET.SubElement(emap, "contour_list"), "contour", {"primary": "true"})
+        ET.SubElement(cl, "level").text = f"{contour_level:.6g}"
+        ET.SubElement(cl, "source").text = contour_source.upper()
+    ps = ET.SubElement(emap, "pixel_spacing")
+    for a in "xyz":
+        ET.SubElement(ps, a, {"units": "Å"}).text = f"{voxel_size:g}"
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+# --- search -----------------------------------------------------------------
+
+SEARCH_FIELDS = "emdb_id,resolution,fitted_pdbs,structure_determination_method,release_date"
+
+
+def search_query(resolution_min: float, resolution_max: float, methods: list[str]) -> str:
+    """Solr query: resolution in [min, max] (inclusive), a fitted model, one of the methods."""
+    q = f"resolution:[{resolution_min:g} TO {resolution_max:g}] AND fitted_pdbs:[* TO *]"
+    if methods:
+        q += " AND structure_determination_method:(" + " OR ".join(methods) + ")"
+    return q
+
+
+def search_url(api: str, query: str, rows: int) -> str:
+    params = urllib.parse.urlencode({"rows": rows, "fl": SEARCH_FIELDS, "wt": "csv", "download": "false"})
+    return f"{api.rstrip('/')}/search/{urllib.parse.quote(query, safe='')}?{params}"
+
+
+def parse_search_csv(text: str, resolution_min: float, resolution_max: float) -> list[dict[str, Any]]:
+    """Rows of the search CSV as entries (emdb_id, pdb_id = first fitted model, resolution, ...).
+
+    The resolution window and the fitted model are checked again here, so a
+    server that ignores part of the query cannot let other entries in.
+    """
+    out = []
+    for row in csv.DictReader(io.StringIO(text)):
+        emdb_id = (row.get("emdb_id") or "").strip().upper()
+        res = _float((row.get("resolution") or "").strip())
+        fitted = [p.strip().upper() for p in (row.get("fitted_pdbs") or "").replace(";", ",").split(",")]
+        fitted = [p for p in fitted if p]
+        if not emdb_id or res is None or not fitted:
+            continue
+        if not (resolution_min <= res <= resolution_max):
+            continue
+        out.append(
+            {
+                "emdb_id": emdb_id,
+                "pdb_id": fitted[0],
+                "chain": "",
+                "resolution": res,
+                "fitted_pdbs": ",".join(fitted),
+                "method": (row.get("structure_determination_method") or "").strip(),
+                "release_date": (row.get("release_date") or "").strip().split("T")[0],
+            }
+        )
+    out.sort(key=lambda r: int(r["emdb_id"].split("-")[1]) if r["emdb_id"].split("-")[-1].isdigit() else 0)
+    return out
+
+
+def search_entries(
+    api: str,
+    resolution_min: float,
+    resolution_max: float,
+    methods: list[str],
+    rows: int,
+    retries: int = 4,
+    backoff_s: float = 2.0,
+    timeout_s: float = 120.0,
+) -> list[dict[str, Any]]:
+    """EMDB entries at resolution_min..resolution_max A with a fitted model."""
+    url = search_url(api, search_query(resolution_min, resolution_max, methods), rows)
+    data = fetch_bytes(url, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, what="EMDB search")
+    return parse_search_csv(data.decode("utf-8", "replace"), resolution_min, resolution_max)
+
+
+def write_entry_table(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
+    """Write the entry table (emdb_id, pdb_id, chain + informative columns), atomically."""
+    from cryosse.io import atomic_write
+
+    cols = ["emdb_id", "pdb_id", "chain", "resolution", "fitted_pdbs", "method", "release_date"]
+    with atomic_write(Path(path), newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, delimiter="\t", extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)

@@ -1,0 +1,141 @@
+"""Simulated cryo-EM maps from real structures (offline demo and tests).
+
+A map is the model's electron-scattering density (gemmi ``DensityCalculatorE``)
+blurred by a Gaussian whose width follows the resolution (sigma = 0.225 R, the
+rule of ChimeraX ``molmap``), plus Gaussian noise, on a grid of the configured
+voxel size whose origin is the model's bounding box minus a margin (hence
+non-zero). Half the entries carry the origin in NXSTART/NYSTART/NZSTART and
+half in the ORIGIN field, the two conventions of deposited maps.
+
+The recorded contour level is the density at which the enclosed volume equals
+the model's volume (residues x 110 Da x 1.21 A^3/Da), its source "simulated".
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from cryosse.geometry import MapGeometry
+from cryosse.io import atomic_path
+
+SIGMA_PER_RESOLUTION = 0.225  # Gaussian sigma / resolution (ChimeraX molmap)
+DALTON_PER_RESIDUE = 110.0
+A3_PER_DALTON = 1.21
+
+
+@dataclass(frozen=True)
+class SimulatedMap:
+    data: np.ndarray  # float32 [z, y, x]
+    geometry: MapGeometry
+    resolution: float
+    contour_level: float
+    use_nstart: bool
+
+
+def draw_resolution(seed: int, entry_number: int, lo: float, hi: float) -> float:
+    """Resolution of one entry, uniform in [lo, hi], a function of (seed, entry) only."""
+    rng = np.random.default_rng([int(seed), int(entry_number), 1])
+    return round(float(rng.uniform(lo, hi)), 2)
+
+
+def simulate_density(
+    structure,
+    resolution: float,
+    voxel_size: float,
+    margin: float,
+    noise: float,
+    seed: int,
+    entry_number: int,
+) -> SimulatedMap:
+    """Density of a gemmi Structure (first model, waters and hydrogens ignored)."""
+    import gemmi
+
+    st = structure.clone()
+    st.remove_hydrogens()
+    st.remove_waters()
+    st.remove_empty_chains()
+    if len(st) == 0 or st[0].count_atom_sites() == 0:
+        raise ValueError(f"{st.name}: the structure has no atoms to simulate a map from")
+    while len(st) > 1:
+        del st[len(st) - 1]
+    xyz = np.array([a.pos.tolist() for ch in st[0] for r in ch for a in r], float)
+    lo_idx = np.floor((xyz.min(0) - margin) / voxel_size).astype(int)
+    # A grid point at index 0 must not sit at the coordinate origin exactly.
+    lo_idx = np.where(lo_idx == 0, -1, lo_idx)
+    n_xyz = np.ceil((xyz.max(0) + margin) / voxel_size).astype(int) - lo_idx + 1
+    origin = lo_idx * voxel_size
+    shift = gemmi.Transform(gemmi.Mat33(), gemmi.Vec3(*(-origin)))
+    st[0].transform_pos_and_adp(shift)
+    for ch in st[0]:
+        for r in ch:
+            for a in r:
+                a.b_iso = 0.0
+                a.aniso = gemmi.SMat33f(0, 0, 0, 0, 0, 0)
+    cell = gemmi.UnitCell(*(n_xyz * voxel_size), 90, 90, 90)
+    st.cell = cell
+    st.spacegroup_hm = "P 1"
+    dc = gemmi.DensityCalculatorE()
+    dc.d_min = resolution
+    sigma = SIGMA_PER_RESOLUTION * resolution
+    dc.blur = 8 * math.pi**2 * sigma**2
+    dc.grid.set_unit_cell(cell)
+    dc.grid.spacegroup = gemmi.find_spacegroup_by_name("P 1")
+    dc.grid.set_size(int(n_xyz[0]), int(n_xyz[1]), int(n_xyz[2]))
+    dc.grid.fill(0.0)
+    dc.add_model_density_to_grid(st[0])
+    dc.grid.symmetrize_sum()
+    data = np.ascontiguousarray(np.array(dc.grid.array, np.float32).transpose(2, 1, 0))
+    rng = np.random.default_rng([int(seed), int(entry_number), 2])
+    if noise > 0:
+        data += rng.normal(0.0, noise * float(data.std()), data.shape).astype(np.float32)
+    n_res = sum(1 for ch in st[0] for r in ch.get_polymer())
+    volume = n_res * DALTON_PER_RESIDUE * A3_PER_DALTON
+    n_inside = int(min(max(volume / voxel_size**3, 1), data.size - 1))
+    contour = float(np.partition(data.ravel(), data.size - n_inside)[data.size - n_inside])
+    geom = MapGeometry(
+        tuple(int(s) for s in data.shape),  # type: ignore[arg-type]
+        (voxel_size,) * 3,  # type: ignore[arg-type]
+        tuple(float(o) for o in origin),  # type: ignore[arg-type]
+    )
+    use_nstart = bool(rng.integers(0, 2))
+    return SimulatedMap(data, geom, float(resolution), round(contour, 6), use_nstart)
+
+
+def write_map_gz(path: Path, sim: SimulatedMap) -> None:
+    """Write ``sim`` as a gzipped MRC, origin in NSTART or ORIGIN, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mrc", dir=path.parent)
+    os.close(fd)
+    tmp_mrc = Path(tmp_name)
+    try:
+        with mrcfile.new(tmp_mrc, overwrite=True) as mrc:
+            mrc.set_data(sim.data)
+            mrc.voxel_size = sim.geometry.voxel_size
+            if sim.use_nstart:
+                start = np.rint(np.asarray(sim.geometry.origin) / np.asarray(sim.geometry.voxel_size))
+                mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in start)
+                mrc.header.origin.x = mrc.header.origin.y = mrc.header.origin.z = 0
+            else:
+                mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
+                mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = sim.geometry.origin
+            mrc.update_header_stats()
+            # A fixed label instead of mrcfile's creation time: same map, same bytes.
+            mrc.header.label[0] = b"cryosse simulated map (not an EMDB entry)".ljust(80)
+            mrc.header.nlabl = 1
+        with atomic_path(path, suffix=".gz") as tmp_gz:
+            # No name and mtime 0 in the gzip header: the same map gives the same bytes.
+            with open(tmp_mrc, "rb") as src, open(tmp_gz, "wb") as raw:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as dst:
+                    shutil.copyfileobj(src, dst)
+    finally:
+        tmp_mrc.unlink(missing_ok=True)

@@ -1,0 +1,403 @@
+"""Acquisition against a real HTTP server on loopback that serves a mirror and misbehaves.
+
+The mirror (archive layout) is made from three bundled structures with simulated
+maps; the server answers 404, 500-then-OK, slow (> timeout), truncated bodies
+and corrupt gzip on the paths a test asks for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import http.server
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cryosse.acquire import download as dl
+from cryosse.acquire.emdb import header_v3_xml, parse_search_csv, search_entries
+from cryosse.acquire.stage import AcquireSettings, acquire_entry, simulate_entry_files, write_tables
+from cryosse.io import read_json, sha256_file
+
+STRUCTS = {"EMD-91001": "2CVI", "EMD-91002": "3A4R", "EMD-91003": "2XDG"}
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory, root) -> Path:
+    """A folder with the archives' layout holding three simulated entries."""
+    base = tmp_path_factory.mktemp("mirror")
+    work = tmp_path_factory.mktemp("sim")
+    settings = AcquireSettings(source="simulate", sim_structures=str(root / "data" / "demo_structures"))
+    for emdb_id, pdb in STRUCTS.items():
+        n = emdb_id.split("-")[1]
+        folder = work / emdb_id
+        simulate_entry_files({"emdb_id": emdb_id, "pdb_id": pdb, "chains": []}, folder, settings)
+        (base / "structures" / emdb_id / "map").mkdir(parents=True)
+        (base / "structures" / emdb_id / "header").mkdir(parents=True)
+        shutil.copy(folder / f"emd_{n}.map.gz", base / "structures" / emdb_id / "map")
+        shutil.copy(folder / f"emd-{n}.xml", base / "structures" / emdb_id / "header")
+        mid = pdb.lower()[1:3]
+        (base / "mmCIF" / mid).mkdir(parents=True, exist_ok=True)
+        shutil.copy(folder / f"{pdb}.cif.gz", base / "mmCIF" / mid / f"{pdb.lower()}.cif.gz")
+    # An entry whose header lists no fitted model.
+    hdr = header_v3_xml("EMD-91004", 6.0, 0.1, "author", 1.2, [], "2020-01-01")
+    (base / "structures" / "EMD-91004" / "header").mkdir(parents=True)
+    (base / "structures" / "EMD-91004" / "header" / "emd-91004.xml").write_bytes(hdr)
+    # An entry outside the resolution window.
+    hdr = header_v3_xml("EMD-91005", 3.1, 0.1, "author", 1.2, ["2CVI"], "2020-01-01")
+    (base / "structures" / "EMD-91005" / "header").mkdir(parents=True)
+    (base / "structures" / "EMD-91005" / "header" / "emd-91005.xml").write_bytes(hdr)
+    return base
+
+
+class Server:
+    """http.server in a thread; ``rules[path]`` = list of behaviours, one per request (last repeats)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.rules: dict[str, list[str]] = {}
+        self.hits: dict[str, int] = {}
+        self.search_body = b""
+        self.release = threading.Event()  # ends a "trickle" response early
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):  # noqa: N802
+                path = self.path.split("?", 1)[0]
+                n = server.hits.get(path, 0)
+                server.hits[path] = n + 1
+                if path.startswith("/api/search/"):
+                    return self._send(200, server.search_body)
+                rules = server.rules.get(path, ["ok"])
+                rule = rules[min(n, len(rules) - 1)]
+                file = server.root / path.removeprefix("/files/")
+                if rule == "404" or not file.is_file():
+                    return self._send(404, b"not found")
+                if rule == "500":
+                    return self._send(500, b"server error")
+                body = file.read_bytes()
+                if rule == "slow":
+                    time.sleep(1.5)
+                if rule == "corrupt":
+                    body = body[:-200] + bytes(200)
+                if rule == "trickle":  # half the body, then stall (a kill lands here)
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    server.release.wait(20)
+                    with contextlib.suppress(OSError):
+                        self.wfile.write(body[len(body) // 2 :])
+                    return None
+                if rule == "truncate":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return None
+                return self._send(200, body)
+
+            def _send(self, code: int, body: bytes):
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return None
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def server(mirror):
+    with Server(mirror) as srv:
+        yield srv
+
+
+def settings_for(srv: Server, **kw) -> AcquireSettings:
+    base = dict(
+        source="download",
+        emdb_api=f"{srv.url}/api",
+        emdb_files=f"{srv.url}/files/structures",
+        pdb_files=f"{srv.url}/files/mmCIF",
+        retries=2,
+        backoff_s=0.01,
+        timeout_s=0.5,
+    )
+    base.update(kw)
+    return AcquireSettings(**base)
+
+
+def entry(emdb_id: str, pdb: str = "") -> dict:
+    return {"emdb_id": emdb_id, "pdb_id": pdb, "chains": [], "problem": ""}
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_download_ok_matches_mirror(server, mirror, tmp_path):
+    rec = acquire_entry(entry("EMD-91001"), tmp_path / "e", settings_for(server))
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["pdb_id"] == "2CVI" and rec["fitted_pdbs"] == ["2CVI"]
+    assert rec["contour_source"] == "simulated" and rec["contour_level"] is not None
+    assert rec["voxel_size"] == pytest.approx(1.2) and 5.0 <= rec["resolution"] <= 10.0
+    src = mirror / "structures" / "EMD-91001" / "map" / "emd_91001.map.gz"
+    by_name = {Path(f["path"]).name: f for f in rec["files"]}
+    assert by_name["emd_91001.map.gz"]["sha256"] == sha256_file(src)
+    assert by_name["2CVI.cif.gz"]["size"] == (mirror / "mmCIF" / "cv" / "2cvi.cif.gz").stat().st_size
+    assert read_json(tmp_path / "e" / "record.json") == rec
+    assert leftovers(tmp_path / "e") == []
+
+
+def test_500_then_ok_is_retried(server, tmp_path):
+    path = "/files/structures/EMD-91002/map/emd_91002.map.gz"
+    server.rules[path] = ["500", "ok"]
+    rec = acquire_entry(entry("EMD-91002"), tmp_path / "e", settings_for(server))
+    assert rec["status"] == "ok", rec["reason"]
+    assert server.hits[path] == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "rule", "reason"),
+    [
+        ("/files/structures/EMD-91003/map/emd_91003.map.gz", "404", "HTTP 404"),
+        ("/files/structures/EMD-91003/map/emd_91003.map.gz", "500", "HTTP 500"),
+        ("/files/mmCIF/xd/2xdg.cif.gz", "slow", "timeout"),
+        ("/files/structures/EMD-91003/map/emd_91003.map.gz", "truncate", "truncated"),
+        ("/files/structures/EMD-91003/map/emd_91003.map.gz", "corrupt", "corrupt gzip"),
+        ("/files/mmCIF/xd/2xdg.cif.gz", "corrupt", "corrupt gzip"),
+    ],
+)
+def test_failures_reject_the_entry_and_leave_nothing(server, tmp_path, path, rule, reason):
+    server.rules[path] = [rule]
+    folder = tmp_path / "e"
+    rec = acquire_entry(entry("EMD-91003"), folder, settings_for(server, retries=1))
+    assert rec["status"] == "rejected"
+    assert reason in rec["reason"], rec["reason"]
+    name = path.rsplit("/", 1)[1]
+    assert not (folder / name).exists() and not (folder / name.upper().replace(".CIF.GZ", ".cif.gz")).exists()
+    assert leftovers(folder) == []
+    assert read_json(folder / "record.json")["status"] == "rejected"
+    if rule != "404":
+        assert server.hits[path] == 2  # first try + one retry
+    else:
+        assert server.hits[path] == 1  # a 404 is not retried
+
+
+def _serve_bytes(server, mirror, tmp_path, rel: str, data: bytes) -> None:
+    """Serve ``data`` at ``rel`` from a private copy of the mirror."""
+    copy = tmp_path / "mirror"
+    if not copy.exists():
+        shutil.copytree(mirror, copy)
+    (copy / rel).write_bytes(data)
+    server.root = copy
+
+
+def _zero_cell(raw: bytearray) -> bytearray:
+    raw[40:52] = np.zeros(3, "<f4").tobytes()  # cell lengths 0 -> voxel size 0
+    return raw
+
+
+def _negative_cell(raw: bytearray) -> bytearray:
+    raw[40:52] = np.full(3, -50.0, "<f4").tobytes()
+    return raw
+
+
+def _bad_mode(raw: bytearray) -> bytearray:
+    raw[12:16] = np.array([5], "<i4").tobytes()
+    return raw
+
+
+def _short(raw: bytearray) -> bytearray:
+    return raw[: len(raw) - 4000]
+
+
+@pytest.mark.parametrize(
+    ("damage", "cause"),
+    [
+        (_zero_cell, "voxel size"),
+        (_negative_cell, "voxel size"),
+        (_bad_mode, "mode 5"),
+        (_short, "wrong file length"),
+    ],
+)
+def test_bad_mrc_header_is_rejected(server, mirror, tmp_path, damage, cause):
+    rel = "structures/EMD-91003/map/emd_91003.map.gz"
+    raw = damage(bytearray(gzip.decompress((mirror / rel).read_bytes())))
+    _serve_bytes(server, mirror, tmp_path, rel, gzip.compress(bytes(raw)))
+    rec = acquire_entry(entry("EMD-91003"), tmp_path / "e", settings_for(server, retries=0))
+    assert rec["status"] == "rejected" and "bad MRC map" in rec["reason"] and cause in rec["reason"], rec[
+        "reason"
+    ]
+    assert not (tmp_path / "e" / "emd_91003.map.gz").exists()
+
+
+def test_unparsable_mmcif_is_rejected(server, mirror, tmp_path):
+    _serve_bytes(
+        server, mirror, tmp_path, "mmCIF/xd/2xdg.cif.gz", gzip.compress(b"data_x\nloop_\n_a.b\n'unterminated")
+    )
+    rec = acquire_entry(entry("EMD-91003"), tmp_path / "e", settings_for(server, retries=0))
+    assert rec["status"] == "rejected" and "mmCIF" in rec["reason"]
+
+
+def test_no_fitted_model_bad_id_and_resolution_are_rejected(server, tmp_path):
+    s = settings_for(server)
+    assert "no fitted model" in acquire_entry(entry("EMD-91004"), tmp_path / "a", s)["reason"]
+    assert "resolution 3.1" in acquire_entry(entry("EMD-91005"), tmp_path / "b", s)["reason"]
+    bad = {"emdb_id": "EMD-12x", "pdb_id": "", "chains": [], "problem": ""}
+    assert acquire_entry(bad, tmp_path / "c", s)["reason"].startswith("bad id")
+    bad = {"emdb_id": "EMD-91001", "pdb_id": "TOOLONG", "chains": []}
+    assert acquire_entry(bad, tmp_path / "d", s)["reason"].startswith("bad id")
+    assert "2CVI" not in str(list((tmp_path / "d").iterdir()))
+
+
+def test_rerun_after_kill_resumes(server, tmp_path):
+    folder = tmp_path / "e"
+    s = settings_for(server)
+    assert acquire_entry(entry("EMD-91001"), folder, s)["status"] == "ok"
+    # A kill mid-download leaves a hidden temporary file and no record.
+    (folder / "record.json").unlink()
+    (folder / "2CVI.cif.gz").unlink()
+    (folder / ".2CVI.cif.gz.abc123.cif.gz").write_bytes(b"partial")
+    before = dict(server.hits)
+    rec = acquire_entry(entry("EMD-91001"), folder, s)
+    assert rec["status"] == "ok"
+    map_path = "/files/structures/EMD-91001/map/emd_91001.map.gz"
+    assert server.hits[map_path] == before[map_path]  # verified map kept, not fetched again
+    assert server.hits["/files/mmCIF/cv/2cvi.cif.gz"] == before["/files/mmCIF/cv/2cvi.cif.gz"] + 1
+    assert leftovers(folder) == []
+
+
+def test_kill_mid_download_leaves_no_file_and_rerun_completes(server, tmp_path):
+    """SIGKILL a real acquisition while the map is half transferred, then run it again."""
+    path = "/files/structures/EMD-91001/map/emd_91001.map.gz"
+    server.rules[path] = ["trickle", "ok"]
+    folder = tmp_path / "e"
+    code = (
+        "import sys\n"
+        "from cryosse.acquire.stage import AcquireSettings, acquire_entry\n"
+        "u = sys.argv[1]\n"
+        "s = AcquireSettings(emdb_api=u + '/api', emdb_files=u + '/files/structures',"
+        " pdb_files=u + '/files/mmCIF', retries=0, timeout_s=60)\n"
+        "acquire_entry({'emdb_id': 'EMD-91001', 'pdb_id': '', 'chains': []}, sys.argv[2], s)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, server.url, str(folder)])
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            partial = [p for p in folder.glob(".emd_91001.map.gz.*") if p.stat().st_size > 0]
+            if partial:
+                break
+            assert proc.poll() is None, "the acquisition ended before the kill"
+            time.sleep(0.05)
+        assert partial, "no partial download seen"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (folder / "emd_91001.map.gz").exists() and not (folder / "record.json").exists()
+    assert (folder / "emd-91001.xml").exists()  # finished before the kill: kept
+    rec = acquire_entry(entry("EMD-91001"), folder, settings_for(server))
+    assert rec["status"] == "ok", rec["reason"]
+    assert server.hits[path] == 2 and server.hits["/files/structures/EMD-91001/header/emd-91001.xml"] == 1
+    assert leftovers(folder) == []
+
+
+def test_local_mirror_source(mirror, tmp_path):
+    s = AcquireSettings(source="local", mirror=str(mirror))
+    rec = acquire_entry(entry("EMD-91002", "3A4R"), tmp_path / "e", s)
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["source"] == "local"
+    missing = acquire_entry(entry("EMD-91009", "3A4R"), tmp_path / "f", s)
+    assert missing["status"] == "rejected" and "not found in mirror" in missing["reason"]
+
+
+def test_tables_after_mixed_run(server, tmp_path):
+    server.rules["/files/structures/EMD-91003/map/emd_91003.map.gz"] = ["404"]
+    s = settings_for(server)
+    paths = []
+    for e in ("EMD-91001", "EMD-91003", "EMD-91004"):
+        acquire_entry(entry(e), tmp_path / e, s)
+        paths.append(tmp_path / e / "record.json")
+    out = tmp_path / "tables"
+    assert write_tables(paths, out / "entries.tsv", out / "rejected.tsv", out / "manifest.tsv") == (1, 2)
+    rej = (out / "rejected.tsv").read_text().splitlines()
+    assert rej[0] == "stage\tid\treason"
+    assert rej[1].startswith("acquire\tEMD-91003\tHTTP 404") and rej[2].startswith(
+        "acquire\tEMD-91004\tno fitted model"
+    )
+    manifest = (out / "manifest.tsv").read_text().splitlines()
+    assert len(manifest) == 4 and all(len(line.split("\t")[3]) == 64 for line in manifest[1:])
+    assert (out / "entries.tsv").read_text().splitlines()[1].startswith("EMD-91001\t2CVI\t")
+
+
+def test_emdb_search_against_server(server):
+    server.search_body = (
+        b"emdb_id,resolution,fitted_pdbs,structure_determination_method,release_date\n"
+        b"EMD-1997,7.0,1OEL,singleParticle,2012-04-17\n"
+        b'EMD-3491,5.3,"5MDX,5MDW",singleParticle,2016-11-16\n'
+        b"EMD-0001,3.2,6ABC,singleParticle,2018-01-01\n"
+        b"EMD-0002,6.0,,singleParticle,2018-01-01\n"
+    )
+    rows = search_entries(f"{server.url}/api", 5.0, 10.0, ["singleParticle"], 100, retries=0, timeout_s=2)
+    assert [(r["emdb_id"], r["pdb_id"]) for r in rows] == [("EMD-1997", "1OEL"), ("EMD-3491", "5MDX")]
+    (path,) = [p for p in server.hits if p.startswith("/api/search/")]
+    assert "resolution%3A%5B5%20TO%2010%5D" in path and "fitted_pdbs" in path
+    assert (
+        parse_search_csv("emdb_id,resolution,fitted_pdbs\nEMD-5,10.0,1ABC\n", 5.0, 10.0)[0]["resolution"]
+        == 10.0
+    )
+
+
+def test_fetch_file_keeps_existing_verified_file(tmp_path):
+    src = tmp_path / "src.gz"
+    src.write_bytes(gzip.compress(b"hello"))
+    dest = tmp_path / "out" / "x.gz"
+    dl.fetch_file(str(src), dest, dl._check_gzip, retries=0)
+    src.write_bytes(b"changed")  # would fail verification if fetched again
+    dl.fetch_file(str(src), dest, dl._check_gzip, retries=0)
+    assert gzip.decompress(dest.read_bytes()) == b"hello"
+
+
+def test_cli_query_emdb_writes_entry_table(server, tmp_path):
+    from cryosse.acquire.records import read_entry_table
+    from cryosse.cli import main
+
+    server.search_body = b'emdb_id,resolution,fitted_pdbs\nEMD-1657,5.8,"4v5h,4v5i"\nEMD-9999,12.0,1abc\n'
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"acquire:\n  emdb_api: {server.url}/api\n  retries: 0\n  timeout_s: 5\n")
+    out = tmp_path / "entries.tsv"
+    assert main(["query-emdb", "-c", str(cfg), "-o", str(out)]) == 0
+    rows = read_entry_table(out)
+    assert [(r["emdb_id"], r["pdb_id"], r["chains"]) for r in rows] == [("EMD-1657", "4V5H", [])]
+    server.search_body = b""
+    server.rules = {}
+    cfg.write_text(f"acquire:\n  emdb_api: {server.url}/nowhere\n  retries: 0\n  timeout_s: 5\n")
+    assert main(["query-emdb", "-c", str(cfg), "-o", str(tmp_path / "x.tsv")]) == 1  # 404: error, no table
+    assert not (tmp_path / "x.tsv").exists()
