@@ -1,3 +1,54 @@
-# dataset stage: rules are being written.
-def dataset_targets():
-    return []
+# dataset stage (SPEC 2-5): per entry, chain selection, quality bins, box crops and
+# DSSP labels; then the dataset table (kept pairs) and the rejection table.
+# Pair folders results/dataset/pairs/{pair_id}/ are written by dataset_entry (how
+# many is known only once the model is read); each appears whole, by rename.
+
+
+import sys
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from cryosse.dataset.resources import entry_mem_mb
+
+# The target list of `snakemake dataset` (a lambda: this file holds rules only).
+dataset_targets = lambda: [
+    RESULTS / "dataset" / "dataset.tsv",
+    RESULTS / "dataset" / "rejected.tsv",
+]
+
+
+rule dataset_entry:
+    input:
+        record=RESOURCES / "archive" / "{entry}" / "record.json",
+    output:
+        table=RESULTS / "dataset" / "entries" / "{entry}.tsv",
+    log:
+        LOGS / "dataset" / "{entry}.log",
+    conda:
+        "../../envs/dataset.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, input: entry_mem_mb(input.record),
+        runtime=60,
+    params:
+        pairs=RESULTS / "dataset" / "pairs",
+        cfg=config["dataset"],
+    script:
+        "../../scripts/dataset_entry.py"
+
+
+rule dataset_tables:
+    input:
+        tables=expand(RESULTS / "dataset" / "entries" / "{entry}.tsv", entry=ENTRIES),
+    output:
+        dataset=RESULTS / "dataset" / "dataset.tsv",
+        rejected=RESULTS / "dataset" / "rejected.tsv",
+    log:
+        LOGS / "dataset" / "tables.log",
+    conda:
+        "../../envs/dataset.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../../scripts/dataset_tables.py"

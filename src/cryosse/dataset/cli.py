@@ -1,5 +1,63 @@
-"""Placeholder: this stage's module is being written; it adds no subcommand yet."""
+"""``cryosse build-pair``: one map/label pair from a map, a model and a chain."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
 
 
-def add_cli(subparsers) -> None:  # noqa: ARG001
-    return None
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "build-pair",
+        help="build one map/label pair (quality, box crop, DSSP labels) for a chain",
+        description="Steps 2-5 of the dataset stage for one chain: quality scores and bin, "
+        "the normalised 1 A box crop, DSSP voxel labels, and the pair folder "
+        "(map.mrc, labels.mrc, arrays.npz, record.json). Both MRC files overlay the model in ChimeraX.",
+    )
+    p.add_argument("--map", required=True, help="density map (MRC/CCP4, optionally .gz)")
+    p.add_argument("--model", required=True, help="fitted atomic model (PDB or mmCIF, optionally .gz)")
+    p.add_argument("--chain", required=True, help="author chain id of the central chain (case-sensitive)")
+    p.add_argument("--out", required=True, help="pair folder to write (replaced if it exists)")
+    p.add_argument("--contour", type=float, default=None,
+                   help="author contour level; default: mean + contour_sd sd of the full map (estimated)")
+    p.add_argument("--resolution", type=float, default=None, help="map resolution in A (recorded)")
+    p.add_argument("--emdb-id", default="EMD-0", help="EMDB id to record (default EMD-0)")
+    p.add_argument("--pdb-id", default="", help="PDB id to record (default: the model file's stem)")
+    p.add_argument("--config", default=None,
+                   help="YAML config whose dataset: section sets the parameters (default: config/config.yaml values)")
+    p.add_argument("--engine", choices=["pydssp", "mkdssp"], default=None, help="DSSP engine (overrides the config)")
+    p.add_argument("--keep-any-bin", action="store_true",
+                   help="write the pair even when its quality bin is not kept (the bin is still recorded)")
+    p.set_defaults(func=_build_pair)
+
+
+def _build_pair(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import yaml
+
+    from cryosse.dataset.crop import contour_level
+    from cryosse.dataset.pairs import DatasetParams, PairRejected, build_pair, load_inputs
+
+    cfg = {}
+    if args.config:
+        with open(args.config) as fh:
+            cfg = (yaml.safe_load(fh) or {}).get("dataset", {}) or {}
+    params = DatasetParams.from_config(cfg)
+    if args.engine:
+        params = dataclasses.replace(params, dssp_engine=args.engine)
+    if args.keep_any_bin:
+        params = dataclasses.replace(params, keep_bins=(1, 2, 3, 4))
+    dmap, model, classes = load_inputs(args.map, args.model, params.dssp_engine)
+    contour, source = contour_level(dmap, args.contour, params.contour_sd)
+    pdb_id = args.pdb_id or Path(args.model).name.split(".")[0].upper()
+    ids = {"emdb_id": args.emdb_id, "pdb_id": pdb_id, "resolution": args.resolution}
+    try:
+        row = build_pair(dmap, model, classes, args.chain, args.out, params, contour, source, ids)
+    except PairRejected as exc:
+        scores = {k: round(v, 3) if isinstance(v, float) else v for k, v in exc.scores.items()}
+        raise ValueError(f"chain {args.chain}: not a usable pair: {exc} {json.dumps(scores) if scores else ''}".strip()) from exc
+    keys = ("pair_id", "bin", "cyl_score", "pr_diff", "n_ca_helix", "n_ca_sheet", "n_ca_other", "nx", "ny", "nz")
+    print(json.dumps({k: row[k] for k in keys} | {"contour": contour, "contour_source": source, "path": row["path"]}))
+    return 0

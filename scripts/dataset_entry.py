@@ -1,0 +1,12 @@
+"""Rule dataset_entry: chain selection, quality, crops and labels of one entry."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+
+from cryosse.dataset.pairs import DatasetParams, build_entry  # noqa: E402
+
+build_entry(
+    snakemake.input.record, snakemake.output.table, snakemake.params.pairs,  # noqa: F821
+    DatasetParams.from_config(snakemake.params.cfg), entry=snakemake.wildcards.entry,  # noqa: F821
+)

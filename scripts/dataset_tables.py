@@ -1,0 +1,9 @@
+"""Rule dataset_tables: the dataset table (kept pairs) and the rejection table."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+
+from cryosse.dataset.pairs import aggregate  # noqa: E402
+
+aggregate(snakemake.input.tables, snakemake.output.dataset, snakemake.output.rejected)  # noqa: F821

@@ -1,0 +1,109 @@
+"""Box crops (SPEC 4) and the contour level of a map (SPEC 3).
+
+The box is the chain's bounding box plus ``padding`` on each side, on a grid of
+``spacing`` A in the map's frame. Its corner is snapped to the map's own grid
+lines when the map's voxel size equals the spacing (then the crop is an exact
+copy of map voxels); the centre box is the part of it that covers the chain.
+"""
+
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass
+
+import numpy as np
+
+from cryosse.geometry import DensityMap, MapError, MapGeometry, box_geometry, resample
+
+
+@dataclass(frozen=True)
+class Box:
+    geometry: MapGeometry
+    centre: tuple[int, int, int, int, int, int]  # z0, z1, y0, y1, x0, x1 (slices)
+
+    def centre_bounds_xyz(self) -> tuple[list[float], list[float]]:
+        """Lower and upper voxel centres of the centre box, (x, y, z) A."""
+        z0, z1, y0, y1, x0, x1 = self.centre
+        lo = self.geometry.index_to_xyz(np.array([x0, y0, z0]))
+        hi = self.geometry.index_to_xyz(np.array([x1 - 1, y1 - 1, z1 - 1]))
+        return lo.tolist(), hi.tolist()
+
+    def box_bounds_xyz(self) -> tuple[list[float], list[float]]:
+        return self.geometry.lower.tolist(), self.geometry.upper.tolist()
+
+    def in_centre(self, xyz: np.ndarray) -> np.ndarray:
+        """Boolean (N,) for points whose nearest voxel lies in the centre box."""
+        idx = np.rint(self.geometry.xyz_to_index(np.atleast_2d(xyz))).astype(int)  # (i, j, k)
+        z0, z1, y0, y1, x0, x1 = self.centre
+        return (
+            (idx[:, 0] >= x0) & (idx[:, 0] < x1)
+            & (idx[:, 1] >= y0) & (idx[:, 1] < y1)
+            & (idx[:, 2] >= z0) & (idx[:, 2] < z1)
+        )  # fmt: skip
+
+
+def chain_box(atoms_xyz: np.ndarray, map_geometry: MapGeometry, padding: float, spacing: float) -> Box:
+    """Box around ``atoms_xyz`` (N, 3) with ``padding`` A per side, grid aligned to the map."""
+    atoms_xyz = np.asarray(atoms_xyz, float)
+    if atoms_xyz.size == 0:
+        raise ValueError("no atoms to box")
+    lo_atoms, hi_atoms = atoms_xyz.min(axis=0), atoms_xyz.max(axis=0)
+    anchor = np.asarray(map_geometry.origin, float)
+    lower = anchor + np.floor((lo_atoms - padding - anchor) / spacing + 1e-6) * spacing
+    upper = anchor + np.ceil((hi_atoms + padding - anchor) / spacing - 1e-6) * spacing
+    geom = box_geometry(lower, upper, spacing)
+    c_lo = np.floor((lo_atoms - lower) / spacing + 1e-6).astype(int)  # (i, j, k)
+    c_hi = np.ceil((hi_atoms - lower) / spacing - 1e-6).astype(int) + 1
+    n = np.asarray(geom.shape_xyz)
+    c_lo = np.clip(c_lo, 0, n)
+    c_hi = np.clip(c_hi, c_lo, n)
+    centre = (int(c_lo[2]), int(c_hi[2]), int(c_lo[1]), int(c_hi[1]), int(c_lo[0]), int(c_hi[0]))
+    return Box(geom, centre)
+
+
+def crop(dmap: DensityMap, box: Box) -> np.ndarray:
+    """Raw density of ``dmap`` on the box grid (trilinear, 0 beyond the map)."""
+    return resample(dmap, box.geometry, order=1)
+
+
+def map_statistics(dmap: DensityMap, slab: int = 16) -> tuple[float, float]:
+    """Mean and standard deviation of the FULL map, read in slabs (no full copy).
+
+    Raises :class:`MapError` when the map holds NaN or infinite values.
+    """
+    data = dmap.data
+    n = 0
+    total = 0.0
+    total2 = 0.0
+    nz = data.shape[0]
+    for z in range(0, nz, slab):
+        block = np.asarray(data[z : z + slab], np.float64)
+        if not np.all(np.isfinite(block)):
+            raise MapError(f"{dmap.path}: the map has NaN or infinite values")
+        n += block.size
+        total += float(block.sum())
+        total2 += float(np.square(block).sum())
+        _drop_mapped_pages(data)
+    mean = total / n
+    var = max(total2 / n - mean * mean, 0.0)
+    return mean, float(np.sqrt(var))
+
+
+def _drop_mapped_pages(arr: np.ndarray) -> None:
+    """For a memory-mapped map, let the pages read so far leave this process's RSS
+    (they stay in the page cache): a pass over a large map then costs no memory."""
+    base = arr
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if isinstance(base, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        base.madvise(mmap.MADV_DONTNEED)
+
+
+def contour_level(dmap: DensityMap, given: float | None, contour_sd: float) -> tuple[float, str]:
+    """The author contour when given, else mean + ``contour_sd`` sd of the full map ('estimated')."""
+    if given is not None and np.isfinite(given):
+        return float(given), "author"
+    mean, sd = map_statistics(dmap)
+    if sd == 0:
+        raise MapError(f"{dmap.path}: the map is constant; no contour level can be estimated")
+    return mean + contour_sd * sd, "estimated"

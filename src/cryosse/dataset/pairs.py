@@ -1,0 +1,354 @@
+"""Map/label pairs: one chain (:func:`build_pair`), one entry (:func:`build_entry`),
+and the dataset tables over all entries (:func:`aggregate`).
+
+A pair folder ``{pairs}/{pair_id}/`` holds ``map.mrc`` (the normalised 1 A
+crop), ``labels.mrc``, ``arrays.npz`` and ``record.json``; it is built in a
+temporary folder beside it and renamed into place, so it appears whole or not
+at all. One broken chain or entry is recorded as rejected with its reason and
+never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cryosse import __version__
+from cryosse.dataset.chains import select_chains
+from cryosse.dataset.crop import chain_box, contour_level, crop
+from cryosse.dataset.dssp import HELIX, OTHER, SHEET, assign
+from cryosse.dataset.labels import label_box
+from cryosse.dataset.quality import QualityParams, chain_cylinder_score, precision_recall, quality_bin
+from cryosse.dataset.structure import Model, ModelError, read_model
+from cryosse.geometry import DensityMap, MapError, read_map, write_map
+from cryosse.io import read_json, sha256_file, write_json, write_tsv
+
+log = logging.getLogger(__name__)
+
+ENTRY_COLUMNS = [
+    "entry", "pair_id", "emdb_id", "pdb_id", "chain", "status", "stage", "reason",
+    "resolution", "bin", "cyl_score", "n_helices", "precision", "recall", "pr_diff",
+    "contour", "contour_source", "n_ca_helix", "n_ca_sheet", "n_ca_other",
+    "nx", "ny", "nz", "sequence", "dssp_engine", "path",
+]  # fmt: skip
+DATASET_COLUMNS = [
+    "pair_id", "emdb_id", "pdb_id", "chain", "resolution", "bin", "cyl_score", "pr_diff",
+    "n_ca_helix", "n_ca_sheet", "n_ca_other", "nx", "ny", "nz", "sequence", "dssp_engine", "path",
+]  # fmt: skip
+REJECTED_COLUMNS = ["stage", "id", "reason"]
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    """The ``dataset:`` section of the config (defaults = config/config.yaml)."""
+
+    min_residues: int = 30
+    dedup_identity: float = 0.70
+    padding: float = 17.0
+    spacing: float = 1.0
+    label_radius: float = 3.0
+    dssp_engine: str = "pydssp"
+    contour_sd: float = 3.0
+    min_ca_inside: float = 0.95
+    quality: QualityParams = field(default_factory=QualityParams)
+    keep_bins: tuple[int, ...] = (1, 2, 3)
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> DatasetParams:
+        cfg = dict(cfg or {})
+        q = dict(cfg.pop("quality", {}) or {})
+        keep = tuple(int(b) for b in q.pop("keep_bins", cls.keep_bins))
+        known = {k: v for k, v in cfg.items() if k in cls.__dataclass_fields__}
+        return cls(**known, quality=QualityParams.from_config(q), keep_bins=keep)
+
+
+def pair_id(emdb_id: str, pdb_id: str, chain: str) -> str:
+    """``{emdb number}_{PDB}_{chain}``, e.g. ``3491_5MDX_L`` (chain id kept verbatim)."""
+    num = str(emdb_id).upper().removeprefix("EMD-").removeprefix("EMD_")
+    return f"{num}_{str(pdb_id).upper()}_{chain}"
+
+
+def _fmt(x: float) -> str:
+    return "NA" if x is None or not np.isfinite(x) else f"{x:.2f}"
+
+
+class PairRejected(ValueError):
+    """A chain that does not become a pair; the message is the reason."""
+
+    def __init__(self, reason: str, scores: dict | None = None):
+        super().__init__(reason)
+        self.scores = scores or {}
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Put the finished folder ``tmp`` at ``final`` (replacing an older one) by renames."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_pair(
+    dmap: DensityMap,
+    model: Model,
+    classes: dict[tuple[str, int, str], int],
+    chain: str,
+    out_dir: str | os.PathLike,
+    params: DatasetParams,
+    contour: float,
+    contour_source: str,
+    ids: dict,
+) -> dict:
+    """Build the pair of ``chain`` into ``out_dir`` (made atomically); return its table row.
+
+    ``ids``: emdb_id, pdb_id, resolution (and anything else to record).
+    Raises :class:`PairRejected` with the reason (and scores so far) when the
+    chain cannot make a usable pair.
+    """
+    out_dir = Path(out_dir)
+    idx = model.chain_index(chain)
+    if len(idx) == 0:
+        raise PairRejected(f"chain {chain} has no protein residue with a CA atom")
+    ca_chain = model.ca[idx]
+    atoms = model.chain_atoms[chain]
+    inside = float(np.mean(dmap.geometry.contains(ca_chain)))
+    if inside < params.min_ca_inside:
+        raise PairRejected(
+            f"model lies outside the map ({100 * inside:.0f}% of the chain's CA inside, need"
+            f" {100 * params.min_ca_inside:.0f}%); wrong model, or the map's origin is wrong"
+        )
+    box = chain_box(atoms, dmap.geometry, params.padding, params.spacing)
+    geom = box.geometry
+    try:
+        raw = crop(dmap, box)
+    except MapError as exc:
+        raise PairRejected(str(exc)) from exc
+    cls_chain = np.array([classes.get(model.keys[i], OTHER) for i in idx], np.uint8)
+    q = params.quality
+    cyl, n_hel = chain_cylinder_score(raw, geom, contour, ca_chain, cls_chain, q)
+    prec, rec = precision_recall(raw, geom, contour, atoms, q)
+    pr_diff = abs(prec - rec)
+    b = quality_bin(cyl, pr_diff, q)
+    scores = {"bin": b, "cyl_score": cyl, "n_helices": n_hel, "precision": prec, "recall": rec, "pr_diff": pr_diff}
+    if b not in params.keep_bins:
+        raise PairRejected(f"bin {b} (cyl {_fmt(cyl)}, |P-R| {pr_diff:.2f})", scores)
+    from cryosse.infer import normalise_density  # imports torch: only when a pair is built
+
+    try:
+        density = normalise_density(raw)
+    except ValueError as exc:
+        raise PairRejected(f"box density: {exc}", scores) from exc
+
+    # Every CA that can label a voxel of the box (all chains), then those in the box.
+    reach = params.label_radius + max(geom.voxel_size)
+    near = np.all((model.ca >= geom.lower - reach) & (model.ca <= geom.upper + reach), axis=1)
+    near_idx = np.flatnonzero(near)
+    ca_near = model.ca[near_idx]
+    cls_near = np.array([classes.get(model.keys[i], OTHER) for i in near_idx], np.uint8)
+    labels = label_box(geom, ca_near, cls_near, params.label_radius)
+    in_box = geom.contains(ca_near)
+    ca_xyz = ca_near[in_box].astype(np.float32)
+    ca_class = cls_near[in_box]
+    ca_in_centre = box.in_centre(ca_xyz) if len(ca_xyz) else np.zeros(0, bool)
+    counts = {
+        "n_ca_helix": int(np.sum(ca_in_centre & (ca_class == HELIX))),
+        "n_ca_sheet": int(np.sum(ca_in_centre & (ca_class == SHEET))),
+        "n_ca_other": int(np.sum(ca_in_centre & (ca_class == OTHER))),
+    }
+    if not np.all(box.in_centre(ca_chain)):
+        raise PairRejected("internal: a CA of the central chain lies outside the centre box", scores)
+
+    pid = pair_id(ids["emdb_id"], ids["pdb_id"], chain)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        write_map(tmp / "map.mrc", density, geom)
+        write_map(tmp / "labels.mrc", labels, geom, dtype=np.int8)
+        with open(tmp / "arrays.npz", "wb") as fh:
+            np.savez_compressed(
+                fh,
+                density=density.astype(np.float32),
+                labels=labels.astype(np.uint8),
+                centre=np.asarray(box.centre, np.int64),
+                ca_xyz=ca_xyz.reshape(-1, 3),
+                ca_class=ca_class.astype(np.uint8),
+                ca_in_centre=ca_in_centre.astype(bool),
+                origin_xyz=np.asarray(geom.origin, np.float64),
+                voxel_size=np.float64(geom.voxel_size[0]),
+            )
+        c_lo, c_hi = box.centre_bounds_xyz()
+        b_lo, b_hi = box.box_bounds_xyz()
+        record = {
+            "pair_id": pid,
+            "emdb_id": ids["emdb_id"],
+            "pdb_id": ids["pdb_id"],
+            "chain": chain,
+            "resolution": ids.get("resolution"),
+            "sequence": model.sequence(chain),
+            "box": {"lower_xyz": b_lo, "upper_xyz": b_hi, "shape_zyx": list(geom.shape),
+                    "voxel_size": geom.voxel_size[0], "padding": params.padding},
+            "centre_box": {"lower_xyz": c_lo, "upper_xyz": c_hi, "slices_zyx": list(box.centre)},
+            "ca_counts_centre": counts,
+            "quality": {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in scores.items()},
+            "contour": {"level": contour, "source": contour_source},
+            "dssp_engine": params.dssp_engine,
+            "inputs": {"map": dmap.path, "model": model.path, "map_header": dmap.header},
+            "params": _params_dict(params),
+            "cryosse_version": __version__,
+            "files": {name: sha256_file(tmp / name) for name in ("map.mrc", "labels.mrc", "arrays.npz")},
+        }  # fmt: skip
+        write_json(tmp / "record.json", record)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    nz, ny, nx = geom.shape
+    return {
+        "pair_id": pid, "emdb_id": ids["emdb_id"], "pdb_id": ids["pdb_id"], "chain": chain,
+        "status": "kept", "stage": "dataset", "reason": "", "resolution": ids.get("resolution"),
+        **scores, "contour": contour, "contour_source": contour_source, **counts,
+        "nx": nx, "ny": ny, "nz": nz, "sequence": record["sequence"],
+        "dssp_engine": params.dssp_engine, "path": str(out_dir),
+    }  # fmt: skip
+
+
+def _params_dict(params: DatasetParams) -> dict:
+    d = asdict(params)
+    d["keep_bins"] = list(params.keep_bins)
+    return d
+
+
+def _resolve(path: str | None, base: Path) -> Path | None:
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return base / p
+
+
+def _reject_row(entry: str, stage: str, reason: str, **extra) -> dict:
+    row = {"entry": entry, "status": "rejected", "stage": stage, "reason": reason}
+    row.update(extra)
+    return row
+
+
+def _entry_table(rows: list[dict]) -> pd.DataFrame:  # noqa: F821
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    for col in ENTRY_COLUMNS:
+        if col not in df:
+            df[col] = None
+    return df[ENTRY_COLUMNS]
+
+
+def load_inputs(map_path: str | os.PathLike, model_path: str | os.PathLike, engine: str) -> tuple[DensityMap, Model, dict]:
+    """Read a map and a model and assign DSSP; raise ValueError/RuntimeError with the cause."""
+    model = read_model(model_path)
+    if len(model.keys) == 0:
+        if model.n_nucleic:
+            raise ModelError(f"{model_path}: nucleic acids only ({model.n_nucleic} residues), no protein chain")
+        raise ModelError(f"{model_path}: no protein residue with a CA atom")
+    if not np.any(model.has_full_backbone):
+        raise ModelError(
+            f"{model_path}: CA-only model (no residue has N, CA, C and O); DSSP needs the backbone"
+        )
+    classes = assign(model, engine)
+    dmap = read_map(map_path)
+    return dmap, model, classes
+
+
+def build_entry(
+    record_path: str | os.PathLike,
+    table_path: str | os.PathLike,
+    pairs_dir: str | os.PathLike,
+    params: DatasetParams,
+    entry: str | None = None,
+) -> pd.DataFrame:  # noqa: F821
+    """All pairs of one entry from its acquisition record; writes the per-entry table.
+
+    Never raises for a bad map, model or chain: each becomes a rejected row.
+    """
+    record_path = Path(record_path)
+    pairs_dir = Path(pairs_dir)
+    rec = read_json(record_path)
+    entry = entry or rec.get("emdb_id") or record_path.parent.name
+    emdb_id = rec.get("emdb_id") or entry
+    pdb_id = str(rec.get("pdb_id") or "").upper()
+    base = {"emdb_id": emdb_id, "pdb_id": pdb_id, "resolution": rec.get("resolution")}
+    rows: list[dict] = []
+    if rec.get("status") != "ok":
+        rows.append(_reject_row(entry, "acquire", rec.get("reason") or "rejected upstream", **base))
+        write_tsv(table_path, _entry_table(rows))
+        return _entry_table(rows)
+    try:
+        map_path = _resolve(rec.get("map"), record_path.parent)
+        model_path = _resolve(rec.get("model"), record_path.parent)
+        if map_path is None or model_path is None:
+            raise ValueError(f"{record_path}: the record names no map or no model file")
+        dmap, model, classes = load_inputs(map_path, model_path, params.dssp_engine)
+        given = rec.get("contour_level")
+        contour, source = contour_level(dmap, given, params.contour_sd)
+        if given is not None and rec.get("contour_source"):
+            source = rec["contour_source"]
+    except (ValueError, RuntimeError, OSError) as exc:
+        rows.append(_reject_row(entry, "dataset", str(exc), **base))
+        write_tsv(table_path, _entry_table(rows))
+        return _entry_table(rows)
+
+    chains = model.chain_order
+    sequences = {c: model.sequence(c) for c in chains}
+    cls = {c: np.array([classes[model.keys[i]] for i in model.chain_index(c)]) for c in chains}
+    requested = [str(c) for c in (rec.get("chains") or [])]
+    choices = select_chains(chains, sequences, cls, requested, params.min_residues, params.dedup_identity)
+    for choice in choices:
+        pid = pair_id(emdb_id, pdb_id, choice.chain)
+        common = {"entry": entry, "pair_id": pid, "chain": choice.chain, "dssp_engine": params.dssp_engine,
+                  "sequence": sequences.get(choice.chain, ""), "contour": contour, "contour_source": source, **base}  # fmt: skip
+        if not choice.kept:
+            rows.append({**common, "status": "rejected", "stage": "dataset", "reason": choice.reason})
+            continue
+        try:
+            row = build_pair(dmap, model, classes, choice.chain, pairs_dir / pid, params, contour, source, base)
+            rows.append({**common, **row})
+        except PairRejected as exc:
+            rows.append({**common, **exc.scores, "status": "rejected", "stage": "dataset", "reason": str(exc)})
+        except (ValueError, RuntimeError, OSError) as exc:
+            log.exception("%s chain %s", entry, choice.chain)
+            rows.append({**common, "status": "rejected", "stage": "dataset", "reason": f"{type(exc).__name__}: {exc}"})
+    if not choices:
+        rows.append(_reject_row(entry, "dataset", "no protein chain to use", **base))
+    df = _entry_table(rows)
+    write_tsv(table_path, df)
+    return df
+
+
+def aggregate(entry_tables: list[str | os.PathLike], dataset_path: str | os.PathLike,
+              rejected_path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa: F821  # fmt: skip
+    """Dataset table (kept pairs, sorted by pair_id) and rejection table (stage, id, reason)."""
+    import pandas as pd
+
+    frames = [pd.read_csv(p, sep="\t", dtype={"chain": str, "pair_id": str}, keep_default_na=False,
+                          na_values=[""]) for p in entry_tables]  # fmt: skip
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ENTRY_COLUMNS)
+    kept = df[df["status"] == "kept"].sort_values("pair_id", kind="stable")
+    dataset = kept.reindex(columns=DATASET_COLUMNS)
+    for col in ("bin", "n_ca_helix", "n_ca_sheet", "n_ca_other", "nx", "ny", "nz"):
+        dataset[col] = dataset[col].astype("Int64")
+    rej = df[df["status"] != "kept"]
+    ids = rej["pair_id"].where(rej["pair_id"].notna() & (rej["pair_id"] != ""), rej["entry"])
+    rejected = pd.DataFrame({"stage": rej["stage"].values, "id": ids.values, "reason": rej["reason"].values})
+    write_tsv(dataset_path, dataset, float_format="%.4f")
+    write_tsv(rejected_path, rejected)
+    return dataset, rejected

@@ -1,0 +1,130 @@
+"""Reading an atomic model into plain arrays: residues, CA atoms, backbones, chains.
+
+gemmi reads PDB and mmCIF (plain or gzip). Everything downstream (DSSP, chain
+selection, boxes, labels) works on the :class:`Model` arrays built here, so the
+rest of the stage never touches gemmi objects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+BACKBONE = ("N", "CA", "C", "O")
+
+
+class ModelError(ValueError):
+    """An atomic model that cannot be used; the message names the file and the cause."""
+
+
+@dataclass
+class Model:
+    """Protein residues of the first model, in file order.
+
+    ``keys[i]`` = (chain, seqnum, icode); ``ca[i]`` its CA (x, y, z) A;
+    ``backbone[i]`` (4, 3) N, CA, C, O or NaN where an atom is missing;
+    ``chain_atoms[name]`` all non-hydrogen atoms of the chain's protein residues.
+    """
+
+    path: str
+    keys: list[tuple[str, int, str]]
+    resnames: list[str]
+    ca: np.ndarray  # (R, 3) float64
+    backbone: np.ndarray  # (R, 4, 3) float64, NaN where missing
+    chain_of: np.ndarray  # (R,) object: chain name
+    chain_order: list[str]
+    chain_atoms: dict[str, np.ndarray] = field(default_factory=dict)
+    n_nucleic: int = 0
+    n_atoms: int = 0
+
+    def chain_index(self, chain: str) -> np.ndarray:
+        return np.flatnonzero(self.chain_of == chain)
+
+    def sequence(self, chain: str) -> str:
+        import gemmi
+
+        out = []
+        for i in self.chain_index(chain):
+            info = gemmi.find_tabulated_residue(self.resnames[i])
+            code = info.one_letter_code.upper() if info is not None else "X"
+            out.append(code if code.isalpha() else "X")
+        return "".join(out)
+
+    @property
+    def has_full_backbone(self) -> np.ndarray:
+        return np.all(np.isfinite(self.backbone), axis=(1, 2))
+
+
+def read_model(path: str | os.PathLike) -> Model:
+    """Read the first model of a PDB/mmCIF file; protein residues with a CA atom only.
+
+    Hydrogens, waters and alternative conformations (first kept) are dropped.
+    Raises :class:`ModelError` when the file cannot be read or holds no atoms.
+    """
+    import gemmi
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such model file")
+    try:
+        st = gemmi.read_structure(str(path), merge_chain_parts=True)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ModelError(f"{path}: cannot read the model ({exc})") from exc
+    if len(st) == 0:
+        raise ModelError(f"{path}: the file holds no model")
+    st.setup_entities()
+    st.remove_hydrogens()
+    st.remove_alternative_conformations()
+    model = st[0]
+    keys: list[tuple[str, int, str]] = []
+    names: list[str] = []
+    ca: list[list[float]] = []
+    bb: list[np.ndarray] = []
+    chain_of: list[str] = []
+    order: list[str] = []
+    atoms: dict[str, list[list[float]]] = {}
+    n_nucleic = 0
+    n_atoms = 0
+    for ch in model:
+        for res in ch:
+            n_atoms += len(res)
+            info = gemmi.find_tabulated_residue(res.name)
+            if info is not None and info.is_nucleic_acid():
+                n_nucleic += 1
+                continue
+            if info is None or not info.is_amino_acid():
+                continue
+            ca_atom = res.find_atom("CA", "*")
+            if ca_atom is None or ca_atom.element.name != "C":
+                continue
+            if ch.name not in atoms:
+                atoms[ch.name] = []
+                order.append(ch.name)
+            keys.append((ch.name, int(res.seqid.num), res.seqid.icode.strip()))
+            names.append(res.name)
+            ca.append(ca_atom.pos.tolist())
+            b = np.full((4, 3), np.nan)
+            for k, name in enumerate(BACKBONE):
+                a = res.find_atom(name, "*")
+                if a is not None:
+                    b[k] = a.pos.tolist()
+            bb.append(b)
+            chain_of.append(ch.name)
+            atoms[ch.name].extend(a.pos.tolist() for a in res)
+    if n_atoms == 0:
+        raise ModelError(f"{path}: the model has no atoms")
+    return Model(
+        path=str(path),
+        keys=keys,
+        resnames=names,
+        ca=np.asarray(ca, float).reshape(-1, 3),
+        backbone=np.asarray(bb, float).reshape(-1, 4, 3),
+        chain_of=np.asarray(chain_of, dtype=object),
+        chain_order=order,
+        chain_atoms={k: np.asarray(v, float).reshape(-1, 3) for k, v in atoms.items()},
+        n_nucleic=n_nucleic,
+        n_atoms=n_atoms,
+    )
