@@ -119,6 +119,23 @@ def _is_gzip(path: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
+def _gunzip(path: Path, chunk: int = 1 << 24) -> bytearray | bytes:
+    """Decompress into one preallocated buffer, chunk by chunk (``read()`` peaks at two copies)."""
+    with open(path, "rb") as fh:
+        fh.seek(-4, os.SEEK_END)
+        isize = int.from_bytes(fh.read(4), "little")  # size mod 2**32 (gzip trailer)
+    buf = bytearray(isize)
+    view = memoryview(buf)
+    pos = 0
+    with gzip.open(path, "rb") as fh:
+        while pos < isize and (n := fh.readinto(view[pos : pos + chunk])):
+            pos += n
+        rest = fh.read()  # maps of 4 GiB or more (ISIZE wrapped), or a lying trailer
+    view.release()
+    del buf[pos:]
+    return bytes(buf) + rest if rest else buf
+
+
 def read_map(path: str | os.PathLike, mmap: bool = True) -> DensityMap:
     """Read an MRC/CCP4 map (plain or gzip) into ``[z, y, x]`` order with its geometry.
 
@@ -136,8 +153,7 @@ def read_map(path: str | os.PathLike, mmap: bool = True) -> DensityMap:
     gz = _is_gzip(path)
     try:
         if gz:
-            with gzip.open(path, "rb") as fh:
-                raw = fh.read()
+            raw = _gunzip(path)
         else:
             raw = None
         if raw is not None and len(raw) < 1024:
