@@ -1,5 +1,801 @@
-"""Placeholder: this stage's module is being written; it adds no subcommand yet."""
+"""Training one setting (SPEC 9), resuming after a kill, and model selection per loss.
+
+One call of :func:`train_setting` trains the network for one (split, loss,
+setting) on the split's training pairs and validates it every epoch on the
+split's validation pairs:
+
+* Adam, batch of one box (boxes differ in size), optionally a random ``patch``^3
+  crop around a point of the centre box (CPU demos); boxes are zero-padded to a
+  multiple of 8 and the loss sees the centre-box voxels only (the mask).
+* CUDA with bf16 autocast where present, CPU otherwise (``device: auto``); the
+  device is recorded in the history and the checkpoint.
+* Fixed seeds; after every epoch ``state.pt`` (model, optimiser, epoch, history,
+  every RNG state) is written atomically, so a rerun after a kill resumes from
+  the last finished epoch and the finished history has every epoch once.
+* Early stopping on the validation figure, the mean of (helix F1 + sheet F1) / 2
+  (SPEC 9); ``checkpoint.pt`` is the best epoch's network, stand-alone.
+
+:func:`select_models` picks, per loss, the setting with the highest validation
+figure and writes ``selection.tsv`` and ``models/{split}/{loss}.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import random
+import re
+import shutil
+import sys
+import time
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cryosse import __version__
+from cryosse.infer import pad_to_multiple, pick_device, predict_probabilities
+from cryosse.io import atomic_path, write_tsv
+from cryosse.losses import LOSSES, make_loss, takes_gamma, takes_weights
+from cryosse.model import DeepSSETracerUNet, load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = "cryosse-train-state/1"
+HISTORY_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "val_helix_f1",
+    "val_sheet_f1",
+    "val_mean",
+    "seconds",
+    "steps",
+    "device",
+    "amp",
+]
+SELECTION_COLUMNS = [
+    "split",
+    "loss",
+    "setting",
+    "lr",
+    "gamma",
+    "w_a",
+    "w_b",
+    "best_epoch",
+    "epochs",
+    "val_helix_f1",
+    "val_sheet_f1",
+    "val_mean",
+    "device",
+    "chosen",
+    "checkpoint",
+]
+
+# --------------------------------------------------------------------------- settings
 
 
-def add_cli(subparsers) -> None:  # noqa: ARG001
-    return None
+def setting_name(
+    loss: str, lr: float, gamma: float | None = None, weights: Sequence[float] = (1.0, 1.0)
+) -> str:
+    """``lr{lr:g}`` + ``_g{gamma:g}`` (FL, FL_DL) + ``_w{wa:g}-{wb:g}`` (CE_DL, FL_DL, weights != (1, 1))."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+    name = f"lr{lr:g}"
+    if takes_gamma(loss):
+        if gamma is None:
+            raise ValueError(f"loss {loss} needs a gamma")
+        name += f"_g{gamma:g}"
+    if takes_weights(loss):
+        wa, wb = (float(w) for w in weights)
+        if (wa, wb) != (1.0, 1.0):
+            name += f"_w{wa:g}-{wb:g}"
+    return name
+
+
+_NUM = r"[0-9.eE+-]+"
+SETTING_RE = re.compile(
+    rf"lr(?P<lr>{_NUM}?)(?:_g(?P<gamma>{_NUM}?))?(?:_w(?P<wa>[0-9.eE+]+)-(?P<wb>[0-9.eE+]+))?"
+)
+#: a regular expression for the ``setting`` wildcard
+SETTING_WILDCARD = r"lr[0-9.eE+-]+(_g[0-9.eE+-]+)?(_w[0-9.eE+]+-[0-9.eE+]+)?"
+
+
+def parse_setting(loss: str, setting: str) -> dict[str, Any]:
+    """The inverse of :func:`setting_name`: ``{"lr": .., "loss_params": {..}}``; a name that does not round-trip is an error."""
+    m = SETTING_RE.fullmatch(setting)
+    if not m:
+        raise ValueError(f"setting {setting!r} is not of the form lr<lr>[_g<gamma>][_w<wa>-<wb>]")
+    try:
+        lr = float(m["lr"])
+        gamma = float(m["gamma"]) if m["gamma"] is not None else None
+        weights = (float(m["wa"]), float(m["wb"])) if m["wa"] is not None else (1.0, 1.0)
+    except ValueError as exc:
+        raise ValueError(f"setting {setting!r}: {exc}") from exc
+    if takes_gamma(loss) != (gamma is not None) or (not takes_weights(loss) and m["wa"] is not None):
+        raise ValueError(
+            f"setting {setting!r} does not fit loss {loss} (parameters {list(LOSSES[loss].params)})"
+        )
+    if setting_name(loss, lr, gamma, weights) != setting:
+        raise ValueError(
+            f"setting {setting!r} is not in canonical form ({setting_name(loss, lr, gamma, weights)!r})"
+        )
+    params: dict[str, float] = {}
+    if takes_gamma(loss):
+        params["gamma"] = gamma  # type: ignore[assignment]
+    if takes_weights(loss):
+        params["w_a"], params["w_b"] = weights
+    return {"lr": lr, "loss_params": params}
+
+
+def grid_settings(
+    loss: str, lrs: Iterable[float], gammas: Iterable[float], term_weights: Iterable[Sequence[float]]
+) -> list[str]:
+    """Every setting of one loss in the grid, in a stable order, without duplicates."""
+    names: list[str] = []
+    for lr in lrs:
+        for g in gammas if takes_gamma(loss) else [None]:
+            for w in term_weights if takes_weights(loss) else [(1.0, 1.0)]:
+                n = setting_name(loss, float(lr), g, w)
+                if n not in names:
+                    names.append(n)
+    return names
+
+
+def workflow_targets(train: dict[str, Any], results: str | Path) -> list[Path]:
+    """The train stage's final files: each split's ``selection.tsv`` and ``models/{split}/{loss}.pt``."""
+    results = Path(results)
+    return [results / "train" / str(k) / "selection.tsv" for k in train["splits"]] + [
+        results / "models" / str(k) / f"{loss}.pt" for k in train["splits"] for loss in train["losses"]
+    ]
+
+
+#: the ``train:`` keys a training job depends on (its Snakemake params: changing any other
+#: key, such as the grid, the splits or the resources, retrains nothing that exists)
+JOB_KEYS = ("width", "max_epochs", "patience", "patch", "max_steps_per_epoch", "device")
+
+
+def job_config(train: dict[str, Any]) -> dict[str, Any]:
+    """The part of the ``train:`` section that one training job's results depend on."""
+    return {k: train[k] for k in JOB_KEYS if k in train}
+
+
+def split_checkpoints(train: dict[str, Any], results: str | Path, wildcards: Any) -> list[Path]:
+    """Every setting's ``checkpoint.pt`` of one split (``wildcards.split``) in the configured grid."""
+    base = Path(results) / "train" / str(wildcards.split)
+    return [
+        base / loss / setting / "checkpoint.pt"
+        for loss in train["losses"]
+        for setting in grid_settings(loss, train["lrs"], train["gammas"], train["term_weights"])
+    ]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class Pair:
+    pair_id: str
+    density: np.ndarray  # float32 [z, y, x]
+    labels: np.ndarray  # uint8 [z, y, x]
+    centre: tuple[int, int, int, int, int, int]  # z0, z1, y0, y1, x0, x1
+
+
+def load_pair(pair_id: str, folder: str | Path) -> Pair:
+    """Read ``arrays.npz`` of one pair and check it against the contract (docs/design.md)."""
+    path = Path(folder) / "arrays.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{pair_id}: {path} is missing; rerun the dataset stage")
+    try:
+        with np.load(path) as z:
+            density = np.asarray(z["density"], np.float32)
+            labels = np.asarray(z["labels"])
+            centre = tuple(int(v) for v in np.asarray(z["centre"]).reshape(-1))
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{pair_id}: {path} is not a usable pair file ({exc})") from exc
+    if density.ndim != 3 or labels.shape != density.shape:
+        raise ValueError(
+            f"{pair_id}: density {density.shape} and labels {labels.shape} must be equal 3-D shapes"
+        )
+    if len(centre) != 6 or any(
+        not (0 <= centre[2 * i] < centre[2 * i + 1] <= density.shape[i]) for i in range(3)
+    ):
+        raise ValueError(f"{pair_id}: centre {centre} is not a non-empty box inside shape {density.shape}")
+    if not np.all(np.isfinite(density)):
+        raise ValueError(f"{pair_id}: density has NaN or infinite values")
+    if labels.size and int(labels.max()) > 2:
+        raise ValueError(f"{pair_id}: labels must be 0/1/2, found {int(labels.max())}")
+    return Pair(pair_id, density, labels.astype(np.uint8), centre)  # type: ignore[arg-type]
+
+
+def read_split_pairs(dataset_tsv: str | Path, split_tsv: str | Path) -> dict[str, list[tuple[str, Path]]]:
+    """Training and validation pairs of a split: ``{"train": [(pair_id, folder)], "val": [...]}``."""
+    ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str, "path": str})
+    sp = pd.read_csv(split_tsv, sep="\t", dtype={"pair_id": str, "role": str})
+    for name, df, cols in ((dataset_tsv, ds, ("pair_id", "path")), (split_tsv, sp, ("pair_id", "role"))):
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise ValueError(f"{name}: missing column(s) {missing}")
+    base = Path(dataset_tsv).parent
+    paths = {}
+    for pid, p in zip(ds["pair_id"], ds["path"], strict=True):
+        p = Path(p)
+        paths[pid] = p if p.is_absolute() or p.exists() else base / p
+    out: dict[str, list[tuple[str, Path]]] = {"train": [], "val": []}
+    for pid, role in zip(sp["pair_id"], sp["role"], strict=True):
+        if role not in ("train", "val", "test"):
+            raise ValueError(f"{split_tsv}: pair {pid} has role {role!r}, expected train/val/test")
+        if role == "test":
+            continue
+        if pid not in paths:
+            raise ValueError(f"{split_tsv}: pair {pid} is not in {dataset_tsv}")
+        out[role].append((pid, paths[pid]))
+    for role in ("train", "val"):
+        if not out[role]:
+            raise ValueError(f"{split_tsv}: no {role} pairs; the split is too small to train on")
+    return out
+
+
+def _load_pairs(
+    items: Sequence[tuple[str, Path]], role: str, split_tsv: str | Path, skipped: list[dict[str, str]]
+) -> list[Pair]:
+    """Load pairs; a broken one is logged, recorded in ``skipped`` and left out (it never stops the job)."""
+    pairs = []
+    for pid, folder in items:
+        try:
+            pairs.append(load_pair(pid, folder))
+        except (ValueError, FileNotFoundError) as exc:
+            log.warning("skipping %s pair %s: %s", role, pid, exc)
+            skipped.append({"pair_id": pid, "role": role, "reason": str(exc)})
+    if not pairs:
+        raise ValueError(f"{split_tsv}: none of the {len(items)} {role} pairs could be loaded (see the log)")
+    return pairs
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def f1_scores(pred: np.ndarray, truth: np.ndarray, classes: Sequence[int] = (1, 2)) -> dict[int, float]:
+    """Voxel F1 per class; NaN where the class has no true voxels (SPEC 10)."""
+    out = {}
+    for k in classes:
+        t, p = truth == k, pred == k
+        n_true = int(t.sum())
+        if n_true == 0:
+            out[k] = math.nan
+            continue
+        tp = int(np.logical_and(t, p).sum())
+        out[k] = 2.0 * tp / (n_true + int(p.sum()))
+    return out
+
+
+def _amp(device: torch.device) -> contextlib.AbstractContextManager:
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def validate(model: torch.nn.Module, pairs: Sequence[Pair], device: torch.device) -> dict[str, float]:
+    """Mean over validation pairs of helix and sheet voxel F1 on the centre box; their mean.
+
+    A pair with no true voxels of a class has no F1 for it and is left out of that
+    class's mean; the validation figure is (helix mean + sheet mean) / 2 (or the one
+    that exists; 0 when neither does).
+    """
+    helix, sheet = [], []
+    with _amp(device):
+        for p in pairs:
+            prob = predict_probabilities(model, p.density, device)
+            z0, z1, y0, y1, x0, x1 = p.centre
+            pred = prob.argmax(0)[z0:z1, y0:y1, x0:x1]
+            f = f1_scores(pred, p.labels[z0:z1, y0:y1, x0:x1])
+            helix.append(f[1])
+            sheet.append(f[2])
+    h = float(np.nanmean(helix)) if not np.all(np.isnan(helix)) else math.nan
+    s = float(np.nanmean(sheet)) if not np.all(np.isnan(sheet)) else math.nan
+    both = [v for v in (h, s) if not math.isnan(v)]
+    return {"val_helix_f1": h, "val_sheet_f1": s, "val_mean": float(np.mean(both)) if both else 0.0}
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainConfig:
+    """The ``train:`` config section (what one job needs of it)."""
+
+    width: float = 1.0
+    max_epochs: int = 100
+    patience: int = 10
+    patch: int = 0
+    max_steps_per_epoch: int = 0
+    device: str = "auto"
+    seed: int = 42
+    threads: int = 0
+    dropout: float = 0.5
+    progress_interval_s: float = 10.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, cfg: dict[str, Any], seed: int = 42) -> TrainConfig:
+        keys = {f for f in cls.__dataclass_fields__ if f not in ("extra", "seed")}
+        return cls(seed=int(seed), **{k: cfg[k] for k in keys if k in cfg})
+
+
+def _crop_slices(
+    shape: Sequence[int], centre: Sequence[int], patch: int, rng: np.random.Generator
+) -> tuple[slice, slice, slice]:
+    """A random ``patch``-sized window (per axis, at most the box) around a random centre-box voxel."""
+    out = []
+    for ax in range(3):
+        n, c0, c1 = shape[ax], centre[2 * ax], centre[2 * ax + 1]
+        size = min(patch, n)
+        point = int(rng.integers(c0, c1))
+        start = min(max(point - size // 2, 0), n - size)
+        out.append(slice(start, start + size))
+    return tuple(out)  # type: ignore[return-value]
+
+
+def _example(
+    pair: Pair, patch: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x (1,1,D,H,W) padded, target (1,D,H,W) int64, mask (1,D,H,W) bool = centre box, pad excluded)."""
+    mask = np.zeros(pair.density.shape, bool)
+    z0, z1, y0, y1, x0, x1 = pair.centre
+    mask[z0:z1, y0:y1, x0:x1] = True
+    dens, lab = pair.density, pair.labels
+    if patch > 0:
+        sl = _crop_slices(dens.shape, pair.centre, patch, rng)
+        dens, lab, mask = dens[sl], lab[sl], mask[sl]
+    x = torch.from_numpy(np.ascontiguousarray(dens))[None, None]
+    x, (d, h, w) = pad_to_multiple(x)
+    pad = [(0, x.shape[-3] - d), (0, x.shape[-2] - h), (0, x.shape[-1] - w)]
+    t = torch.from_numpy(np.pad(lab, pad).astype(np.int64))[None]
+    m = torch.from_numpy(np.pad(mask, pad))[None]
+    return x, t, m
+
+
+def _rng_state(np_rng: np.random.Generator) -> dict[str, Any]:
+    st = {
+        "torch": torch.get_rng_state(),
+        "numpy": _to_plain(np_rng.bit_generator.state),
+        "python": _to_plain(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _to_plain(obj: Any) -> Any:
+    """RNG states as lists/ints/strings only (loadable with weights_only=True)."""
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _restore_rng(st: dict[str, Any], np_rng: np.random.Generator) -> None:
+    torch.set_rng_state(st["torch"])
+    np_rng.bit_generator.state = st["numpy"]
+    py = st["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def _fingerprint(**kw: Any) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}
+
+
+def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
+    write_tsv(path, pd.DataFrame(history, columns=HISTORY_COLUMNS), float_format="%.6g")
+
+
+def train_setting(
+    dataset_tsv: str | Path,
+    split_tsv: str | Path,
+    split: str | int,
+    loss: str,
+    setting: str,
+    out_dir: str | Path,
+    cfg: TrainConfig | dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train one (split, loss, setting); write ``checkpoint.pt``, ``history.tsv``, ``state.pt`` in ``out_dir``.
+
+    Resumes from ``state.pt`` when it exists and was made with the same inputs
+    and settings (otherwise starts afresh, saying so). Returns the checkpoint's
+    metadata (best validation figures, epoch, device).
+    """
+    if cfg is None:
+        cfg = TrainConfig()
+    elif isinstance(cfg, dict):
+        cfg = TrainConfig.from_mapping(cfg, cfg.get("seed", 42))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path, hist_path, state_path = out / "checkpoint.pt", out / "history.tsv", out / "state.pt"
+    parsed = parse_setting(loss, setting)
+    lr, loss_params = parsed["lr"], parsed["loss_params"]
+    criterion = make_loss(loss, **loss_params)
+    if cfg.threads > 0:
+        torch.set_num_threads(int(cfg.threads))
+    device = pick_device(cfg.device)
+    amp = "bf16" if device.type == "cuda" else "none"
+
+    roles = read_split_pairs(dataset_tsv, split_tsv)
+    skipped: list[dict[str, str]] = []
+    train_pairs = _load_pairs(roles["train"], "train", split_tsv, skipped)
+    val_pairs = _load_pairs(roles["val"], "val", split_tsv, skipped)
+    ids = [p.pair_id for p in train_pairs] + ["|"] + [p.pair_id for p in val_pairs]
+    fingerprint = _fingerprint(
+        split=str(split),
+        loss=loss,
+        setting=setting,
+        pairs=ids,
+        **{
+            k: v
+            for k, v in asdict(cfg).items()
+            if k not in ("device", "threads", "progress_interval_s", "extra")
+        },
+    )
+
+    random.seed(cfg.seed)
+    np_rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"val_mean": -math.inf, "epoch": 0}
+    best_weights: dict[str, torch.Tensor] = {}
+    stale, start_epoch, finished = 0, 1, False
+    if state_path.exists():
+        try:
+            st = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged state is not worth failing the job for
+            log.warning("%s: cannot read resume state (%s); starting afresh", state_path, exc)
+            st = None
+        if st is not None and st.get("format") == STATE_FORMAT and st.get("fingerprint") == fingerprint:
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            _restore_rng(st["rng"], np_rng)
+            history, best, stale = list(st["history"]), dict(st["best"]), int(st["stale"])
+            start_epoch, finished = int(st["epoch"]) + 1, bool(st["finished"])
+            best_weights = st["best_model"]
+            log.info(
+                "resuming %s from epoch %d (best %.4f at epoch %d)",
+                out,
+                start_epoch,
+                best["val_mean"],
+                best["epoch"],
+            )
+        elif st is not None:
+            log.warning("%s: made with other inputs or settings; starting afresh", state_path)
+    if start_epoch == 1 and ckpt_path.exists():
+        ckpt_path.unlink()  # from an earlier, different run: never mix
+
+    meta_base = {
+        "loss": {"name": loss, **loss_params},
+        "lr": lr,
+        "setting": setting,
+        "split": str(split),
+        "device": str(device),
+        "amp": amp,
+        "seed": cfg.seed,
+        "train_config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
+        "train_pairs": [p.pair_id for p in train_pairs],
+        "val_pairs": [p.pair_id for p in val_pairs],
+        "skipped_pairs": skipped,
+    }
+    if start_epoch > 1 and not ckpt_path.exists():
+        # Snakemake removes the outputs of an interrupted job before rerunning it:
+        # rebuild the best checkpoint from the weights kept in the resume state.
+        with torch.random.fork_rng(devices=[]):  # building a network draws from the torch RNG
+            best_model = DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout)
+        best_model.load_state_dict(best_weights)
+        save_checkpoint(ckpt_path, best_model, **meta_base, epoch=best["epoch"], best_val=dict(best))
+    n_steps = (
+        len(train_pairs) if cfg.max_steps_per_epoch <= 0 else min(cfg.max_steps_per_epoch, len(train_pairs))
+    )
+    log.info(
+        "training %s %s split %s on %s (amp %s): %d train / %d val pairs, %d steps per epoch, up to %d epochs",
+        loss,
+        setting,
+        split,
+        device,
+        amp,
+        len(train_pairs),
+        len(val_pairs),
+        n_steps,
+        cfg.max_epochs,
+    )
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=cfg.max_epochs * n_steps,
+        initial=(start_epoch - 1) * n_steps,
+        desc=f"{split}/{loss}/{setting}",
+        unit="step",
+        file=sys.stderr,
+        mininterval=cfg.progress_interval_s,
+        maxinterval=max(cfg.progress_interval_s, 60.0),
+        disable=finished,
+    )
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, cfg.max_epochs + 1):
+        if finished:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        order = np_rng.permutation(len(train_pairs))[:n_steps]
+        losses = []
+        for i in order:
+            x, t, m = _example(train_pairs[i], cfg.patch, np_rng)
+            x, t, m = x.to(device), t.to(device), m.to(device)
+            opt.zero_grad(set_to_none=True)
+            with _amp(device):
+                logits = model(x)
+            value = criterion(logits.float(), t, m)
+            if not torch.isfinite(value):
+                raise RuntimeError(
+                    f"{out}: loss became {value.item()} at epoch {epoch} on {train_pairs[i].pair_id}; "
+                    f"lower the learning rate ({lr:g})"
+                )
+            value.backward()
+            opt.step()
+            losses.append(float(value.detach()))
+            bar.update(1)
+        v = validate(model, val_pairs, device)
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            **v,
+            "seconds": time.perf_counter() - t0,
+            "steps": len(losses),
+            "device": str(device),
+            "amp": amp,
+        }
+        history.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.4f}", val=f"{v['val_mean']:.4f}", refresh=False)
+        log.info(
+            "epoch %d: loss %.4f, val helix %.4f sheet %.4f mean %.4f (%.1f s)",
+            epoch,
+            row["train_loss"],
+            v["val_helix_f1"],
+            v["val_sheet_f1"],
+            v["val_mean"],
+            row["seconds"],
+        )
+        if v["val_mean"] > best["val_mean"] or not ckpt_path.exists():
+            best = {
+                "val_mean": v["val_mean"],
+                "val_helix_f1": v["val_helix_f1"],
+                "val_sheet_f1": v["val_sheet_f1"],
+                "epoch": epoch,
+            }
+            stale = 0
+            best_weights = {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}
+            save_checkpoint(ckpt_path, model, **meta_base, epoch=epoch, best_val=dict(best))
+        else:
+            stale += 1
+        finished = stale >= cfg.patience or epoch == cfg.max_epochs
+        _write_history(hist_path, history)
+        state = {
+            "format": STATE_FORMAT,
+            "fingerprint": fingerprint,
+            "epoch": epoch,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": _cpu(opt.state_dict()),
+            "rng": _rng_state(np_rng),
+            "history": history,
+            "best": best,
+            "best_model": best_weights,
+            "stale": stale,
+            "finished": finished,
+            "cryosse_version": __version__,
+        }
+        with atomic_path(state_path) as tmp:
+            torch.save(state, tmp)
+        if finished and epoch < cfg.max_epochs:
+            log.info(
+                "early stop at epoch %d: no gain for %d epochs (best %.4f at epoch %d)",
+                epoch,
+                stale,
+                best["val_mean"],
+                best["epoch"],
+            )
+    bar.close()
+    _write_history(hist_path, history)  # also when resuming a finished run
+    if not ckpt_path.exists():
+        raise RuntimeError(f"{out}: no checkpoint was written (max_epochs {cfg.max_epochs})")
+    return {**meta_base, "best_val": best, "epochs": len(history)}
+
+
+def _cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu(v) for v in obj]
+    return obj
+
+
+def train_job(
+    dataset: str,
+    split_table: str,
+    split: str,
+    loss: str,
+    setting: str,
+    checkpoint: str,
+    train_config: dict[str, Any],
+    seed: int,
+    threads: int,
+) -> None:
+    """Entry point of the Snakemake rule: log to stderr, train into ``checkpoint``'s folder."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+        )
+    cfg = TrainConfig.from_mapping(dict(train_config), seed)
+    cfg.threads = int(threads)
+    out = Path(checkpoint).parent
+    train_setting(dataset, split_table, split, loss, setting, out, cfg)
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def _run_parts(path: Path) -> tuple[str, str, str]:
+    """(split, loss, setting) of ``.../{split}/{loss}/{setting}/checkpoint.pt``."""
+    p = Path(path)
+    return p.parent.parent.parent.name, p.parent.parent.name, p.parent.name
+
+
+def select_models(
+    checkpoints: Iterable[str | Path],
+    table: str | Path,
+    models_dir: str | Path,
+    losses: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Per loss, the setting with the highest validation figure; write the table and the chosen checkpoints.
+
+    ``checkpoints`` are ``.../{split}/{loss}/{setting}/checkpoint.pt`` of one split.
+    Ties go to the first setting in name order (deterministic). Each chosen
+    checkpoint is copied to ``models_dir/{loss}.pt`` (atomically); every loss in
+    ``losses`` must have at least one checkpoint.
+    """
+    rows = []
+    for path in sorted(Path(c) for c in checkpoints):
+        _, meta = load_checkpoint(path)
+        split, loss, setting = _run_parts(path)
+        if meta.get("setting", setting) != setting or meta.get("loss", {}).get("name", loss) != loss:
+            raise ValueError(f"{path}: holds {meta.get('loss')} {meta.get('setting')}, not {loss} {setting}")
+        best = meta.get("best_val", {})
+        hist = path.parent / "history.tsv"
+        epochs = len(pd.read_csv(hist, sep="\t")) if hist.exists() else math.nan
+        params = meta.get("loss", {})
+        rows.append(
+            {
+                "split": str(meta.get("split", split)),
+                "loss": loss,
+                "setting": setting,
+                "lr": meta.get("lr"),
+                "gamma": params.get("gamma", math.nan),
+                "w_a": params.get("w_a", math.nan),
+                "w_b": params.get("w_b", math.nan),
+                "best_epoch": meta.get("epoch"),
+                "epochs": epochs,
+                "val_helix_f1": best.get("val_helix_f1", math.nan),
+                "val_sheet_f1": best.get("val_sheet_f1", math.nan),
+                "val_mean": best.get("val_mean", math.nan),
+                "device": meta.get("device", ""),
+                "chosen": False,
+                "checkpoint": str(path),
+            }
+        )
+    df = pd.DataFrame(rows, columns=SELECTION_COLUMNS)
+    if df.empty:
+        raise ValueError("no checkpoints to select from")
+    if df["split"].nunique() != 1:
+        raise ValueError(f"checkpoints of several splits given: {sorted(df['split'].unique())}")
+    wanted = list(losses) if losses is not None else list(dict.fromkeys(df["loss"]))
+    missing = [lo for lo in wanted if lo not in set(df["loss"])]
+    if missing:
+        raise ValueError(f"no checkpoint for loss(es) {missing}")
+    models = Path(models_dir)
+    for loss in wanted:
+        sub = df[df["loss"] == loss].sort_values("setting", kind="stable")
+        best_idx = sub["val_mean"].astype(float).fillna(-math.inf).idxmax()
+        df.loc[best_idx, "chosen"] = True
+        with atomic_path(models / f"{loss}.pt") as tmp:
+            shutil.copyfile(df.loc[best_idx, "checkpoint"], tmp)
+    order = {lo: i for i, lo in enumerate(LOSSES)}
+    df = df.sort_values(
+        ["loss", "setting"], key=lambda s: s.map(order) if s.name == "loss" else s, kind="stable"
+    )
+    write_tsv(table, df, float_format="%.6g")
+    return df
+
+
+def select_job(checkpoints: Sequence[str], table: str, models: Sequence[str], losses: Sequence[str]) -> None:
+    """Entry point of the Snakemake rule: ``models`` are ``{models_dir}/{loss}.pt`` for ``losses``."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+        )
+    dirs = {Path(m).parent for m in models}
+    if len(dirs) != 1 or sorted(Path(m).stem for m in models) != sorted(losses):
+        raise ValueError(f"model outputs {list(models)} are not one folder's {{loss}}.pt for {list(losses)}")
+    df = select_models(checkpoints, table, dirs.pop(), losses)
+    for row in df[df["chosen"]].itertuples():
+        log.info(
+            "split %s %s: chose %s (validation mean %.4f)", row.split, row.loss, row.setting, row.val_mean
+        )
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    cfg = TrainConfig(
+        width=args.width,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        patch=args.patch,
+        max_steps_per_epoch=args.max_steps,
+        device=args.device,
+        seed=args.seed,
+        threads=args.threads,
+        dropout=args.dropout,
+        progress_interval_s=args.progress_interval,
+    )
+    meta = train_setting(args.dataset, args.split_table, args.split, args.loss, args.setting, args.out, cfg)
+    b = meta["best_val"]
+    print(
+        f"best epoch {b['epoch']}: val helix F1 {b['val_helix_f1']:.4f} sheet F1 {b['val_sheet_f1']:.4f} mean {b['val_mean']:.4f}"
+    )
+    return 0
+
+
+def _cmd_select(args: argparse.Namespace) -> int:
+    df = select_models(args.checkpoints, args.table, args.models_dir, args.losses)
+    print(df[df["chosen"]][["loss", "setting", "val_mean"]].to_string(index=False))
+    return 0
+
+
+def add_cli(subparsers: Any) -> None:
+    d = TrainConfig()
+    p = subparsers.add_parser("train", help="train the network for one split, loss and setting (resumable)")
+    p.add_argument("--dataset", required=True, help="results/dataset/dataset.tsv")
+    p.add_argument("--split-table", required=True, help="results/splits/split_{k}.tsv")
+    p.add_argument("--split", required=True, help="split id recorded in the checkpoint (k)")
+    p.add_argument("--loss", required=True, choices=list(LOSSES))
+    p.add_argument("--setting", required=True, help="e.g. lr0.001_g2 (docs/design.md)")
+    p.add_argument("--out", required=True, help="folder for checkpoint.pt, history.tsv, state.pt")
+    p.add_argument("--width", type=float, default=d.width)
+    p.add_argument("--max-epochs", type=int, default=d.max_epochs)
+    p.add_argument("--patience", type=int, default=d.patience)
+    p.add_argument("--patch", type=int, default=d.patch, help="0 = whole boxes; N = random N^3 crops")
+    p.add_argument(
+        "--max-steps", type=int, default=d.max_steps_per_epoch, help="0 = every training pair per epoch"
+    )
+    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--progress-interval", type=float, default=d.progress_interval_s)
+    p.set_defaults(func=_cmd_train)
+
+    s = subparsers.add_parser("select", help="pick the best setting per loss from trained checkpoints")
+    s.add_argument("checkpoints", nargs="+", help=".../{split}/{loss}/{setting}/checkpoint.pt of one split")
+    s.add_argument("--table", required=True, help="selection.tsv to write")
+    s.add_argument("--models-dir", required=True, help="folder for {loss}.pt")
+    s.add_argument("--losses", nargs="*", default=None, choices=list(LOSSES))
+    s.set_defaults(func=_cmd_select)

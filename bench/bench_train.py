@@ -1,0 +1,158 @@
+"""Training-step and inference throughput of the DeepSSETracer U-Net, and its roofline ratio.
+
+Prints, for one box of ``--size``^3 voxels (default 112, width 1 = the paper's network):
+  * training steps (forward, FL_DL loss over the centre box, backward, Adam) in voxels/s,
+  * inference (forward, softmax) in voxels/s,
+  * the convolutions' FLOPs (counted analytically from each layer's shapes) per second, and
+    that figure over this machine's measured peak for a large matrix product
+    (``torch.matmul`` of two ``--matmul``^2 matrices, measured in the same run), a ratio
+    that can be compared across machines.
+On CUDA it runs in bf16 autocast (as training does) and measures the matmul in bf16 too.
+
+    python bench/bench_train.py                 # width 1, 112^3, device auto
+    python bench/bench_train.py --size 64 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+from torch import nn
+
+from cryosse.infer import pad_to_multiple, pick_device
+from cryosse.losses import make_loss
+from cryosse.model import DeepSSETracerUNet
+
+
+def conv_flops(model: nn.Module, shape: tuple[int, int, int]) -> int:
+    """Forward FLOPs (2 per multiply-add) of every Conv3d / ConvTranspose3d for a (1, 1, *shape) input."""
+    total = 0
+
+    def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        k = 1
+        for s in mod.kernel_size:
+            k *= s
+        if isinstance(mod, nn.ConvTranspose3d):
+            positions = (
+                inp[0].shape[2] * inp[0].shape[3] * inp[0].shape[4]
+            )  # each input voxel scatters a kernel
+        else:
+            positions = out.shape[2] * out.shape[3] * out.shape[4]
+        total += 2 * mod.in_channels * mod.out_channels * k * positions // mod.groups
+
+    meta_model = copy.deepcopy(model).to("meta")
+    handles = [
+        m.register_forward_hook(hook)
+        for m in meta_model.modules()
+        if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d))
+    ]
+    with torch.no_grad():  # shapes only: the copy runs on the meta device, no arithmetic is done
+        meta_model(torch.zeros((1, 1, *shape), device="meta"))
+    for h in handles:
+        h.remove()
+    return total
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(fn, device: torch.device, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t0) / repeats
+
+
+def matmul_peak(device: torch.device, n: int, dtype: torch.dtype, repeats: int) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    dt = _timed(lambda: torch.matmul(a, b), device, repeats, 1)
+    return 2.0 * n**3 / dt
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=112, help="box edge in voxels (padded to a multiple of 8)")
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--matmul", type=int, default=4096, help="edge of the matrices of the peak measurement")
+    ap.add_argument("--skip-train", action="store_true", help="inference only (e.g. too little memory)")
+    args = ap.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    amp_dtype = torch.bfloat16 if device.type == "cuda" else None
+    torch.manual_seed(0)
+
+    x = torch.randn(1, 1, args.size, args.size, args.size)
+    x, _ = pad_to_multiple(x)
+    shape = tuple(x.shape[-3:])
+    voxels = shape[0] * shape[1] * shape[2]
+    model = DeepSSETracerUNet(width=args.width)
+    flops_fwd = conv_flops(model, shape)
+    model = model.to(device)
+    x = x.to(device)
+    target = torch.randint(0, 3, (1, *shape), device=device)
+    mask = torch.zeros((1, *shape), dtype=torch.bool, device=device)
+    p = 17 if min(shape) > 40 else 0
+    mask[:, p : shape[0] - p, p : shape[1] - p, p : shape[2] - p] = True
+    loss = make_loss("FL_DL", gamma=1.0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def autocast():
+        return torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else torch.autocast("cpu", enabled=False)
+
+    def infer() -> None:
+        with torch.no_grad(), autocast():
+            torch.softmax(model(x).float(), dim=1)
+
+    def train_step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast():
+            logits = model(x)
+        loss(logits.float(), target, mask).backward()
+        opt.step()
+
+    peak_dtype = amp_dtype or torch.float32
+    peak = matmul_peak(device, args.matmul, peak_dtype, args.repeats)
+    model.eval()
+    t_inf = _timed(infer, device, args.repeats, args.warmup)
+    rows = [("inference", t_inf, flops_fwd)]
+    if not args.skip_train:
+        model.train()
+        # backward of a convolution costs about twice its forward (input and weight gradients)
+        rows.append(("training step", _timed(train_step, device, args.repeats, args.warmup), 3 * flops_fwd))
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    print(f"device: {name}; precision: {'bf16 autocast' if amp_dtype else 'fp32'}; torch {torch.__version__}")
+    print(
+        f"network: width {args.width:g}, box {shape[0]}x{shape[1]}x{shape[2]} ({voxels} voxels), "
+        f"{flops_fwd / 1e9:.1f} GFLOP per forward pass (convolutions)"
+    )
+    print(f"peak: {args.matmul}^2 matmul ({str(peak_dtype).replace('torch.', '')}): {peak / 1e9:.1f} GFLOP/s")
+    for what, dt, flops in rows:
+        achieved = flops / dt
+        print(
+            f"{what:>13}: {dt:8.3f} s/box  {voxels / dt:12.0f} voxels/s  "
+            f"{achieved / 1e9:8.1f} GFLOP/s  {achieved / peak:6.1%} of matmul peak"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""Training one setting, resuming after a kill, and model selection (SPEC 9)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import ndimage
+
+from cryosse.model import DeepSSETracerUNet, load_checkpoint, save_checkpoint
+from cryosse.train import (
+    SETTING_RE,
+    TrainConfig,
+    _example,
+    f1_scores,
+    grid_settings,
+    load_pair,
+    parse_setting,
+    read_split_pairs,
+    select_models,
+    setting_name,
+    train_setting,
+)
+
+torch.set_num_threads(1)
+
+
+# --------------------------------------------------------------------------- synthetic pairs
+
+
+def synthetic_pair(folder: Path, n: int = 32, pad: int = 4, seed: int = 0) -> None:
+    """A box with two helix-like rods and a ridged sheet-like plate, blurred, with noise; labels 0/1/2."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[:n, :n, :n].astype(np.float32)
+    s = n / 32.0
+    rod1 = ((y - 10 * s) ** 2 + (z - 10 * s) ** 2 <= 2.5**2) & (x >= 6 * s) & (x < 26 * s)
+    rod2 = ((y - 22 * s) ** 2 + (x - 22 * s) ** 2 <= 2.5**2) & (z >= 8 * s) & (z < 26 * s)
+    plate = (
+        (np.abs(z - 22 * s) <= 0.8)
+        & (y >= 6 * s)
+        & (y < 18 * s)
+        & (x >= 6 * s)
+        & (x < 18 * s)
+        & ((x.astype(int) % 4) != 0)
+    )
+    dens = np.zeros((n, n, n), np.float32)
+    dens[rod1 | rod2 | plate] = 1.0
+    dens = ndimage.gaussian_filter(dens, 1.0) + rng.normal(0, 0.02, dens.shape).astype(np.float32)
+    lab = np.zeros((n, n, n), np.uint8)
+    lab[ndimage.binary_dilation(plate, iterations=1)] = 2
+    lab[rod1 | rod2] = 1
+    dens = np.maximum(dens / dens.max(), 0)
+    dens = ((dens - dens.mean()) / dens.std()).astype(np.float32)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "arrays.npz", density=dens, labels=lab, centre=np.array([pad, n - pad] * 3, np.int64))
+
+
+def synthetic_dataset(root: Path, roles: list[str], n: int = 32) -> tuple[Path, Path]:
+    """dataset.tsv + split_0.tsv with one synthetic pair per role (``"train+val"`` = the same pair in both)."""
+    ds_rows, split_rows = [], []
+    for i, role in enumerate(roles):
+        pid = f"{1000 + i}_1ABC_A"
+        synthetic_pair(root / "pairs" / pid, n=n, seed=i)
+        ds_rows.append({"pair_id": pid, "path": str(root / "pairs" / pid)})
+        for r in role.split("+"):
+            split_rows.append({"pair_id": pid, "role": r, "cluster": i})
+    pd.DataFrame(ds_rows).to_csv(root / "dataset.tsv", sep="\t", index=False)
+    pd.DataFrame(split_rows).to_csv(root / "split_0.tsv", sep="\t", index=False)
+    return root / "dataset.tsv", root / "split_0.tsv"
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_setting_names_round_trip():
+    assert setting_name("FL", 1e-3, 2) == "lr0.001_g2"
+    assert setting_name("CE", 1e-5) == "lr1e-05"
+    assert setting_name("FL_DL", 1e-4, 1, (1, 1)) == "lr0.0001_g1"
+    assert setting_name("FL_DL", 1e-4, 1, (0.5, 2)) == "lr0.0001_g1_w0.5-2"
+    assert setting_name("CE_DL", 1e-3, None, (2, 1)) == "lr0.001_w2-1"
+    assert setting_name("DL", 1e-3, None, (2, 1)) == "lr0.001"  # DL has no term weights
+    for loss, name in [
+        ("FL", "lr0.001_g2"),
+        ("CE", "lr1e-05"),
+        ("FL_DL", "lr0.0001_g1_w0.5-2"),
+        ("CE_DL", "lr0.001_w2-1"),
+    ]:
+        p = parse_setting(loss, name)
+        assert (
+            setting_name(
+                loss,
+                p["lr"],
+                p["loss_params"].get("gamma"),
+                (p["loss_params"].get("w_a", 1), p["loss_params"].get("w_b", 1)),
+            )
+            == name
+        )
+        assert SETTING_RE.fullmatch(name)
+    assert parse_setting("FL_DL", "lr0.0001_g1_w0.5-2") == {
+        "lr": 1e-4,
+        "loss_params": {"gamma": 1.0, "w_a": 0.5, "w_b": 2.0},
+    }
+    for loss, bad in [
+        ("FL", "lr0.001"),
+        ("CE", "lr0.001_g2"),
+        ("DL", "lr0.001_w2-1"),
+        ("CE", "lr0.0010"),
+        ("CE", "x"),
+    ]:
+        with pytest.raises(ValueError):
+            parse_setting(loss, bad)
+
+
+def test_paper_grid():
+    lrs, gammas, w = [1e-3, 1e-4, 1e-5], [1, 2, 5, 8], [[1.0, 1.0]]
+    counts = {loss: len(grid_settings(loss, lrs, gammas, w)) for loss in ["CE", "FL", "DL", "CE_DL", "FL_DL"]}
+    assert counts == {"CE": 3, "FL": 12, "DL": 3, "CE_DL": 3, "FL_DL": 12}
+    assert len(grid_settings("FL_DL", [1e-3], [1], [[1, 1], [0.5, 1]])) == 2
+
+
+# --------------------------------------------------------------------------- data and metrics
+
+
+def test_f1_scores():
+    t = np.array([0, 1, 1, 2, 2, 0])
+    p = np.array([0, 1, 0, 2, 1, 2])
+    f = f1_scores(p, t)
+    assert f[1] == pytest.approx(2 * 1 / (2 + 2)) and f[2] == pytest.approx(2 * 1 / (2 + 2))
+    f = f1_scores(np.array([2, 0]), np.array([1, 0]))
+    assert f[1] == 0.0 and math.isnan(f[2])
+
+
+def test_example_mask_is_centre_without_pad(tmp_path):
+    synthetic_pair(tmp_path / "p", n=30, pad=5)
+    pair = load_pair("p", tmp_path / "p")
+    rng = np.random.default_rng(0)
+    x, t, m = _example(pair, 0, rng)
+    assert tuple(x.shape) == (1, 1, 32, 32, 32) and t.dtype == torch.int64 and m.dtype == torch.bool
+    assert int(m.sum()) == 20**3 and not m[0, 30:].any() and not m[0, :5].any()
+    for _ in range(10):
+        x, t, m = _example(pair, 16, rng)
+        assert tuple(x.shape) == (1, 1, 16, 16, 16)
+        assert m.any()  # a crop always holds centre-box voxels
+
+
+def test_bad_inputs_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="1_X_A"):
+        load_pair("1_X_A", tmp_path / "nope")
+    (tmp_path / "b").mkdir()
+    np.savez(
+        tmp_path / "b" / "arrays.npz",
+        density=np.zeros((4, 4, 4), np.float32),
+        labels=np.zeros((4, 4, 4), np.uint8),
+        centre=np.array([0, 5, 0, 4, 0, 4]),
+    )
+    with pytest.raises(ValueError, match="centre"):
+        load_pair("b", tmp_path / "b")
+    ds, sp = synthetic_dataset(tmp_path, ["train"], n=16)
+    with pytest.raises(ValueError, match="no val pairs"):
+        read_split_pairs(ds, sp)
+
+
+def test_a_broken_pair_is_skipped_not_fatal(tmp_path):
+    ds, sp = synthetic_dataset(tmp_path, ["train", "train", "val"], n=16)
+    (tmp_path / "pairs" / "1001_1ABC_A" / "arrays.npz").write_bytes(b"not a zip")
+    cfg = TrainConfig(width=0.0625, max_epochs=1, threads=1)
+    meta = train_setting(ds, sp, 0, "DL", "lr0.001", tmp_path / "run", cfg)
+    assert meta["train_pairs"] == ["1000_1ABC_A"]
+    assert [s["pair_id"] for s in meta["skipped_pairs"]] == ["1001_1ABC_A"]
+    (tmp_path / "pairs" / "1002_1ABC_A" / "arrays.npz").unlink()
+    with pytest.raises(ValueError, match="none of the 1 val pairs"):
+        train_setting(ds, sp, 0, "DL", "lr0.001", tmp_path / "run2", cfg)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@pytest.mark.slow
+def test_small_network_overfits_one_pair(tmp_path):
+    ds, sp = synthetic_dataset(tmp_path, ["train+val"])
+    cfg = TrainConfig(width=0.25, max_epochs=80, patience=1000, threads=1, seed=0)
+    t0 = time.perf_counter()
+    meta = train_setting(ds, sp, 0, "CE", "lr0.01", tmp_path / "run", cfg)
+    assert time.perf_counter() - t0 < 120
+    best = meta["best_val"]
+    assert best["val_helix_f1"] > 0.9 and best["val_sheet_f1"] > 0.9
+    hist = pd.read_csv(tmp_path / "run" / "history.tsv", sep="\t")
+    assert list(hist["epoch"]) == list(range(1, 81)) and (hist["device"] == "cpu").all()
+    assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0] / 3
+    model, m = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert m["loss"] == {"name": "CE"} and m["split"] == "0" and m["best_val"] == best
+    assert m["cryosse_version"] and m["model_args"]["width"] == 0.25 and m["device"] == "cpu"
+    # the stand-alone checkpoint reproduces its validation figure
+    pair = load_pair("1000_1ABC_A", tmp_path / "pairs" / "1000_1ABC_A")
+    from cryosse.train import validate
+
+    assert validate(model, [pair], torch.device("cpu"))["val_mean"] == pytest.approx(best["val_mean"])
+
+
+def _train_cmd(ds, sp, out, epochs):
+    return [
+        sys.executable, "-m", "cryosse.cli", "train", "--dataset", str(ds), "--split-table", str(sp),
+        "--split", "0", "--loss", "FL_DL", "--setting", "lr0.003_g2", "--out", str(out),
+        "--width", "0.125", "--max-epochs", str(epochs), "--patience", "100", "--threads", "1",
+        "--patch", "24", "--progress-interval", "0",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_killed_job_resumes_and_history_has_every_epoch_once(tmp_path):
+    ds, sp = synthetic_dataset(tmp_path, ["train", "train", "train", "train", "val"], n=40)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    epochs = 6
+    # reference: the same run, never interrupted
+    subprocess.run(_train_cmd(ds, sp, tmp_path / "ref", epochs), check=True, env=env, capture_output=True)
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        _train_cmd(ds, sp, out, epochs), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    hist = out / "history.tsv"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if hist.exists() and len(pd.read_csv(hist, sep="\t")) >= 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    assert proc.poll() is None, "training ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(pd.read_csv(hist, sep="\t"))
+    assert 2 <= done < epochs and (out / "state.pt").exists()
+    (out / "checkpoint.pt").unlink()  # as Snakemake does with an interrupted job's outputs
+    r = subprocess.run(_train_cmd(ds, sp, out, epochs), env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"from epoch {done + 1}" in r.stderr
+    h = pd.read_csv(hist, sep="\t")
+    assert list(h["epoch"]) == list(range(1, epochs + 1))
+    ref = pd.read_csv(tmp_path / "ref" / "history.tsv", sep="\t")
+    # restored weights, optimiser and RNG states: the resumed run is the uninterrupted one
+    np.testing.assert_allclose(h["train_loss"], ref["train_loss"], rtol=1e-5)
+    np.testing.assert_allclose(h["val_mean"], ref["val_mean"], atol=1e-6)
+    _, m = load_checkpoint(out / "checkpoint.pt")
+    _, mref = load_checkpoint(tmp_path / "ref" / "checkpoint.pt")
+    assert m["best_val"] == pytest.approx(mref["best_val"]) and m["epoch"] == mref["epoch"]
+    # a finished run is not trained again
+    r = subprocess.run(_train_cmd(ds, sp, out, epochs), env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and f"from epoch {epochs + 1}" in r.stderr
+    assert list(pd.read_csv(hist, sep="\t")["epoch"]) == list(range(1, epochs + 1))
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def _fake_run(root: Path, loss: str, setting: str, val: float, params: dict) -> Path:
+    path = root / "3" / loss / setting / "checkpoint.pt"
+    torch.manual_seed(int(val * 1000))
+    best = {"val_mean": val, "val_helix_f1": val + 0.1, "val_sheet_f1": val - 0.1, "epoch": 2}
+    save_checkpoint(
+        path,
+        DeepSSETracerUNet(width=0.0625),
+        loss={"name": loss, **params},
+        lr=1e-3,
+        setting=setting,
+        split="3",
+        epoch=2,
+        best_val=best,
+        device="cpu",
+    )
+    pd.DataFrame({"epoch": [1, 2, 3]}).to_csv(path.parent / "history.tsv", sep="\t", index=False)
+    return path
+
+
+def test_select_models_picks_best_per_loss(tmp_path):
+    runs = [
+        _fake_run(tmp_path, "FL", "lr0.001_g1", 0.40, {"gamma": 1.0}),
+        _fake_run(tmp_path, "FL", "lr0.001_g2", 0.55, {"gamma": 2.0}),
+        _fake_run(tmp_path, "FL", "lr0.0001_g2", 0.50, {"gamma": 2.0}),
+        _fake_run(tmp_path, "CE", "lr0.001", 0.30, {}),
+        _fake_run(tmp_path, "CE", "lr0.0001", 0.35, {}),
+    ]
+    table, models = tmp_path / "selection.tsv", tmp_path / "models" / "3"
+    df = select_models(runs, table, models, ["CE", "FL"])
+    got = pd.read_csv(table, sep="\t")
+    assert len(got) == 5 and list(got.columns[:3]) == ["split", "loss", "setting"]
+    chosen = got[got["chosen"]].set_index("loss")["setting"].to_dict()
+    assert chosen == {"CE": "lr0.0001", "FL": "lr0.001_g2"}
+    assert list(got["loss"]) == ["CE", "CE", "FL", "FL", "FL"] and (got["epochs"] == 3).all()
+    assert df["chosen"].sum() == 2
+    _, meta = load_checkpoint(models / "FL.pt")
+    assert meta["setting"] == "lr0.001_g2" and meta["best_val"]["val_mean"] == 0.55
+    with pytest.raises(ValueError, match="DL"):
+        select_models(runs, table, models, ["CE", "DL"])

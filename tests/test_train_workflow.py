@@ -1,0 +1,93 @@
+"""The train stage through Snakemake: one job per setting, selection, resume state beside the outputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cryosse.model import load_checkpoint
+from cryosse.train import TrainConfig, job_config, split_checkpoints, workflow_targets
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_train import synthetic_dataset  # noqa: E402
+
+TRAIN = {
+    "width": 0.125,
+    "losses": ["CE", "FL_DL"],
+    "lrs": [1.0e-3],
+    "gammas": [1, 2],
+    "term_weights": [[1.0, 1.0], [0.5, 1.0]],
+    "splits": [0],
+    "max_epochs": 2,
+    "patience": 2,
+    "patch": 16,
+    "max_steps_per_epoch": 2,
+    "threads": 1,
+    "gpus_per_job": 0,
+    "mem_mb": 1000,
+    "runtime": 10,
+}
+
+
+def test_targets_follow_the_grid():
+    class W:
+        split = "0"
+
+    got = [str(p) for p in split_checkpoints(TRAIN, "res", W)]
+    assert got == [
+        "res/train/0/CE/lr0.001/checkpoint.pt",
+        "res/train/0/FL_DL/lr0.001_g1/checkpoint.pt",
+        "res/train/0/FL_DL/lr0.001_g1_w0.5-1/checkpoint.pt",
+        "res/train/0/FL_DL/lr0.001_g2/checkpoint.pt",
+        "res/train/0/FL_DL/lr0.001_g2_w0.5-1/checkpoint.pt",
+    ]
+    # a job's params: what its result depends on, not the grid, the splits or the resources
+    assert job_config(TRAIN) == {
+        "width": 0.125,
+        "max_epochs": 2,
+        "patience": 2,
+        "patch": 16,
+        "max_steps_per_epoch": 2,
+    }
+    assert TrainConfig.from_mapping(job_config(TRAIN), 7).seed == 7
+    assert [str(p) for p in workflow_targets(TRAIN, "res")] == [
+        "res/train/0/selection.tsv",
+        "res/models/0/CE.pt",
+        "res/models/0/FL_DL.pt",
+    ]
+
+
+@pytest.mark.slow
+def test_snakemake_train_writes_selection(tmp_path, root):
+    import yaml
+
+    res = tmp_path / "results"
+    (res / "splits").mkdir(parents=True)
+    _, sp = synthetic_dataset(res / "dataset", ["train", "train", "val", "test"], n=24)
+    Path(sp).rename(res / "splits" / "split_0.tsv")
+    cfg = tmp_path / "cfg.yaml"
+    train = {**TRAIN, "gammas": [2], "term_weights": [[1.0, 1.0]]}
+    entries = str(root / "config" / "demo_entries.tsv")
+    cfg.write_text(yaml.safe_dump({"entries": entries, "results": "results", "logs": "logs", "train": train}))
+    cmd = [
+        str(Path(sys.executable).parent / "snakemake"), "-s", str(root / "Snakefile"), "-d", str(tmp_path),
+        "--configfile", str(root / "config" / "config.yaml"), str(root / "config" / "demo.yaml"), str(cfg),
+        "--cores", "2", "--workflow-profile", "none",
+        # dataset.tsv and split_0.tsv are given: only this stage's rules may run
+        "--allowed-rules", "train_setting", "train_select", "train", "--", "train",
+    ]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    sel = pd.read_csv(res / "train" / "0" / "selection.tsv", sep="\t")
+    assert list(sel["setting"]) == ["lr0.001", "lr0.001_g2"] and sel["chosen"].all()
+    for loss, setting in [("CE", "lr0.001"), ("FL_DL", "lr0.001_g2")]:
+        run = res / "train" / "0" / loss / setting
+        assert (run / "state.pt").exists()
+        assert list(pd.read_csv(run / "history.tsv", sep="\t")["epoch"]) == [1, 2]
+        _, meta = load_checkpoint(res / "models" / "0" / f"{loss}.pt")
+        assert meta["setting"] == setting and meta["loss"]["name"] == loss and meta["split"] == "0"
+        assert "epoch 2" in (tmp_path / "logs" / "train" / "0" / loss / f"{setting}.log").read_text()
