@@ -1,5 +1,500 @@
-"""Placeholder: this stage's module is being written; it adds no subcommand yet."""
+"""``cryosse predict``: helix and sheet regions of any user's map, on the map's own frame.
+
+The map (any MRC/CCP4 file, gzip too, any axis order, ORIGIN or NSTART, any
+voxel size) is resampled onto a 1 A grid that covers it, normalised as the
+training boxes were (SPEC 4), run through the network by the fast path of
+:mod:`cryosse.infer` (tiles with blending for large maps) and the class
+probabilities are resampled back onto the input's grid, so every output
+overlays the input in ChimeraX. Written into the output folder:
+
+* ``helix.mrc``, ``sheet.mrc``: binary masks (int8, 1 = the class wins the argmax
+  of background / helix / sheet probabilities);
+* ``helix_prob.mrc``, ``sheet_prob.mrc``: class probabilities (float32; the
+  background probability is one minus their sum);
+* ``*_trimmed.mrc``: the same four with ``trim`` A (17 A, the authors' padding)
+  removed from each face, the region the network sees with full context;
+* ``summary.json``: voxel counts and volumes, timing, model, device, precision;
+* ``chimerax.cxc``: opens the map with helix (yellow) and sheet (cyan) surfaces.
+
+Nothing is written unless the whole prediction succeeds: outputs are staged in
+a hidden folder inside the output folder and moved into place at the end.
+
+Default model, in this order: ``--model``; the ``CRYOSSE_MODEL`` environment
+variable; the workflow's selected FL_DL checkpoint ``results/models/0/FL_DL.pt``
+and then the demo's ``results/demo/models/0/FL_DL.pt``, relative to the current
+folder. When none exists, ``--model`` is required and the error says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cryosse import __version__
+from cryosse.geometry import DensityMap, MapGeometry, read_map, resample, write_map
+from cryosse.infer import (
+    PRECISIONS,
+    normalise_density,
+    pick_device,
+    plan_tiles,
+    prepare_model,
+    sliding_window_probabilities,
+)
+from cryosse.io import write_json
+from cryosse.model import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+MODEL_ENV = "CRYOSSE_MODEL"
+#: searched in this order, relative to the current folder, when no --model is given
+DEFAULT_MODEL_PATHS = ("results/models/0/FL_DL.pt", "results/demo/models/0/FL_DL.pt")
+#: TOOL: the authors trim 17 voxels (17 A at 1 A) from each face for their "cropped" output
+DEFAULT_TRIM_A = 17.0
+#: PAPER: the network was trained on 1 A grids
+DEFAULT_SPACING_A = 1.0
+#: tile edge (voxels of the 1 A grid) and overlap: a 128^3 bf16 tile of the width-1
+#: network needs about 1.7 GB; maps with at most 128^3 voxels run in one pass
+DEFAULT_TILE = 128
+DEFAULT_OVERLAP = 32
+#: refuse 1 A grids beyond this many voxels (about 12 bytes each are held in memory)
+MAX_GRID_VOXELS = 1024**3
+
+CLASS_NAMES = ("helix", "sheet")  # network classes 1 and 2; 0 is background
 
 
-def add_cli(subparsers) -> None:  # noqa: ARG001
+def find_default_model(cwd: str | os.PathLike | None = None) -> Path | None:
+    """The first default model that exists: $CRYOSSE_MODEL, then DEFAULT_MODEL_PATHS under ``cwd``."""
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        return Path(env)
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    for rel in DEFAULT_MODEL_PATHS:
+        if (base / rel).is_file():
+            return base / rel
     return None
+
+
+def resolve_model_path(model: str | os.PathLike | None, cwd: str | os.PathLike | None = None) -> Path:
+    if model is not None:
+        return Path(model)
+    found = find_default_model(cwd)
+    if found is None:
+        raise FileNotFoundError(
+            "no model given and no default model found: pass --model CKPT (a cryosse checkpoint,"
+            f" e.g. results/models/0/FL_DL.pt from the workflow), set {MODEL_ENV}, or run from a"
+            f" folder holding one of {', '.join(DEFAULT_MODEL_PATHS)}"
+        )
+    return found
+
+
+def prediction_grid(geom: MapGeometry, spacing: float = DEFAULT_SPACING_A) -> MapGeometry:
+    """The ``spacing`` grid that starts at the input's first voxel centre and covers its last.
+
+    When the input already has that spacing, this is the input's own grid.
+    """
+    if spacing <= 0:
+        raise ValueError(f"spacing must be positive, got {spacing}")
+    if np.allclose(geom.voxel_size, spacing, rtol=1e-5, atol=0):
+        return MapGeometry(geom.shape, (spacing, spacing, spacing), geom.origin)
+    extent = geom.upper - geom.lower
+    n_xyz = np.ceil(extent / spacing - 1e-6).astype(int) + 1
+    return MapGeometry(
+        (int(n_xyz[2]), int(n_xyz[1]), int(n_xyz[0])),
+        (spacing, spacing, spacing),
+        tuple(float(v) for v in geom.origin),  # type: ignore[arg-type]
+    )
+
+
+def trim_counts(geom: MapGeometry, trim: float) -> tuple[int, int, int]:
+    """Voxels to remove from each face along x, y, z so that at least ``trim`` A go."""
+    return tuple(int(math.ceil(trim / v - 1e-6)) if trim > 0 else 0 for v in geom.voxel_size)  # type: ignore[return-value]
+
+
+def trimmed_geometry(geom: MapGeometry, n_xyz: tuple[int, int, int]) -> MapGeometry | None:
+    """The geometry left after removing ``n_xyz`` voxels per face; None when nothing is left."""
+    nx, ny, nz = n_xyz
+    shape = (geom.shape[0] - 2 * nz, geom.shape[1] - 2 * ny, geom.shape[2] - 2 * nx)
+    if min(shape) < 1:
+        return None
+    origin = tuple(o + n * v for o, n, v in zip(geom.origin, n_xyz, geom.voxel_size, strict=True))
+    return MapGeometry(shape, geom.voxel_size, origin)  # type: ignore[arg-type]
+
+
+def labels_from_probabilities(helix: np.ndarray, sheet: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Binary helix and sheet masks: the argmax of (1 - helix - sheet, helix, sheet), ties to the lower class."""
+    background = 1.0 - helix - sheet
+    is_helix = (helix > background) & (helix >= sheet)
+    is_sheet = (sheet > background) & (sheet > helix)
+    return is_helix, is_sheet
+
+
+@dataclass
+class Prediction:
+    """Probabilities and masks on the input's frame, with what made them."""
+
+    geometry: MapGeometry  # the input's
+    grid: MapGeometry  # the 1 A grid the network saw
+    helix_prob: np.ndarray
+    sheet_prob: np.ndarray
+    helix: np.ndarray  # bool
+    sheet: np.ndarray  # bool
+    n_tiles: int
+    timing: dict[str, float]
+
+
+def segment(
+    dmap: DensityMap,
+    model: torch.nn.Module,
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+    spacing: float = DEFAULT_SPACING_A,
+) -> tuple[Prediction, dict[str, Any]]:
+    """Run the network over a map; return the prediction on the map's frame and run details."""
+    timing: dict[str, float] = {}
+    geom = dmap.geometry
+    grid = prediction_grid(geom, spacing)
+    n_grid = int(np.prod(grid.shape))
+    if n_grid > MAX_GRID_VOXELS:
+        raise ValueError(
+            f"{dmap.path}: the map spans {grid.shape} voxels at {spacing} A ({n_grid:,} voxels);"
+            " crop the region of interest first (e.g. `volume copy subregion` in ChimeraX)"
+        )
+    same_grid = (
+        grid.shape == geom.shape
+        and np.allclose(grid.origin, geom.origin)
+        and np.allclose(grid.voxel_size, geom.voxel_size)
+    )
+    t0 = time.perf_counter()
+    box = np.asarray(dmap.data, np.float32) if same_grid else resample(dmap, grid)
+    try:
+        density = normalise_density(box)
+    except ValueError as exc:
+        raise ValueError(f"{dmap.path}: {exc}") from exc
+    del box
+    timing["resample_normalise"] = time.perf_counter() - t0
+
+    fast = prepare_model(model, device, precision)
+    plan = plan_tiles(density.shape, tile, overlap)
+    log.info(
+        "%s: %s voxels at %g A, %d tile(s), %s on %s",
+        dmap.path,
+        "x".join(map(str, density.shape)),
+        spacing,
+        plan.n_tiles,
+        fast.dtype,
+        fast.device,
+    )
+    t0 = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if total > 1:
+            log.info("tile %d/%d", done, total)
+
+    probs = sliding_window_probabilities(fast, density, tile, overlap, classes=(1, 2), progress=progress)
+    if fast.device.type == "cuda":
+        torch.cuda.synchronize()
+    timing["network"] = time.perf_counter() - t0
+    del density
+
+    t0 = time.perf_counter()
+    if same_grid:
+        helix_prob, sheet_prob = probs[0], probs[1]
+    else:
+        helix_prob = resample(DensityMap(probs[0], grid, path="helix probabilities"), geom)
+        sheet_prob = resample(DensityMap(probs[1], grid, path="sheet probabilities"), geom)
+        del probs
+    helix, sheet = labels_from_probabilities(helix_prob, sheet_prob)
+    timing["resample_back"] = time.perf_counter() - t0
+    details = {
+        "device": str(fast.device),
+        "precision": str(fast.dtype).replace("torch.", ""),
+        "threads": torch.get_num_threads(),
+        "tiling": {
+            "tile": tile,
+            "overlap": overlap,
+            "n_tiles": plan.n_tiles,
+            "tile_shape_zyx": list(plan.sizes),
+        },
+    }
+    return Prediction(geom, grid, helix_prob, sheet_prob, helix, sheet, plan.n_tiles, timing), details
+
+
+def _counts(helix: np.ndarray, sheet: np.ndarray, geom: MapGeometry) -> dict[str, Any]:
+    vol = float(np.prod(geom.voxel_size))
+    nh, ns = int(helix.sum()), int(sheet.sum())
+    return {
+        "geometry": geom.to_dict(),
+        "voxels": int(np.prod(geom.shape)),
+        "helix_voxels": nh,
+        "sheet_voxels": ns,
+        "helix_volume_A3": nh * vol,
+        "sheet_volume_A3": ns * vol,
+    }
+
+
+def _cxc_path(p: Path) -> str:
+    return '"' + str(p).replace('"', '\\"') + '"'
+
+
+def chimerax_script(map_path: Path, trimmed: bool) -> str:
+    """ChimeraX commands that open the map and the helix (yellow) and sheet (cyan) surfaces."""
+    lines = [
+        "# cryosse predict: helix (yellow) and sheet (cyan) regions over the input map.",
+        "# Open in a new ChimeraX session: `chimerax chimerax.cxc`, or `open /path/to/chimerax.cxc`.",
+        "# ChimeraX runs a .cxc from its own folder, so the outputs are named relative to it.",
+    ]
+    if map_path.name.endswith(".gz"):
+        lines.append(
+            "# The input is gzip-compressed; if ChimeraX refuses it, gunzip it and edit the line below."
+        )
+    lines += [
+        f"open {_cxc_path(map_path.resolve())} format mrc",
+        "volume #1 style mesh",
+        "open helix.mrc format mrc",
+        "volume #2 level 0.5 color yellow style surface",
+        "open sheet.mrc format mrc",
+        "volume #3 level 0.5 color cyan style surface",
+    ]
+    if trimmed:
+        lines += [
+            "# The trimmed masks (17 A less on each face) are helix_trimmed.mrc and sheet_trimmed.mrc;",
+            "# the probabilities helix_prob.mrc and sheet_prob.mrc (threshold them with `volume #N level`).",
+        ]
+    lines += ["view", ""]
+    return "\n".join(lines)
+
+
+def predict_map(
+    map_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    model: str | os.PathLike | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+    trim: float = DEFAULT_TRIM_A,
+    spacing: float = DEFAULT_SPACING_A,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Segment one map and write every output into ``out_dir``; return the summary.
+
+    Raises ``ValueError`` (``MapError``, ``CheckpointError``), ``FileNotFoundError``
+    or ``RuntimeError`` with a message naming the input and the cause; in that
+    case nothing is left in ``out_dir``.
+    """
+    t_start = time.perf_counter()
+    map_path, out_dir = Path(map_path), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: the output path exists and is not a folder")
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if trim < 0:
+        raise ValueError(f"--trim must not be negative, got {trim}")
+    if threads:
+        torch.set_num_threads(int(threads))
+    dev = pick_device(device)
+    ckpt = resolve_model_path(model)
+    t0 = time.perf_counter()
+    net, meta = load_checkpoint(ckpt, map_location="cpu")
+    t_model = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    dmap = read_map(map_path)
+    t_read = time.perf_counter() - t0
+
+    pred, details = segment(dmap, net, dev, precision, tile, overlap, spacing)
+    geom = pred.geometry
+    n_trim = trim_counts(geom, trim)
+    tgeom = trimmed_geometry(geom, n_trim)
+    tz = slice(n_trim[2], geom.shape[0] - n_trim[2])
+    ty = slice(n_trim[1], geom.shape[1] - n_trim[1])
+    tx = slice(n_trim[0], geom.shape[2] - n_trim[0])
+
+    arrays: list[tuple[str, np.ndarray, type]] = [
+        ("helix.mrc", pred.helix, np.int8),
+        ("sheet.mrc", pred.sheet, np.int8),
+        ("helix_prob.mrc", pred.helix_prob, np.float32),
+        ("sheet_prob.mrc", pred.sheet_prob, np.float32),
+    ]
+    summary: dict[str, Any] = {
+        "cryosse_version": __version__,
+        "input": {
+            "path": str(map_path.resolve()),
+            "size_bytes": map_path.stat().st_size,
+            "geometry": geom.to_dict(),
+            "origin_source": dmap.header.get("origin_source"),
+            "axis_order_crs": dmap.header.get("axis_order_crs"),
+            "gzip": dmap.header.get("gzip"),
+        },
+        "grid": {**pred.grid.to_dict(), "resampled": pred.grid != geom},
+        "model": {
+            "path": str(Path(ckpt).resolve()),
+            "default": model is None,
+            **{
+                k: meta.get(k)
+                for k in (
+                    "arch",
+                    "model_args",
+                    "weights_sha256",
+                    "loss",
+                    "split",
+                    "epoch",
+                    "best_val",
+                    "cryosse_version",
+                )
+            },
+        },
+        **details,
+        "trim_A": trim,
+        "trim_voxels_xyz": list(n_trim),
+        "full": _counts(pred.helix, pred.sheet, geom),
+        "trimmed": _counts(pred.helix[tz, ty, tx], pred.sheet[tz, ty, tx], tgeom)
+        if tgeom is not None
+        else None,
+    }
+    if tgeom is None:
+        summary["trimmed_note"] = f"the map is too small to trim {trim} A from each face; no trimmed outputs"
+    else:
+        arrays += [(n.replace(".mrc", "_trimmed.mrc"), a[tz, ty, tx], dt) for n, a, dt in arrays]
+
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".cryosse-predict-", dir=out_dir))
+    names: list[str] = []
+    moved: list[Path] = []
+    try:
+        t0 = time.perf_counter()
+        for name, data, dtype in arrays:
+            write_map(stage / name, data, tgeom if name.endswith("_trimmed.mrc") else geom, dtype=dtype)
+            names.append(name)
+        (stage / "chimerax.cxc").write_text(chimerax_script(map_path, tgeom is not None))
+        names.append("chimerax.cxc")
+        summary["files"] = sorted(names + ["summary.json"])
+        summary["timing_s"] = {
+            "load_model": t_model,
+            "read_map": t_read,
+            **pred.timing,
+            "write_maps": time.perf_counter() - t0,
+            "total": time.perf_counter() - t_start,
+        }
+        write_json(stage / "summary.json", summary)
+        names.append("summary.json")
+        mode = _file_mode()
+        for name in names:
+            os.chmod(stage / name, mode)  # temporary files are private; outputs follow the umask
+            os.replace(stage / name, out_dir / name)
+            moved.append(out_dir / name)
+    except BaseException:
+        for path in moved:  # a failure while moving (rare): take back what was moved
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+    return summary
+
+
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _run(args: argparse.Namespace) -> int:
+    s = predict_map(
+        args.map,
+        args.out,
+        model=args.model,
+        device=args.device,
+        precision=args.precision,
+        tile=args.tile,
+        overlap=args.overlap,
+        trim=args.trim,
+        spacing=args.spacing,
+        threads=args.threads,
+    )
+    full = s["full"]
+    print(
+        f"{args.map}: helix {full['helix_voxels']} voxels ({full['helix_volume_A3']:.0f} A^3),"
+        f" sheet {full['sheet_voxels']} voxels ({full['sheet_volume_A3']:.0f} A^3);"
+        f" {s['precision']} on {s['device']}, {s['timing_s']['total']:.1f} s."
+        f" Outputs in {args.out}; view with: chimerax {Path(args.out) / 'chimerax.cxc'}"
+    )
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="segment helices and sheets in a cryo-EM map",
+        description=(
+            "Predict helix and sheet regions of a cryo-EM map (MRC/CCP4, gzip too, any voxel size,"
+            " origin or axis order). Outputs overlay the input in ChimeraX: binary masks helix.mrc,"
+            " sheet.mrc, probabilities helix_prob.mrc, sheet_prob.mrc, the same with --trim A removed"
+            " from each face (*_trimmed.mrc), summary.json and chimerax.cxc."
+        ),
+    )
+    p.add_argument("map", help="input map (.mrc, .map, .ccp4, optionally .gz)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help=f"checkpoint (.pt). Default: ${MODEL_ENV}, else {' then '.join(DEFAULT_MODEL_PATHS)} under the current folder",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        help="output folder (created; existing files of the same names are replaced)",
+    )
+    p.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when available"
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto: bf16 on CPUs with AVX512-BF16/AMX and on CUDA (fp16 on older GPUs), else fp32",
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=DEFAULT_TILE,
+        help=f"tile edge in 1 A voxels for maps with more than tile^3 voxels (0 = always one pass; default {DEFAULT_TILE})",
+    )
+    p.add_argument(
+        "--overlap",
+        type=int,
+        default=DEFAULT_OVERLAP,
+        help=f"overlap of neighbouring tiles in voxels (default {DEFAULT_OVERLAP})",
+    )
+    p.add_argument(
+        "--trim",
+        type=float,
+        default=DEFAULT_TRIM_A,
+        help=f"A removed from each face for the *_trimmed outputs (default {DEFAULT_TRIM_A:g}, the authors' padding)",
+    )
+    p.add_argument(
+        "--spacing",
+        type=float,
+        default=DEFAULT_SPACING_A,
+        help=f"grid the network runs on, A (default {DEFAULT_SPACING_A:g}, as trained)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for PyTorch (default: PyTorch's choice)"
+    )
+    p.set_defaults(func=_run)

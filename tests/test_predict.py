@@ -1,0 +1,468 @@
+"""``cryosse predict``: outputs on the input's frame, tiling, fast path, bad input."""
+
+from __future__ import annotations
+
+import gzip
+
+import mrcfile
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cryosse.cli import main as cli_main
+from cryosse.geometry import MapGeometry, read_map
+from cryosse.infer import (
+    FastModel,
+    conv_flops,
+    cpu_supports_bf16,
+    fold_batchnorm,
+    normalise_density,
+    plan_tiles,
+    predict_probabilities,
+    prepare_model,
+    sliding_window_probabilities,
+)
+from cryosse.io import read_json
+from cryosse.model import DeepSSETracerUNet, save_checkpoint
+from cryosse.predict import (
+    DEFAULT_MODEL_PATHS,
+    MODEL_ENV,
+    labels_from_probabilities,
+    predict_map,
+    prediction_grid,
+)
+
+torch.set_num_threads(2)
+
+MAPS = {
+    "box_1A_origin": "emd3491_5mdx_L/L-1.0APIX.mrc",
+    "seg_1.05A_nstart": "emd21457_6vyb_ntd/emd_21457_seg_nstart.mrc",
+    "gz_11.4A_nstart": "emd3197_format/emd_3197.map.gz",
+}
+GROEL = "emd1997_groel/1997.map"
+MASKS = ("helix.mrc", "sheet.mrc", "helix_prob.mrc", "sheet_prob.mrc")
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory):
+    """A random-weight width-0.125 network (fast; its predictions mean nothing)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, DeepSSETracerUNet(width=0.125), loss={"name": "FL_DL", "gamma": 1.0}, split=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(real, tmp_path_factory):
+    """A width-0.125 network trained briefly on EMD-8518 / 5U8S chain A with the authors'
+    voxel labels, so that its predictions have realistic confidence (a random network's
+    classes sit on a knife edge everywhere). Returns (checkpoint, normalised density)."""
+    d = real / "emd8518_5u8s_A"
+    density = normalise_density(np.asarray(read_map(d / "A-1.0APIX.mrc").data))
+    labels = np.zeros(density.shape, np.int64)
+    rows = np.loadtxt(d / "A_label_stride.txt", delimiter=",")
+    i, j, k = (rows[:, c].astype(int) for c in range(3))
+    labels[k, j, i] = rows[:, 4].astype(int)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    net = DeepSSETracerUNet(width=0.125)
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    weight = torch.tensor([1.0, 3.0, 10.0])
+    p, bf16 = 32, cpu_supports_bf16()  # bf16 training where native: 2-3x less CPU time
+    for _ in range(30):
+        o = [int(rng.integers(0, n - p + 1)) for n in density.shape]
+        sl = tuple(slice(a, a + p) for a in o)
+        x = torch.from_numpy(density[sl].copy())[None, None]
+        y = torch.from_numpy(labels[sl].copy())[None]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(x)
+        loss = nn.functional.cross_entropy(logits.float(), y, weight=weight)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    path = tmp_path_factory.mktemp("trained") / "trained.pt"
+    save_checkpoint(path, net, loss={"name": "CE"}, split=0, epoch=30)
+    return path, density
+
+
+def _listing(path):
+    return sorted(p.name for p in path.iterdir()) if path.exists() else None
+
+
+# --- outputs overlay the input -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(MAPS))
+def test_outputs_overlay_the_input(real, tiny_ckpt, tmp_path, name):
+    src = real / MAPS[name]
+    out = tmp_path / "out"
+    summary = predict_map(src, out, model=tiny_ckpt)
+    _check_overlay(src, out, summary)
+
+
+def _check_overlay(src, out, summary):
+    inp = read_map(src).geometry
+    half = np.asarray(inp.voxel_size) / 2
+    for fname in MASKS:
+        got = read_map(out / fname).geometry
+        assert got.shape == inp.shape, fname
+        np.testing.assert_allclose(got.voxel_size, inp.voxel_size, rtol=1e-5)
+        # same origin and extent (first and last voxel centres) within half a voxel
+        assert np.all(np.abs(got.lower - inp.lower) < half), fname
+        assert np.all(np.abs(got.upper - inp.upper) < half), fname
+        with mrcfile.open(out / fname, permissive=False) as m:  # a valid MRC file, origin in ORIGIN
+            assert (int(m.header.nxstart), int(m.header.nystart), int(m.header.nzstart)) == (0, 0, 0)
+    helix = np.asarray(read_map(out / "helix.mrc").data)
+    sheet = np.asarray(read_map(out / "sheet.mrc").data)
+    assert set(np.unique(helix)) <= {0, 1} and set(np.unique(sheet)) <= {0, 1}
+    assert not np.any(helix & sheet)
+    assert summary["full"]["helix_voxels"] == int(helix.sum())
+    assert summary["full"]["sheet_voxels"] == int(sheet.sum())
+    vol = float(np.prod(inp.voxel_size))
+    assert summary["full"]["sheet_volume_A3"] == pytest.approx(int(sheet.sum()) * vol)
+    # probabilities resampled back stay probabilities
+    hp = np.asarray(read_map(out / "helix_prob.mrc").data)
+    sp = np.asarray(read_map(out / "sheet_prob.mrc").data)
+    assert hp.min() >= 0 and sp.min() >= 0 and (hp + sp).max() <= 1 + 1e-5
+    # trimmed outputs: at least 17 A less on each face, on the same lattice
+    n = np.asarray(summary["trim_voxels_xyz"])
+    assert np.all(n * np.asarray(inp.voxel_size) >= 17.0 - 1e-6)
+    assert np.all((n - 1) * np.asarray(inp.voxel_size) < 17.0)
+    for fname in MASKS:
+        t = read_map(out / fname.replace(".mrc", "_trimmed.mrc"))
+        np.testing.assert_allclose(t.geometry.lower, inp.lower + n * np.asarray(inp.voxel_size), atol=1e-3)
+        np.testing.assert_allclose(t.geometry.upper, inp.upper - n * np.asarray(inp.voxel_size), atol=1e-3)
+        full = np.asarray(read_map(out / fname).data)
+        np.testing.assert_array_equal(
+            np.asarray(t.data),
+            full[n[2] : full.shape[0] - n[2], n[1] : full.shape[1] - n[1], n[0] : full.shape[2] - n[0]],
+        )
+    assert _listing(out) == sorted(summary["files"])
+    s = read_json(out / "summary.json")
+    assert s["model"]["weights_sha256"] and s["device"] == "cpu" and s["timing_s"]["total"] > 0
+    assert s["input"]["geometry"] == inp.to_dict()
+
+
+def test_groel_comes_back_on_its_own_frame(real, tiny_ckpt, tmp_path):
+    """EMD-1997: 2.02 A voxels, NSTART -50: the network runs on 1 A, the outputs do not."""
+    s = predict_map(real / GROEL, tmp_path, model=tiny_ckpt)
+    _check_overlay(real / GROEL, tmp_path, s)
+    assert s["grid"]["resampled"] and s["grid"]["voxel_size_xyz"] == [1.0, 1.0, 1.0]
+    assert s["grid"]["shape_zyx"] == [201, 201, 201]  # 99 * 2.02 A = 200 A, covered
+    g = read_map(tmp_path / "helix.mrc").geometry
+    assert g.shape == (100, 100, 100)
+    assert g.voxel_size == pytest.approx((2.02, 2.02, 2.02))
+    assert g.origin == pytest.approx((-101.0, -101.0, -101.0))
+    with mrcfile.open(tmp_path / "sheet.mrc") as m:  # what ChimeraX reads
+        assert float(m.header.origin.x) == pytest.approx(-101.0)
+        assert float(m.voxel_size.x) == pytest.approx(2.02, rel=1e-5)
+    t = read_map(tmp_path / "sheet_trimmed.mrc").geometry
+    assert t.shape == (82, 82, 82) and t.origin == pytest.approx((-101 + 9 * 2.02,) * 3)
+    cxc = (tmp_path / "chimerax.cxc").read_text()
+    assert str((real / GROEL).resolve()) in cxc
+    assert "open helix.mrc" in cxc and "color yellow" in cxc
+    assert "open sheet.mrc" in cxc and "color cyan" in cxc
+
+
+def test_prediction_grid_covers_the_input():
+    g = MapGeometry((10, 7, 5), (2.02, 1.7, 3.3), (-50.5, 3.0, 7.25))
+    p = prediction_grid(g, 1.0)
+    assert p.origin == g.origin
+    assert np.all(p.upper >= g.upper - 1e-9) and np.all(p.upper - g.upper < 1.0)
+    same = MapGeometry((4, 5, 6), (1.0, 1.0, 1.0), (1.5, 2.5, 3.5))
+    assert prediction_grid(same, 1.0) == same
+
+
+def test_labels_are_the_argmax():
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet([1, 1, 1], size=(6, 7, 8)).transpose(3, 0, 1, 2).astype(np.float32)
+    h, s = labels_from_probabilities(p[1], p[2])
+    lab = p.argmax(0)
+    np.testing.assert_array_equal(h, lab == 1)
+    np.testing.assert_array_equal(s, lab == 2)
+
+
+# --- tiles ---------------------------------------------------------------------------------
+
+
+def test_tile_plan_covers_aligned_and_bounded():
+    plan = plan_tiles((150, 61, 37), tile=48, overlap=16)
+    assert plan.padded == (152, 64, 40)
+    for starts, size, n in zip(plan.starts, plan.sizes, plan.padded, strict=True):
+        assert all(s % 4 == 0 for s in starts) and size % 4 == 0 and size <= 48
+        assert starts[0] == 0 and starts[-1] + size == n
+        assert all(b - a <= size - 16 for a, b in zip(starts[:-1], starts[1:], strict=True))  # overlap >= 16
+    for tot in plan.totals:
+        assert tot.min() > 0
+    assert plan_tiles((40, 40, 40), tile=48, overlap=16).n_tiles == 1  # fits one pass
+    assert plan_tiles((400, 400, 400), tile=0).n_tiles == 1
+    with pytest.raises(ValueError, match="overlap"):
+        plan_tiles((200, 200, 200), tile=32, overlap=32)
+
+
+def _const_model(logits):
+    conv = nn.Conv3d(1, len(logits), 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.copy_(torch.tensor(logits))
+    return FastModel(conv.eval(), torch.device("cpu"), torch.float32, False)
+
+
+def test_blending_normalises_exactly():
+    """A network with a constant answer gives that answer everywhere, however it is tiled."""
+    fm = _const_model([0.0, np.log(2.0), np.log(3.0)])
+    d = np.random.default_rng(0).normal(size=(70, 45, 33)).astype(np.float32)
+    out = sliding_window_probabilities(fm, d, tile=24, overlap=8)
+    np.testing.assert_allclose(
+        out, np.broadcast_to(np.array([1, 2, 3.0])[:, None, None, None] / 6, out.shape), rtol=1e-5
+    )
+    kept = sliding_window_probabilities(fm, d, tile=24, overlap=8, classes=(1, 2))
+    np.testing.assert_allclose(kept, out[1:], rtol=1e-6)
+
+
+def test_local_network_is_tiled_exactly():
+    """A network without context (1x1x1 convolutions) gives the single-pass answer on tiles."""
+    net = nn.Sequential(nn.Conv3d(1, 4, 1), nn.ReLU(), nn.Conv3d(4, 3, 1)).eval()
+    fm = FastModel(net, torch.device("cpu"), torch.float32, False)
+    d = np.random.default_rng(2).normal(size=(50, 41, 29)).astype(np.float32)
+    np.testing.assert_allclose(
+        sliding_window_probabilities(fm, d, tile=16, overlap=8),
+        sliding_window_probabilities(fm, d, tile=0),
+        atol=1e-6,
+    )
+
+
+def test_tiled_agrees_with_single_pass(trained):
+    ckpt, density = trained
+    from cryosse.model import load_checkpoint
+
+    net, _ = load_checkpoint(ckpt)
+    fm = prepare_model(net, "cpu", "fp32")
+    single = sliding_window_probabilities(fm, density, tile=0)
+    labels = single.argmax(0)
+    counts = np.bincount(labels.ravel(), minlength=3) / labels.size
+    assert counts.max() < 0.99, f"the test network predicts one class only ({counts}); the test would be void"
+    plan = plan_tiles(density.shape, tile=64, overlap=32)
+    assert plan.n_tiles > 1
+    tiled = sliding_window_probabilities(fm, density, tile=64, overlap=32)
+    assert (tiled.argmax(0) == labels).mean() >= 0.999
+
+
+def test_tiled_agrees_with_single_pass_through_predict(real, trained, tmp_path):
+    ckpt, _ = trained
+    src = real / "emd8518_5u8s_A" / "A-1.0APIX.mrc"
+    a = predict_map(src, tmp_path / "one", model=ckpt, precision="fp32", tile=0)
+    b = predict_map(src, tmp_path / "tiles", model=ckpt, precision="fp32", tile=64, overlap=32)
+    assert a["tiling"]["n_tiles"] == 1 and b["tiling"]["n_tiles"] > 1
+    for name in ("helix.mrc", "sheet.mrc"):
+        x = np.asarray(read_map(tmp_path / "one" / name).data)
+        y = np.asarray(read_map(tmp_path / "tiles" / name).data)
+        assert (x == y).mean() >= 0.999, name
+    assert a["full"]["helix_voxels"] > 0
+
+
+# --- fast path -----------------------------------------------------------------------------
+
+
+def test_fold_batchnorm_keeps_the_function():
+    torch.manual_seed(3)
+    net = DeepSSETracerUNet(width=0.125).eval()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    folded = fold_batchnorm(net)
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in folded.modules())
+    assert any(isinstance(m, nn.BatchNorm3d) for m in net.modules())  # original untouched
+    x = torch.randn(1, 1, 16, 24, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-4)
+
+
+def test_fast_fp32_matches_the_reference(trained):
+    """Folded batch norm, channels-last and padding to 4 instead of 8: same labels."""
+    from cryosse.model import load_checkpoint
+
+    ckpt, density = trained
+    net, _ = load_checkpoint(ckpt)
+    ref = predict_probabilities(net, density).argmax(0)
+    fast = sliding_window_probabilities(prepare_model(net, "cpu", "fp32"), density).argmax(0)
+    assert (fast == ref).mean() >= 0.999
+
+
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no native bf16")
+def test_bf16_matches_fp32(trained):
+    from cryosse.model import load_checkpoint
+
+    ckpt, density = trained
+    net, _ = load_checkpoint(ckpt)
+    p32 = sliding_window_probabilities(prepare_model(net, "cpu", "fp32"), density)
+    p16 = sliding_window_probabilities(prepare_model(net, "cpu", "bf16"), density)
+    assert (p16.argmax(0) == p32.argmax(0)).mean() >= 0.995
+    assert np.abs(p16 - p32).mean() < 0.01
+
+
+def test_conv_flops_counts_every_layer():
+    net = DeepSSETracerUNet(width=1.0)
+    d, h, w = 8, 12, 16
+    full, half, quarter = d * h * w, d * h * w // 8, d * h * w // 64
+    macs = (
+        full * 27 * (1 * 32 + 32 * 64)
+        + half * 27 * (64 * 64 + 64 * 128)
+        + quarter * 27 * (128 * 128 + 128 * 256)
+        + quarter * 8 * 256 * 256  # transposed conv: every input voxel
+        + half * 27 * (384 * 128 + 128 * 128)
+        + half * 8 * 128 * 128
+        + full * 27 * (192 * 64 + 64 * 64)
+        + full * 64 * 3
+    )
+    assert conv_flops(net, (d, h, w)) == 2 * macs
+
+
+# --- model search and bad input ------------------------------------------------------------
+
+
+def test_default_model_search(real, tiny_ckpt, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    src = real / MAPS["box_1A_origin"]
+    assert cli_main(["predict", str(src), "-o", "out"]) == 1
+    err = capsys.readouterr().err
+    assert "--model" in err and DEFAULT_MODEL_PATHS[0] in err
+    assert not (tmp_path / "out").exists()
+    dst = tmp_path / DEFAULT_MODEL_PATHS[0]
+    dst.parent.mkdir(parents=True)
+    dst.write_bytes(tiny_ckpt.read_bytes())
+    assert cli_main(["predict", str(src), "-o", "out", "--precision", "fp32"]) == 0
+    s = read_json(tmp_path / "out" / "summary.json")
+    assert s["model"]["default"] and s["model"]["path"] == str(dst.resolve())
+    assert "chimerax.cxc" in capsys.readouterr().out
+
+
+def _write_mrc(path, data, voxel=1.0):
+    with mrcfile.new(path, overwrite=True) as m:
+        m.set_data(np.asarray(data, np.float32))
+        m.voxel_size = voxel
+
+
+def _bad_map(kind, tmp):
+    p = tmp / f"{kind}.mrc"
+    if kind == "empty":
+        p.write_bytes(b"")
+    elif kind == "not_mrc":
+        p.write_text("this is a PDB file, not a map\n" * 100)
+    elif kind == "short_text":
+        p = tmp / "notes.map.gz"
+        p.write_bytes(gzip.compress(b"hello"))
+    elif kind == "image_2d":
+        _write_mrc(p, np.random.default_rng(0).random((1, 40, 40)))
+    elif kind == "all_zero":
+        _write_mrc(p, np.zeros((24, 24, 24)))
+    elif kind == "all_zero_2A":
+        _write_mrc(p, np.zeros((24, 24, 24)), voxel=2.0)
+    elif kind == "nan":
+        d = np.random.default_rng(0).random((24, 24, 24))
+        d[3, 4, 5] = np.nan
+        _write_mrc(p, d)
+    elif kind == "nan_2A":
+        d = np.random.default_rng(0).random((24, 24, 24))
+        d[12, 12, 12] = np.nan
+        _write_mrc(p, d, voxel=2.0)
+    return p
+
+
+@pytest.mark.filterwarnings("ignore:Data array contains NaN")
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("empty", "empty"),
+        ("not_mrc", "not an MRC"),
+        ("short_text", "not an MRC"),
+        ("image_2d", "2D image"),
+        ("all_zero", "no positive value"),
+        ("all_zero_2A", "no positive value"),
+        ("nan", "NaN"),
+        ("nan_2A", "NaN"),
+    ],
+)
+def test_bad_maps_fail_clearly_and_write_nothing(tiny_ckpt, tmp_path, kind, message):
+    src = _bad_map(kind, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("a file of the user's")
+    with pytest.raises(ValueError, match=message) as exc:
+        predict_map(src, out, model=tiny_ckpt)
+    assert str(src) in str(exc.value)
+    assert _listing(out) == ["mine.txt"]
+    fresh = tmp_path / "fresh"
+    with pytest.raises(ValueError):
+        predict_map(src, fresh, model=tiny_ckpt)
+    assert not fresh.exists()
+
+
+class _OtherNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model_args = {"width": 0.125}
+        self.conv = nn.Conv3d(1, 3, 3)
+
+
+def _bad_ckpt(kind, tmp, good):
+    p = tmp / f"{kind}.pt"
+    if kind == "other_arch":
+        ck = torch.load(good, weights_only=True)
+        ck["arch"] = "UNet2D"
+        torch.save(ck, p)
+    elif kind == "wrong_weights":  # our architecture's name, another network's weights
+        save_checkpoint(p, _OtherNet())
+    elif kind == "tampered":
+        ck = torch.load(good, weights_only=True)
+        key = next(k for k in ck["state_dict"] if k.endswith("weight"))
+        ck["state_dict"][key] = ck["state_dict"][key] + 1e-3
+        torch.save(ck, p)
+    elif kind == "truncated":
+        p.write_bytes(good.read_bytes()[:2000])
+    elif kind == "missing":
+        pass
+    return p
+
+
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("other_arch", "architecture"),
+        ("wrong_weights", "do not fit"),
+        ("tampered", "sha256"),
+        ("truncated", "not a readable checkpoint"),
+        ("missing", "no such checkpoint"),
+    ],
+)
+def test_bad_checkpoints_fail_clearly_and_write_nothing(real, tiny_ckpt, tmp_path, kind, message, capsys):
+    ck = _bad_ckpt(kind, tmp_path, tiny_ckpt)
+    out = tmp_path / "out"
+    assert cli_main(["predict", str(real / MAPS["box_1A_origin"]), "--model", str(ck), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and str(ck) in err
+    assert not out.exists()
+
+
+def test_cuda_asked_without_cuda(real, tiny_ckpt, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        predict_map(real / MAPS["box_1A_origin"], tmp_path / "o", model=tiny_ckpt, device="cuda")
+    assert not (tmp_path / "o").exists()
+
+
+def test_small_map_has_no_trimmed_outputs(tiny_ckpt, tmp_path):
+    src = tmp_path / "small.mrc"
+    _write_mrc(src, np.random.default_rng(4).gamma(2.0, size=(20, 30, 40)), voxel=1.0)
+    s = predict_map(src, tmp_path / "o", model=tiny_ckpt, trim=17.0)
+    assert s["trimmed"] is None and "too small" in s["trimmed_note"]
+    assert not list((tmp_path / "o").glob("*_trimmed.mrc"))
+    assert "helix_trimmed" not in (tmp_path / "o" / "chimerax.cxc").read_text()
+    s = predict_map(src, tmp_path / "o5", model=tiny_ckpt, trim=5.0)
+    assert read_map(tmp_path / "o5" / "helix_trimmed.mrc").geometry.shape == (10, 20, 30)
