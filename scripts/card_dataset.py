@@ -1,0 +1,15 @@
+"""Rule dataset_card: the dataset card (Markdown + JSON); see cryosse.card.write_card."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821, SIM115
+
+from cryosse.card import write_card  # noqa: E402
+
+i = snakemake.input  # noqa: F821
+write_card(
+    snakemake.output.md, snakemake.output.json, config=dict(snakemake.params.config),  # noqa: F821
+    entry_table=i.entry_table, acquire_entries=i.acquire_entries, acquire_rejected=i.acquire_rejected,
+    dataset=i.dataset, dataset_rejected=i.dataset_rejected, splits=list(i.splits), audit=i.audit,
+    output_roots=snakemake.params.roots, env_files=list(i.envs),  # noqa: F821
+)

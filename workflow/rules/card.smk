@@ -1,0 +1,38 @@
+# Dataset card (results/dataset_card.md + .json) after the dataset and split stages:
+# software versions, the config and its hash, counts at each filter with reasons, split
+# sizes, the leakage audit and the sha256 of every output file (cryosse.card).
+
+
+def card_targets():
+    return [RESULTS / "dataset_card.md", RESULTS / "dataset_card.json"]
+
+
+rule dataset_card:
+    input:
+        entry_table=config["entries"],
+        acquire_entries=RESULTS / "acquire" / "entries.tsv",
+        acquire_rejected=RESULTS / "acquire" / "rejected.tsv",
+        dataset=RESULTS / "dataset" / "dataset.tsv",
+        dataset_rejected=RESULTS / "dataset" / "rejected.tsv",
+        splits=expand(
+            RESULTS / "splits" / "split_{k}.tsv", k=range(config["split"]["n_cv"] + 1)
+        ),
+        audit=RESULTS / "splits" / "audit.tsv",
+        stages=acquire_targets() + dataset_targets() + split_targets(),
+        envs=sorted(str(p) for p in Path(workflow.basedir, "envs").glob("*.yaml")),
+    output:
+        md=RESULTS / "dataset_card.md",
+        json=RESULTS / "dataset_card.json",
+    log:
+        LOGS / "dataset_card.log",
+    conda:
+        "../../envs/card.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        config=config,
+        roots=[RESULTS / "acquire", RESULTS / "dataset", RESULTS / "splits"],
+    script:
+        "../../scripts/card_dataset.py"
