@@ -21,6 +21,8 @@ include: "workflow/rules/split.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/card.smk"
+include: "workflow/rules/cluster.smk"
 
 
 rule all:

@@ -67,7 +67,7 @@ def _write_raw(path, data_file_order, mapcrs=(1, 2, 3), voxel=1.0, origin=(0, 0,
         nz, ny, nx = data_file_order.shape
         # cell / sampling along real x, y, z
         n_real = [0, 0, 0]
-        for n, ax in zip((nx, ny, nz), mapcrs):
+        for n, ax in zip((nx, ny, nz), mapcrs, strict=False):
             n_real[ax - 1] = n
         mrc.header.mx, mrc.header.my, mrc.header.mz = n_real
         mrc.header.cella = tuple(n * voxel for n in n_real)

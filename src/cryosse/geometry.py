@@ -74,7 +74,7 @@ class MapGeometry:
         shape = tuple(s - 2 * n for s in self.shape)
         if min(shape) < 1:
             raise ValueError(f"cannot trim {n} voxels per face from a map of shape {self.shape}")
-        origin = tuple(o + n * v for o, v in zip(self.origin, self.voxel_size))
+        origin = tuple(o + n * v for o, v in zip(self.origin, self.voxel_size, strict=False))
         return MapGeometry(shape, self.voxel_size, origin)  # type: ignore[arg-type]
 
     def voxel_centres(self) -> np.ndarray:
@@ -285,6 +285,9 @@ def write_map(
             mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = geometry.origin
             mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
             mrc.update_header_stats()
+            # A fixed label instead of mrcfile's creation time: same map, same bytes.
+            mrc.header.label[0] = b"cryosse".ljust(80)
+            mrc.header.nlabl = 1
 
 
 def box_geometry(lower_xyz: np.ndarray, upper_xyz: np.ndarray, spacing: float = 1.0) -> MapGeometry:

@@ -35,6 +35,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, file_mode())  # mkstemp makes files private; outputs follow the umask
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -80,6 +81,13 @@ def write_tsv(path: str | os.PathLike, df: Any, **kwargs: Any) -> None:
     kwargs.setdefault("lineterminator", "\n")
     with atomic_path(path) as tmp:
         df.to_csv(tmp, **kwargs)
+
+
+def file_mode() -> int:
+    """The mode a newly created file gets under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

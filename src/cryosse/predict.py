@@ -52,7 +52,7 @@ from cryosse.infer import (
     prepare_model,
     sliding_window_probabilities,
 )
-from cryosse.io import write_json
+from cryosse.io import file_mode, write_json
 from cryosse.model import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -392,7 +392,7 @@ def predict_map(
         }
         write_json(stage / "summary.json", summary)
         names.append("summary.json")
-        mode = _file_mode()
+        mode = file_mode()
         for name in names:
             os.chmod(stage / name, mode)  # temporary files are private; outputs follow the umask
             os.replace(stage / name, out_dir / name)
@@ -407,12 +407,6 @@ def predict_map(
         if created and not any(out_dir.iterdir()):
             out_dir.rmdir()
     return summary
-
-
-def _file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -3,8 +3,7 @@
 # sizes, the leakage audit and the sha256 of every output file (cryosse.card).
 
 
-def card_targets():
-    return [RESULTS / "dataset_card.md", RESULTS / "dataset_card.json"]
+card_targets = lambda: [RESULTS / "dataset_card.md", RESULTS / "dataset_card.json"]
 
 
 rule dataset_card:

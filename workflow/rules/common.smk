@@ -1,12 +1,15 @@
 # Helpers shared by every stage: the entry table, paths, target lists.
-import csv
 import os
 from pathlib import Path
 
 # Rule scripts import the package from this checkout, in the venv, in conda envs
 # and on cluster nodes alike (the environment is passed on to jobs).
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        p
+        for p in (str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH"))
+        if p
+    )
 )
 
 RESULTS = Path(config.get("results", "results"))
@@ -35,4 +38,5 @@ def all_targets():
         + table_targets()
         + figure_targets()
         + report_targets()
+        + card_targets()
     )

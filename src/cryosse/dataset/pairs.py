@@ -27,6 +27,7 @@ from cryosse.dataset.dssp import HELIX, OTHER, SHEET, assign
 from cryosse.dataset.labels import label_box
 from cryosse.dataset.quality import QualityParams, chain_cylinder_score, precision_recall, quality_bin
 from cryosse.dataset.structure import Model, ModelError, read_model
+from cryosse.density import normalise_density
 from cryosse.geometry import DensityMap, MapError, read_map, write_map
 from cryosse.io import read_json, sha256_file, write_json, write_tsv
 
@@ -142,8 +143,6 @@ def build_pair(
     scores = {"bin": b, "cyl_score": cyl, "n_helices": n_hel, "precision": prec, "recall": rec, "pr_diff": pr_diff}
     if b not in params.keep_bins:
         raise PairRejected(f"bin {b} (cyl {_fmt(cyl)}, |P-R| {pr_diff:.2f})", scores)
-    from cryosse.infer import normalise_density  # imports torch: only when a pair is built
-
     try:
         density = normalise_density(raw)
     except ValueError as exc:
