@@ -27,3 +27,29 @@ def real() -> Path:
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "scripts", "src", "data", "envs", "profiles")
+
+
+def copy_workflow(dst: Path, n_entries: int | None = None, overlay: str | None = None, overlay_name: str = "test.yaml") -> Path:
+    """The workflow in a temp folder (never the repo's results/).
+
+    With ``n_entries``, ``config/test_entries.tsv`` holds the first demo entries; with
+    ``overlay``, ``config/<overlay_name>`` holds a config overlay for ``--configfile``.
+    """
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif src.exists():
+            shutil.copy2(src, dst / name)
+    if n_entries is not None:
+        lines = (ROOT / "config" / "demo_entries.tsv").read_text().splitlines()
+        head = [ln for ln in lines if ln.startswith("#")]
+        rows = [ln for ln in lines if ln and not ln.startswith("#")]
+        (dst / "config" / "test_entries.tsv").write_text("\n".join(head + rows[: n_entries + 1]) + "\n")
+    if overlay is not None:
+        (dst / "config" / overlay_name).write_text(overlay)
+    return dst

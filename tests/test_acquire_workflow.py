@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import csv
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import copy_workflow
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-COPY = ["Snakefile", "workflow", "config", "scripts", "src", "data", "envs"]
 
 
 def project_copy(root: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in COPY:
-        src = root / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif src.exists():
-            shutil.copy(src, dest / name)
-    return dest
+    return copy_workflow(dest)
 
 
 def run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import copy_workflow
+
 ROOT = Path(__file__).resolve().parents[1]
-COPY = ("Snakefile", "workflow", "config", "scripts", "src", "data", "envs", "profiles")
 N_ENTRIES = 8
 OVERLAY = """# tests/test_resume.py: a reduced demo
 entries: config/test_entries.tsv
@@ -44,19 +45,7 @@ pytestmark = pytest.mark.slow
 
 
 def make_copy(dst: Path) -> Path:
-    dst.mkdir(parents=True)
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif src.exists():
-            shutil.copy2(src, dst / name)
-    lines = (ROOT / "config" / "demo_entries.tsv").read_text().splitlines()
-    head = [ln for ln in lines if ln.startswith("#")]
-    rows = [ln for ln in lines if ln and not ln.startswith("#")]
-    (dst / "config" / "test_entries.tsv").write_text("\n".join(head + rows[: N_ENTRIES + 1]) + "\n")
-    (dst / "config" / "test_resume.yaml").write_text(OVERLAY)
-    return dst
+    return copy_workflow(dst, N_ENTRIES, OVERLAY, "test_resume.yaml")
 
 
 def cmd(*targets: str) -> list[str]:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import copy_workflow
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm"
 SLURM_SH = ROOT / "tools" / "slurm.sh"
@@ -173,9 +175,6 @@ def test_job_killed_for_memory_names_rule_jobid_and_log(tmp_path: Path, tiny: Pa
 
 # --------------------------------------------------------------------------- the demo workflow
 
-COPY = ("Snakefile", "workflow", "config", "scripts", "src", "data", "envs")
-
-
 N_ENTRIES = 8  # the first 8 demo entries and one cross-validation split: a few minutes on 2 cores
 OVERLAY = """# tests/test_slurm.py: a reduced demo
 entries: config/test_entries.tsv
@@ -186,20 +185,7 @@ split:
 
 def demo_copy(tmp: Path) -> Path:
     """The workflow in a temp folder (never the repo's results/), with a reduced entry table."""
-    dst = tmp / "repo"
-    dst.mkdir()
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif src.exists():
-            shutil.copy2(src, dst / name)
-    lines = (ROOT / "config" / "demo_entries.tsv").read_text().splitlines()
-    head = [ln for ln in lines if ln.startswith("#")]
-    rows = [ln for ln in lines if ln and not ln.startswith("#")]
-    (dst / "config" / "test_entries.tsv").write_text("\n".join(head + rows[: N_ENTRIES + 1]) + "\n")
-    (dst / "config" / "test_slurm.yaml").write_text(OVERLAY)
-    return dst
+    return copy_workflow(tmp / "repo", N_ENTRIES, OVERLAY, "test_slurm.yaml")
 
 
 def stage_missing(repo: Path, *targets: str) -> str | None:

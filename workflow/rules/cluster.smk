@@ -1,10 +1,7 @@
 # On failure, say why SLURM killed a job (memory, time limit, node loss), with its rule,
 # SLURM job id and log; the SLURM plugin alone does not when squeue is the status command.
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from cryosse.cluster import failure_hints
 
 CLUSTER_RUN_STARTED = time.time()

@@ -1,9 +1,11 @@
 # Helpers shared by every stage: the entry table, paths, target lists.
 import os
+import sys
 from pathlib import Path
 
-# Rule scripts import the package from this checkout, in the venv, in conda envs
-# and on cluster nodes alike (the environment is passed on to jobs).
+# The workflow and its scripts import the package from this checkout (here, in
+# the venv, in conda envs and on cluster nodes alike; jobs inherit the environment).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 os.environ.update(
     PYTHONPATH=os.pathsep.join(
         p
@@ -16,10 +18,6 @@ RESULTS = Path(config.get("results", "results"))
 RESOURCES = Path(config.get("resources", "resources"))
 LOGS = Path(config.get("logs", "logs"))
 
-
-import sys
-
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from cryosse.acquire.records import read_entry_table
 
 # The explicit entry table (static DAG): emdb_id, optional pdb_id and chain

@@ -4,9 +4,6 @@
 # many is known only once the model is read); each appears whole, by rename.
 
 
-import sys
-
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from cryosse.dataset.resources import entry_mem_mb
 
 # The target list of `snakemake dataset` (a lambda: this file holds rules only).

@@ -24,7 +24,7 @@ rule evaluate:
         LOGS / "evaluate" / "{split}" / "{loss}.log",
     wildcard_constraints:
         split=r"\d+",
-        loss="|".join(["CE", "FL", "DL", "CE_DL", "FL_DL"]),
+        loss="|".join(LOSSES),
     conda:
         "../../envs/train.yaml"
     threads: 2

@@ -1,10 +1,8 @@
 # train stage (SPEC 7-9): one job per (split, loss, setting), then model selection per split.
 # The loss registry (cryosse.losses.LOSSES) and the setting names (cryosse.train) feed the
 # wildcards, so a loss or setting the package does not know never becomes a job.
-import sys
 from functools import partial
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from cryosse.losses import LOSSES
 from cryosse.train import (
     SETTING_WILDCARD,
