@@ -1,0 +1,151 @@
+"""The optional fourth class (nucleic acids, issue 10) and the 3-class outputs it must not change.
+
+``GOLDEN`` holds digests of a 3-class run (dataset pair, dataset table, one tiny training
+setting, evaluation, ``cryosse predict``) recorded with the code before the fourth class
+existed (commit 201e33e): a 3-class run must still give exactly these bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "data" / "demo_structures"
+
+GOLDEN: dict[str, str] = {
+    "entry_tsv_EMD-90001": "e625ec94d497fac95027867c6ebb6d5b5df58f0c5b916e4a6efce6055f2fbd00",
+    "entry_tsv_EMD-90002": "b6838f156bf4a39d23294e5367879efa255682756ed1413ce21ad85ed0bcf843",
+    "dataset_tsv": "204000b529218e8b395cca7aa9cd48db86d0ea134957558e79b6c41ed9c5c2f6",
+    "map.mrc": "bf71ee4623fce8732bbf7c4a904775f08762ad5874e12405cab340c10846c6c0",
+    "labels.mrc": "162f3a1bfbc9cc1a993eaa01bd294385c136708045c4e0d570e1756f7beca688",
+    "record.json": "2a1286ede9f3c9b09525e5b6d67841b0c0a79dc94cf825c32619222b0deeeeaa",
+    "npz_keys": "f5b826264a8e8eb8c553e1ae9890757456e24edc3f5fde6b2e9ff9da716cb850",
+    "npz_ca_class": "885b2502509c219ab690204042a2195028920c8b25fa75a79ee288400c9e45d3",
+    "npz_ca_in_centre": "78e6283a3e33d7c5d3bf6c90610693d81b09b979bac7d2bf8de8193c54e37bd7",
+    "npz_ca_xyz": "2f4f1e05a8ffc471c2aeee2898679655f75553e60f8bb35d48452125b12acf74",
+    "npz_centre": "af820a48b68a8b77a1158f8f350d4247a69d34e622a7f8eca983bd19fe657b5b",
+    "npz_density": "879ed85bf58c78fd1f362a3703f7baca335c2aebcc709902c594919376dc24dd",
+    "npz_labels": "617be81bccd8351ab0b34033766038e4c38b96fd5e904858f5aeb33ae6106460",
+    "npz_origin_xyz": "c276b11d530a4a7ce315a38c6cfa69f34500852cc50b367e04505d1c93f4a54d",
+    "npz_voxel_size": "fc6986bca557ac3b85f9aa49769e20c6868a49568c50ac8de693e049551eabaa",
+    "ckpt_weights": "f741065c6375a38af479325470f163b7ea07c84de341e41f91fcf6077c867e04",
+    "ckpt_meta": "0ce8ce8848d9899504fb080c51f171a2a7a8ccf0be40060543b9b95f1a453ed0",
+    "history": "9d8d97155b3e0b9c93dda8db2da3411f466f6de27015fbc0bdc2bebc940dd560",
+    "per_case": "e6590b78cda7a10b83b6134d9ed5e2ad77cd22116bb5cab2ae41085c4492f368",
+    "pred_mrc": "e22f1e1ab125fff5dbc9a42a7a929d17c5b3483a4704668f2f538fe4e2f54b3d",
+    "predict_helix.mrc": "91b5eb770f96f445a9195e90dd8651d78705e04b9aa99409b201c6330a68f93f",
+    "predict_helix_prob.mrc": "d77c90a045eb8c49aa8706d49d084585e315b1c5548c5635ea04b4c551cc5ea1",
+    "predict_helix_prob_trimmed.mrc": "4b66bf775af2daeadc3934f7e63b2bb2c8222c94ecb76ccfadc95e4d96d0781f",
+    "predict_helix_trimmed.mrc": "33ed68b7556e5adb9d9fd10c0c123a2afd1939008315de5094245b8dd9e3e825",
+    "predict_sheet.mrc": "56437e1ad2aadd5088cb6b96e8411b32ec83c715c0c2928e4ab22c6d5db0bbdc",
+    "predict_sheet_prob.mrc": "3b70cab1086ae3d95f739042cc4f406089a729036ed09fea1043fa9615ebc331",
+    "predict_sheet_prob_trimmed.mrc": "76a211294d8212077d7ad19fb6b18beacd9751aedaa4f943dea08152232e8889",
+    "predict_sheet_trimmed.mrc": "130a4a7a70cbaf5e888b5407bc38fcc1afa3024e199143b6822d7bc5a7a8ff48",
+    "predict_files": "0b98faf8a7e7b5190e7394f2c56f398e1d676ff371621660b2f759a875a611eb",
+}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _arr(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    return _sha(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
+
+
+def _text(path: Path, tmp: Path) -> str:
+    return _sha(path.read_bytes().replace(str(tmp).encode(), b"TMP"))
+
+
+def simulated_entry(tmp: Path, pdb_file: Path, emdb_id: str, resolution: float, chains=()) -> Path:
+    """A simulated map of ``pdb_file`` and its acquisition record; returns the record path."""
+    import gemmi
+
+    from cryosse.acquire.simulate import simulate_density, write_map_gz
+    from cryosse.io import write_json
+
+    folder = tmp / "archive" / emdb_id
+    folder.mkdir(parents=True, exist_ok=True)
+    st = gemmi.read_structure(str(pdb_file))
+    sim = simulate_density(st, resolution, 1.2, 12.0, 0.1, 42, int(emdb_id.split("-")[1]))
+    write_map_gz(folder / "map.mrc.gz", sim)
+    rec = {"status": "ok", "reason": "", "emdb_id": emdb_id, "pdb_id": pdb_file.name.split(".")[0],
+           "chains": list(chains), "resolution": resolution, "contour_level": sim.contour_level,
+           "contour_source": "simulated", "map": str(folder / "map.mrc.gz"), "model": str(pdb_file)}  # fmt: skip
+    write_json(folder / "record.json", rec)
+    return folder / "record.json"
+
+
+def three_class_run(tmp: Path) -> dict[str, str]:
+    """Every 3-class stage on one simulated demo entry; digests of what each writes."""
+    import torch
+
+    from cryosse.dataset.pairs import DatasetParams, aggregate, build_entry
+    from cryosse.evaluate import evaluate_split
+    from cryosse.predict import predict_map
+    from cryosse.train import TrainConfig, train_setting
+
+    out: dict[str, str] = {}
+    tables = []
+    for pdb, emdb, res in (("1A0J", "EMD-90001", 6.0), ("1F7Z", "EMD-90002", 8.0)):
+        rec = simulated_entry(tmp, DEMO / f"{pdb}.cif.gz", emdb, res)
+        tables.append(tmp / "entries" / f"{emdb}.tsv")
+        build_entry(rec, tables[-1], tmp / "pairs", DatasetParams(), entry=emdb)
+        out[f"entry_tsv_{emdb}"] = _text(tables[-1], tmp)
+    aggregate(tables, tmp / "dataset.tsv", tmp / "rejected.tsv")
+    out["dataset_tsv"] = _text(tmp / "dataset.tsv", tmp)
+    ds = pd.read_csv(tmp / "dataset.tsv", sep="\t", dtype=str)
+    pid, other = ds["pair_id"].iloc[0], ds["pair_id"].iloc[-1]
+    folder = tmp / "pairs" / pid
+    for name in ("map.mrc", "labels.mrc"):
+        out[name] = _sha((folder / name).read_bytes())
+    rec_pair = json.loads((folder / "record.json").read_text())
+    rec_pair.pop("inputs")
+    rec_pair["files"].pop("arrays.npz")  # the npz zip carries its write time
+    out["record.json"] = _sha(json.dumps(rec_pair, sort_keys=True).encode())
+    with np.load(folder / "arrays.npz") as z:
+        out["npz_keys"] = _sha(",".join(sorted(z.files)).encode())
+        for k in sorted(z.files):
+            out[f"npz_{k}"] = _arr(z[k])
+
+    split = tmp / "split_0.tsv"
+    split.write_text(f"pair_id\trole\tcluster\n{pid}\ttrain\t1\n{pid}\tval\t1\n")
+    cfg = TrainConfig(width=0.125, max_epochs=2, patience=2, patch=24, max_steps_per_epoch=2,
+                      device="cpu", threads=1)  # fmt: skip
+    torch.set_num_threads(1)
+    train_setting(tmp / "dataset.tsv", split, "0", "FL_DL", "lr0.001_g2", tmp / "train", cfg)
+    ckpt = torch.load(tmp / "train" / "checkpoint.pt", weights_only=True)
+    out["ckpt_weights"] = ckpt["weights_sha256"]
+    meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "cryosse_version")}
+    out["ckpt_meta"] = _sha(json.dumps(meta, sort_keys=True, default=str).encode())
+    hist = pd.read_csv(tmp / "train" / "history.tsv", sep="\t").drop(columns=["seconds"])
+    out["history"] = _sha(hist.to_csv(sep="\t", index=False).encode())
+
+    test_split = tmp / "split_test.tsv"
+    test_split.write_text(f"pair_id\trole\tcluster\n{other}\ttest\t2\n")
+    evaluate_split(tmp / "train" / "checkpoint.pt", test_split, tmp / "dataset.tsv", tmp / "per_case.tsv",
+                   tmp / "pred", split="0", device="cpu")  # fmt: skip
+    out["per_case"] = _text(tmp / "per_case.tsv", tmp)
+    out["pred_mrc"] = _sha((tmp / "pred" / f"{other}.mrc").read_bytes())
+
+    predict_map(folder / "map.mrc", tmp / "predict", model=tmp / "train" / "checkpoint.pt", device="cpu",
+                precision="fp32", threads=1)  # fmt: skip
+    for p in sorted((tmp / "predict").iterdir()):
+        if p.suffix == ".mrc":
+            out[f"predict_{p.name}"] = _sha(p.read_bytes())
+    out["predict_files"] = _sha(",".join(sorted(p.name for p in (tmp / "predict").iterdir())).encode())
+    return out
+
+
+def test_three_class_outputs_unchanged(tmp_path):
+    got = three_class_run(tmp_path)
+    if not GOLDEN:
+        pytest.fail("no golden digests recorded:\n" + json.dumps(got, indent=1))
+    assert got == GOLDEN
