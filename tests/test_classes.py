@@ -149,3 +149,110 @@ def test_three_class_outputs_unchanged(tmp_path):
     if not GOLDEN:
         pytest.fail("no golden digests recorded:\n" + json.dumps(got, indent=1))
     assert got == GOLDEN
+
+
+# ---------------------------------------------------------------- the fourth class
+
+NA_MODEL = Path(__file__).resolve().parent / "data" / "1LCD.cif.gz"  # lac headpiece + DNA (tests/data/README.md)
+
+
+def test_class_names_and_params():
+    from cryosse.classes import check_classes, class_names, with_classes
+
+    assert class_names(3) == ("helix", "sheet") and class_names(4) == ("helix", "sheet", "nucleic")
+    assert with_classes({"a": 1}, 3) == {"a": 1} and with_classes({"a": 1}, 4) == {"a": 1, "classes": 4}
+    for bad in (2, 5, "4", True, 3.5):
+        with pytest.raises(ValueError, match="expected 3"):
+            check_classes(bad)
+
+
+def test_nucleotide_atoms_p_or_c4():
+    import gemmi
+
+    from cryosse.dataset.structure import read_model
+
+    m = read_model(NA_MODEL)
+    st = gemmi.read_structure(str(NA_MODEL))
+    p = [a.pos.tolist() for ch in st[0] for r in ch for a in r if a.name == "P"]
+    c4 = {tuple(r.find_atom("C4'", "*").pos.tolist()) for ch in st[0] for r in ch if r.find_atom("P", "*") is None
+          and r.find_atom("C4'", "*") is not None}  # fmt: skip
+    assert m.n_nucleic == 22 and len(m.na) == 22  # one atom per nucleotide
+    assert len(p) == 20 and len(c4) == 2  # the two 5' ends have no phosphate: their C4' stands in
+    got = {tuple(x) for x in m.na.tolist()}
+    assert {tuple(x) for x in p} <= got and c4 <= got
+
+
+@pytest.fixture(scope="module")
+def na_entry(tmp_path_factory):
+    """The 1LCD complex (protein chain A on 11 bp of DNA) as a simulated 7 A map, built with 3 and 4 classes."""
+    from cryosse.dataset.pairs import DatasetParams, build_entry
+
+    tmp = tmp_path_factory.mktemp("na")
+    rec = simulated_entry(tmp, NA_MODEL, "EMD-90100", 7.0)
+    out = {}
+    for k in (3, 4):
+        table = build_entry(rec, tmp / f"entries{k}" / "EMD-90100.tsv", tmp / f"pairs{k}", DatasetParams(classes=k))
+        out[k] = (table, tmp / f"pairs{k}" / "90100_1LCD_A")
+    return out
+
+
+def test_nucleic_labels_land_on_the_backbone(na_entry):
+    import gemmi
+    from scipy.spatial import cKDTree
+
+    from cryosse.geometry import MapGeometry
+
+    table4, folder4 = na_entry[4]
+    table3, folder3 = na_entry[3]
+    assert table4.loc[0, "status"] == "kept", table4.loc[0, "reason"]
+    z4, z3 = np.load(folder4 / "arrays.npz"), np.load(folder3 / "arrays.npz")
+    lab4, lab3 = z4["labels"], z3["labels"]
+    geom = MapGeometry(lab4.shape, (1.0, 1.0, 1.0), tuple(z4["origin_xyz"]))
+    st = gemmi.read_structure(str(NA_MODEL))
+    st.remove_hydrogens()
+    nuc = [r for ch in st[0] for r in ch if (i := gemmi.find_tabulated_residue(r.name)) and i.is_nucleic_acid()]
+    p = np.array([a.pos.tolist() for r in nuc for a in r if a.name == "P"])
+    backbone = np.array([a.pos.tolist() for r in nuc for a in r
+                         if a.name in ("P", "OP1", "OP2", "O5'", "C5'", "C4'", "C3'", "O3'")])  # fmt: skip
+    # The voxel nearest each P atom is class 3 (all 20 P atoms lie in the box).
+    idx = np.rint(geom.xyz_to_index(p)).astype(int)
+    inside = np.all((idx >= 0) & (idx < np.asarray(geom.shape_xyz)), axis=1)
+    assert inside.all()
+    on_p = lab4[idx[:, 2], idx[:, 1], idx[:, 0]]
+    assert np.mean(on_p == 3) >= 0.9
+    # Every class-3 voxel lies within 3 A of a nucleotide's P or C4' atom, so on the backbone.
+    zyx = np.argwhere(lab4 == 3)
+    assert len(zyx) > 20 * 50
+    xyz = np.asarray(z4["origin_xyz"]) + zyx[:, ::-1].astype(float)
+    d_rep, _ = cKDTree(z4["na_xyz"]).query(xyz)
+    assert d_rep.max() <= 3.0 + 1e-6
+    d_bb, _ = cKDTree(backbone).query(xyz)
+    assert d_bb.max() <= 3.0 + 1e-6
+    # The nearest-atom rule: class 3 only where a nucleotide atom is nearer than every CA.
+    d_ca, _ = cKDTree(z4["ca_xyz"]).query(xyz)
+    assert np.all(d_rep <= d_ca + 1e-6)
+    # Protein labels are those of the 3-class run wherever no nucleotide atom is within reach.
+    all_xyz = np.asarray(z4["origin_xyz"]) + np.argwhere(np.ones(lab4.shape, bool))[:, ::-1].astype(float)
+    far = (cKDTree(z4["na_xyz"]).query(all_xyz)[0] > 3.0).reshape(lab4.shape)
+    assert np.array_equal(lab4[far], lab3[far]) and (lab3[far] > 0).sum() > 100
+    assert set(np.unique(lab3)) <= {0, 1, 2} and 3 in lab4
+
+
+def test_nucleic_counts_only_in_four_class_tables(na_entry, tmp_path):
+    from cryosse.dataset.pairs import DATASET_COLUMNS, ENTRY_COLUMNS, aggregate
+
+    table4, folder4 = na_entry[4]
+    table3, folder3 = na_entry[3]
+    assert list(table3.columns) == ENTRY_COLUMNS and "n_na" not in table3
+    z4 = np.load(folder4 / "arrays.npz")
+    assert int(table4.loc[0, "n_na"]) == int(z4["na_in_centre"].sum()) > 0
+    assert "na_xyz" not in np.load(folder3 / "arrays.npz").files
+    rec4 = json.loads((folder4 / "record.json").read_text())
+    assert rec4["params"]["classes"] == 4 and "classes" not in json.loads((folder3 / "record.json").read_text())["params"]
+    e3, e4 = (Path(folder4).parents[1] / f"entries{k}" / "EMD-90100.tsv" for k in (3, 4))
+    d4, _ = aggregate([e4], tmp_path / "d4.tsv", tmp_path / "r4.tsv")
+    d3, _ = aggregate([e3], tmp_path / "d3.tsv", tmp_path / "r3.tsv")
+    assert list(d3.columns) == DATASET_COLUMNS
+    assert list(d4.columns) == DATASET_COLUMNS[:11] + ["n_na"] + DATASET_COLUMNS[11:]
+    with pytest.raises(ValueError, match="mixed"):
+        aggregate([e3, e4], tmp_path / "dx.tsv", tmp_path / "rx.tsv")
