@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -256,3 +257,166 @@ def test_nucleic_counts_only_in_four_class_tables(na_entry, tmp_path):
     assert list(d4.columns) == DATASET_COLUMNS[:11] + ["n_na"] + DATASET_COLUMNS[11:]
     with pytest.raises(ValueError, match="mixed"):
         aggregate([e3, e4], tmp_path / "dx.tsv", tmp_path / "rx.tsv")
+
+
+# ---------------------------------------------------------------- 4 classes end to end
+
+
+def test_dice_term_covers_every_non_background_class():
+    import torch
+
+    from cryosse.losses import DiceLoss, make_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 6, 6, 6, generator=g)
+    target = torch.randint(0, 4, (2, 6, 6, 6), generator=g)
+    mask = torch.ones(2, 6, 6, 6, dtype=torch.bool)
+    prob = torch.softmax(logits, 1)
+    d = sum((2 * (prob[:, k] * (target == k)).flatten(1).sum(1) + 1)
+            / (prob[:, k].flatten(1).sum(1) + (target == k).flatten(1).sum(1) + 1) for k in (1, 2, 3))  # fmt: skip
+    assert float(DiceLoss()(logits, target, mask)) == pytest.approx(float((3 - d).mean()), rel=1e-5)
+    # With 3 channels the term is the paper's 2 - D over helix and sheet, as before.
+    assert float(DiceLoss()(logits[:, :3], target.clamp(max=2), mask)) == pytest.approx(
+        float(DiceLoss(classes=(1, 2))(logits[:, :3], target.clamp(max=2), mask)))
+    fl_dl = make_loss("FL_DL", gamma=2.0)
+    assert float(fl_dl(logits, target, mask)) == pytest.approx(
+        float(make_loss("FL", gamma=2.0)(logits, target, mask) + DiceLoss()(logits, target, mask)), rel=1e-5)
+
+
+def test_masks_from_probabilities_three_and_four_classes():
+    from cryosse.predict import labels_from_probabilities
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(4), size=5000).astype(np.float32).T  # bg, helix, sheet, nucleic
+    p[:, :50] = np.float32(0.25)  # ties go to the lower class
+    h, s, n = labels_from_probabilities(p[1], p[2], p[3])
+    arg = np.argmax(p, axis=0)  # first maximum = the lower class
+    assert np.array_equal(h, arg == 1) and np.array_equal(s, arg == 2) and np.array_equal(n, arg == 3)
+    q = p[:3] / p[:3].sum(0)
+    h3, s3 = labels_from_probabilities(q[1], q[2])
+    bg = 1.0 - q[1] - q[2]
+    assert np.array_equal(h3, (q[1] > bg) & (q[1] >= q[2])) and np.array_equal(s3, (q[2] > bg) & (q[2] > q[1]))
+
+
+def _tiny_checkpoint(path: Path, n_classes: int) -> Path:
+    import torch
+
+    from cryosse.model import DeepSSETracerUNet, save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(path, DeepSSETracerUNet(width=0.125, n_classes=n_classes), loss={"name": "CE"}, split="0")
+    return path
+
+
+@pytest.fixture(scope="module")
+def four_class_run(tmp_path_factory):
+    """Dataset (4 classes) of two simulated 1LCD maps and one protein-only map; one tiny training setting."""
+    import torch
+
+    from cryosse.dataset.pairs import DatasetParams, aggregate, build_entry
+    from cryosse.train import TrainConfig, train_setting
+
+    tmp = tmp_path_factory.mktemp("four")
+    tables = []
+    for model, emdb, res in ((NA_MODEL, "EMD-90100", 7.0), (NA_MODEL, "EMD-90101", 9.0),
+                             (DEMO / "1A0J.cif.gz", "EMD-90001", 6.0)):  # fmt: skip
+        rec = simulated_entry(tmp, model, emdb, res)
+        tables.append(tmp / "entries" / f"{emdb}.tsv")
+        build_entry(rec, tables[-1], tmp / "pairs", DatasetParams(classes=4), entry=emdb)
+    ds, _ = aggregate(tables, tmp / "dataset.tsv", tmp / "rejected.tsv")
+    assert ds["pair_id"].tolist() == ["90001_1A0J_A", "90100_1LCD_A", "90101_1LCD_A"]
+    (tmp / "split_0.tsv").write_text("pair_id\trole\tcluster\n90001_1A0J_A\ttrain\t1\n90100_1LCD_A\ttrain\t2\n"
+                                     "90100_1LCD_A\tval\t2\n90101_1LCD_A\ttest\t2\n")  # fmt: skip
+    cfg = TrainConfig(width=0.125, max_epochs=2, patience=2, patch=24, max_steps_per_epoch=2, device="cpu", threads=1)
+    torch.set_num_threads(1)
+    meta = train_setting(tmp / "dataset.tsv", tmp / "split_0.tsv", "0", "FL_DL", "lr0.001_g2", tmp / "train", cfg,
+                         classes=4)  # fmt: skip
+    return tmp, meta, cfg
+
+
+def test_four_class_train_evaluate_tables_predict(four_class_run):
+    import torch
+
+    from cryosse.evaluate import evaluate_split
+    from cryosse.predict import predict_map
+    from cryosse.tables import build_tables
+
+    tmp, meta, _ = four_class_run
+    ckpt = torch.load(tmp / "train" / "checkpoint.pt", weights_only=True)
+    assert ckpt["model_args"]["n_classes"] == 4 and ckpt["state_dict"]["out.weight"].shape[0] == 4
+    assert "val_nucleic_f1" in meta["best_val"]
+    hist = pd.read_csv(tmp / "train" / "history.tsv", sep="\t")
+    assert list(hist.columns[2:6]) == ["val_helix_f1", "val_sheet_f1", "val_nucleic_f1", "val_mean"]
+    assert len(hist) == 2 and hist["val_nucleic_f1"].notna().all()
+
+    (tmp / "eval" / "0" / "FL_DL").mkdir(parents=True)
+    per_case = tmp / "eval" / "0" / "FL_DL" / "per_case.tsv"
+    df = evaluate_split(tmp / "train" / "checkpoint.pt", tmp / "split_0.tsv", tmp / "dataset.tsv", per_case,
+                        tmp / "pred", split="0", device="cpu")  # fmt: skip
+    row = df.iloc[0]
+    assert row["pair_id"] == "90101_1LCD_A" and row["status"] == "ok"
+    z = np.load(tmp / "pairs" / "90101_1LCD_A" / "arrays.npz")
+    c = z["centre"]
+    assert row["vox_true_nucleic"] == int((z["labels"][c[0]:c[1], c[2]:c[3], c[4]:c[5]] == 3).sum()) > 0
+    assert row["res_true_nucleic"] == row["n_res_nucleic"] == row["n_na"] == int(z["na_in_centre"].sum())
+    for col in ("f1_nucleic", "res_f1_nucleic", "vox_tp_nucleic"):
+        assert col in df.columns
+    pred = np.asarray(__import__("mrcfile").read(tmp / "pred" / "90101_1LCD_A.mrc"))
+    assert pred.max() <= 3
+
+    written = build_tables([per_case], tmp / "tables", n_boot=10)
+    t1 = pd.read_csv(tmp / "tables" / "table1.tsv", sep="\t")
+    assert list(t1.columns[:6]) == ["loss", "gamma", "f1_helix", "f1_sheet", "f1_nucleic", "f1_mean"]
+    assert t1.loc[0, "f1_nucleic"] == pytest.approx(row["f1_nucleic"])
+    t2 = pd.read_csv(tmp / "tables" / "table2.tsv", sep="\t")
+    assert {"FL_DL_nucleic", "FL_DL_residue_nucleic"} <= set(t2.columns) and written
+
+    out = tmp / "predict"
+    s = predict_map(tmp / "pairs" / "90101_1LCD_A" / "map.mrc", out, model=tmp / "train" / "checkpoint.pt",
+                    device="cpu", precision="fp32", threads=1, classes=4)  # fmt: skip
+    names = sorted(p.name for p in out.iterdir())
+    for n in ("nucleic.mrc", "nucleic_prob.mrc", "nucleic_trimmed.mrc", "nucleic_prob_trimmed.mrc"):
+        assert n in names
+    assert "nucleic_voxels" in s["full"] and "open nucleic.mrc" in (out / "chimerax.cxc").read_text()
+    # The four masks partition the map with background, as the argmax does.
+    masks = [np.asarray(__import__("mrcfile").read(out / f"{n}.mrc")) for n in ("helix", "sheet", "nucleic")]
+    assert int(sum(m.astype(int) for m in masks).max()) <= 1
+    assert s["full"]["nucleic_voxels"] == int(masks[2].sum())
+
+
+def test_wrong_class_count_is_refused(four_class_run, na_entry, tmp_path):
+    from cryosse.dataset.pairs import aggregate
+    from cryosse.evaluate import evaluate_split
+    from cryosse.model import CheckpointError
+    from cryosse.predict import predict_map
+    from cryosse.train import train_setting
+
+    tmp, _, cfg = four_class_run
+    four = tmp / "train" / "checkpoint.pt"
+    three = _tiny_checkpoint(tmp_path / "three.pt", 3)
+    # evaluation: a 3-class checkpoint on a 4-class dataset, and the reverse
+    with pytest.raises(CheckpointError, match="3-class checkpoint .* the dataset .* has 4 classes"):
+        evaluate_split(three, tmp / "split_0.tsv", tmp / "dataset.tsv", tmp_path / "pc.tsv", tmp_path / "p")
+    e3 = Path(na_entry[3][1]).parents[1] / "entries3" / "EMD-90100.tsv"
+    aggregate([e3], tmp_path / "d3.tsv", tmp_path / "r3.tsv")
+    (tmp_path / "s3.tsv").write_text("pair_id\trole\tcluster\n90100_1LCD_A\ttest\t1\n")
+    with pytest.raises(CheckpointError, match="4-class checkpoint .* has 3 classes"):
+        evaluate_split(four, tmp_path / "s3.tsv", tmp_path / "d3.tsv", tmp_path / "pc.tsv", tmp_path / "p")
+    # predict: --classes must match the checkpoint
+    m = tmp / "pairs" / "90101_1LCD_A" / "map.mrc"
+    with pytest.raises(CheckpointError, match="4-class checkpoint"):
+        predict_map(m, tmp_path / "o1", model=four, device="cpu", precision="fp32", classes=3)
+    with pytest.raises(CheckpointError, match="3-class checkpoint"):
+        predict_map(m, tmp_path / "o2", model=three, device="cpu", precision="fp32", classes=4)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+    # training: a dataset of the other class count, and a resume state of the other class count
+    with pytest.raises(ValueError, match="built with 4 classes, this run has 3"):
+        train_setting(tmp / "dataset.tsv", tmp / "split_0.tsv", "0", "FL_DL", "lr0.001_g2", tmp_path / "t", cfg)
+    # a 4-class resume state met by a 3-class run (on a 3-class dataset) is refused, not resumed
+    resume = tmp_path / "resume"
+    resume.mkdir()
+    shutil.copy(tmp / "train" / "state.pt", resume / "state.pt")
+    (tmp_path / "s3t.tsv").write_text("pair_id\trole\tcluster\n90100_1LCD_A\ttrain\t1\n90100_1LCD_A\tval\t1\n")
+    with pytest.raises(CheckpointError, match="state is of a 4-class network, this run has 3 classes"):
+        train_setting(tmp_path / "d3.tsv", tmp_path / "s3t.tsv", "0", "FL_DL", "lr0.001_g2", resume, cfg)
+    assert (resume / "state.pt").exists() and not (resume / "checkpoint.pt").exists()

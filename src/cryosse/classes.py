@@ -15,6 +15,8 @@ CLASS_COUNTS = (3, 4)
 NUCLEIC = 3
 #: names of the non-background classes, by class number
 NAMES = {1: "helix", 2: "sheet", 3: "nucleic"}
+#: the dataset table's count of nucleotides in the centre box: present only in 4-class datasets
+NA_COLUMN = "n_na"
 
 
 def check_classes(n_classes: Any, what: str = "classes") -> int:
@@ -37,3 +39,18 @@ def with_classes(section: dict[str, Any], n_classes: int) -> dict[str, Any]:
     """
     n = check_classes(n_classes)
     return dict(section) if n == PAPER_CLASSES else {**section, "classes": n}
+
+
+def dataset_classes(columns: Any) -> int:
+    """The class count a dataset table was built with: 4 when it has ``n_na``, else 3."""
+    return 4 if NA_COLUMN in list(columns) else PAPER_CLASSES
+
+
+def require_dataset_classes(columns: Any, n_classes: int, path: Any) -> None:
+    """Refuse a dataset table built with another class count than ``n_classes``."""
+    have = dataset_classes(columns)
+    if have != n_classes:
+        raise ValueError(
+            f"{path}: the dataset was built with {have} classes, this run has {n_classes}; "
+            f"rebuild the dataset stage with `classes: {n_classes}` (or run with `classes: {have}`)"
+        )

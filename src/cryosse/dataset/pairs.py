@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cryosse import __version__
-from cryosse.classes import NUCLEIC, PAPER_CLASSES, check_classes
+from cryosse.classes import NA_COLUMN, NUCLEIC, PAPER_CLASSES, check_classes
 from cryosse.dataset.chains import select_chains
 from cryosse.dataset.crop import chain_box, contour_level, crop
 from cryosse.dataset.dssp import HELIX, OTHER, SHEET, assign
@@ -45,9 +45,6 @@ DATASET_COLUMNS = [
     "n_ca_helix", "n_ca_sheet", "n_ca_other", "nx", "ny", "nz", "sequence", "dssp_engine", "path",
 ]  # fmt: skip
 REJECTED_COLUMNS = ["stage", "id", "reason"]
-#: the count column of the fourth class (nucleotides in the centre box), after n_ca_other
-NA_COLUMN = "n_na"
-
 
 def _with_na(columns: list[str], classes: int) -> list[str]:
     """``columns`` with ``n_na`` after ``n_ca_other`` for 4 classes (3-class tables keep their columns)."""
