@@ -420,3 +420,59 @@ def test_wrong_class_count_is_refused(four_class_run, na_entry, tmp_path):
     with pytest.raises(CheckpointError, match="state is of a 4-class network, this run has 3 classes"):
         train_setting(tmp_path / "d3.tsv", tmp_path / "s3t.tsv", "0", "FL_DL", "lr0.001_g2", resume, cfg)
     assert (resume / "state.pt").exists() and not (resume / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+def test_snakemake_four_class_demo(tmp_path):
+    """A small simulated demo with --config classes=4: acquire, dataset, splits, train, evaluate,
+    tables, then `cryosse predict` with the selected model writes nucleic.mrc."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    structures = tmp_path / "structures"
+    structures.mkdir()
+    entries = [("EMD-90001", "2CVI"), ("EMD-90002", "3A4R"), ("EMD-90003", "1I8N"),
+               ("EMD-90100", "1LCD"), ("EMD-90101", "1LCD"), ("EMD-90102", "1LCD")]  # fmt: skip
+    for _, pdb in entries:
+        src = NA_MODEL if pdb == "1LCD" else DEMO / f"{pdb}.cif.gz"
+        shutil.copy(src, structures / f"{pdb}.cif.gz")
+    (tmp_path / "entries.tsv").write_text("emdb_id\tpdb_id\tchain\n" + "".join(f"{e}\t{p}\t\n" for e, p in entries))
+    cfg = {
+        "entries": str(tmp_path / "entries.tsv"), "results": "results", "resources": "resources", "logs": "logs",
+        "acquire": {"simulate": {"structures": str(structures)}},
+        "split": {"fractions": [50, 17, 33], "n_cv": 0, "paper_cases": str(ROOT / "config" / "paper_test_cases.tsv")},
+        "train": {"losses": ["FL_DL"], "gammas": [2], "splits": [0], "max_epochs": 2, "max_steps_per_epoch": 2,
+                  "patch": 24},
+        "evaluate": {"bootstrap": 10},
+    }  # fmt: skip
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    cmd = [snakemake, "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--configfile",
+           str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "demo.yaml"), str(tmp_path / "cfg.yaml"),
+           "--config", "classes=4", "--cores", "2", "--workflow-profile", "none", "tables"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = tmp_path / "results"
+    ds = pd.read_csv(res / "dataset" / "dataset.tsv", sep="\t")
+    assert "n_na" in ds.columns and (ds["n_na"] > 0).sum() == 3 and (ds["n_na"] == 0).sum() >= 2
+    from cryosse.model import load_checkpoint
+
+    _, meta = load_checkpoint(res / "models" / "0" / "FL_DL.pt")
+    assert meta["model_args"]["n_classes"] == 4
+    pc = pd.read_csv(res / "eval" / "0" / "FL_DL" / "per_case.tsv", sep="\t")
+    assert {"f1_nucleic", "res_f1_nucleic", "n_na"} <= set(pc.columns) and (pc["status"] == "ok").all()
+    t1 = pd.read_csv(res / "tables" / "table1.tsv", sep="\t")
+    assert "f1_nucleic" in t1.columns
+    na_pair = ds.loc[ds["n_na"] > 0, "path"].iloc[0]
+    out = tmp_path / "predict"
+    p = subprocess.run([sys.executable, "-m", "cryosse.cli", "predict", str(tmp_path / na_pair / "map.mrc"), "-o", str(out),
+                        "--model", str(res / "models" / "0" / "FL_DL.pt"), "--classes", "4", "--device", "cpu"],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert (out / "nucleic.mrc").exists() and "nucleic acid" in p.stdout
+    bad = subprocess.run([sys.executable, "-m", "cryosse.cli", "predict", str(tmp_path / na_pair / "map.mrc"), "-o",
+                          str(tmp_path / "p3"), "--model", str(res / "models" / "0" / "FL_DL.pt"), "--classes", "3"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode != 0 and "4-class checkpoint" in bad.stderr

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from cryosse import __version__
+from cryosse.classes import check_classes
 from cryosse.geometry import DensityMap, MapGeometry, read_map, resample, write_map
 from cryosse.infer import (
     PRECISIONS,
@@ -56,7 +57,6 @@ from cryosse.infer import (
     sliding_window_probabilities,
 )
 from cryosse.io import file_mode, write_json
-from cryosse.classes import check_classes
 from cryosse.model import load_checkpoint, require_classes
 
 log = logging.getLogger(__name__)
