@@ -2,16 +2,21 @@
 
 ``GOLDEN`` holds digests of a 3-class run (dataset pair, dataset table, one tiny training
 setting, evaluation, ``cryosse predict``) recorded with the code before the fourth class
-existed (commit 201e33e): a 3-class run must still give exactly these bytes.
+existed (commit 201e33e; x86-64 CPU, torch 2.13.0+cpu, numpy 2.4.6, gemmi 0.7.5): a 3-class
+run must still give exactly these bytes. Other CPUs or library versions may round the
+training differently, so a second test runs that commit's own code (from git) beside this
+one on the same machine and compares the two runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
+import mrcfile
 import numpy as np
 import pandas as pd
 import pytest
@@ -145,11 +150,42 @@ def three_class_run(tmp: Path) -> dict[str, str]:
     return out
 
 
+PRE_CHANGE = "201e33e"  # main before the fourth class
+
+
 def test_three_class_outputs_unchanged(tmp_path):
     got = three_class_run(tmp_path)
     if not GOLDEN:
         pytest.fail("no golden digests recorded:\n" + json.dumps(got, indent=1))
     assert got == GOLDEN
+
+
+def test_three_class_outputs_match_the_pre_change_code(tmp_path):
+    """The same 3-class run with the package of commit 201e33e and with this one: same digests."""
+    import io
+    import subprocess
+    import sys
+    import tarfile
+
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", PRE_CHANGE, "src"], capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"commit {PRE_CHANGE} is not in this checkout's git history")
+    old = tmp_path / "old"
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(old, filter="data")
+    script = ("import json, sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import test_classes as t;"
+              " import cryosse; out = t.three_class_run(Path(sys.argv[2]));"
+              " print(json.dumps({'package': cryosse.__file__, 'out': out}))")  # fmt: skip
+    (tmp_path / "run_old").mkdir()
+    r = subprocess.run([sys.executable, "-c", script, str(ROOT / "tests"), str(tmp_path / "run_old")],
+                       env={**os.environ, "PYTHONPATH": str(old / "src")},
+                       capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    before = json.loads(r.stdout.strip().splitlines()[-1])
+    assert before["package"].startswith(str(old / "src"))  # the pre-change package ran
+    assert not (old / "src" / "cryosse" / "classes.py").exists()
+    (tmp_path / "run_new").mkdir()
+    assert three_class_run(tmp_path / "run_new") == before["out"]
 
 
 # ---------------------------------------------------------------- the fourth class
@@ -361,7 +397,7 @@ def test_four_class_train_evaluate_tables_predict(four_class_run):
     assert row["res_true_nucleic"] == row["n_res_nucleic"] == row["n_na"] == int(z["na_in_centre"].sum())
     for col in ("f1_nucleic", "res_f1_nucleic", "vox_tp_nucleic"):
         assert col in df.columns
-    pred = np.asarray(__import__("mrcfile").read(tmp / "pred" / "90101_1LCD_A.mrc"))
+    pred = np.asarray(mrcfile.read(tmp / "pred" / "90101_1LCD_A.mrc"))
     assert pred.max() <= 3
 
     written = build_tables([per_case], tmp / "tables", n_boot=10)
@@ -379,7 +415,7 @@ def test_four_class_train_evaluate_tables_predict(four_class_run):
         assert n in names
     assert "nucleic_voxels" in s["full"] and "open nucleic.mrc" in (out / "chimerax.cxc").read_text()
     # The four masks partition the map with background, as the argmax does.
-    masks = [np.asarray(__import__("mrcfile").read(out / f"{n}.mrc")) for n in ("helix", "sheet", "nucleic")]
+    masks = [np.asarray(mrcfile.read(out / f"{n}.mrc")) for n in ("helix", "sheet", "nucleic")]
     assert int(sum(m.astype(int) for m in masks).max()) <= 1
     assert s["full"]["nucleic_voxels"] == int(masks[2].sum())
 
