@@ -311,7 +311,8 @@ def validate(model: torch.nn.Module, pairs: Sequence[Pair], device: torch.device
     validation figure is the mean of the class means that exist ((helix + sheet) / 2
     for 3 classes, SPEC 9; 0 when none does).
     """
-    classes = tuple(range(1, int(model.model_args["n_classes"])))  # type: ignore[index]
+    n_classes = int(getattr(model, "model_args", {}).get("n_classes", PAPER_CLASSES))
+    classes = tuple(range(1, n_classes))
     per: dict[int, list[float]] = {k: [] for k in classes}
     with _amp(device):
         for p in pairs:
