@@ -5,9 +5,11 @@ bootstrap intervals, paired tests), then the edge: predicting every test case of
 a split with a stored checkpoint (``evaluate_split``) and the ``cryosse
 evaluate`` / ``cryosse aggregate`` subcommands.
 
-Classes: 0 background, 1 helix, 2 sheet. A case with no true unit (voxel or
-residue) of a class has no F1 for that class (NaN, written ``NA``) and weighs 0
-in every average.
+Classes: 0 background, 1 helix, 2 sheet, and with a 4-class network 3 nucleic
+acid (``*_nucleic`` columns; its residue-level units are the nucleotides, voted
+on at their P or C4' atom as residues are at their CA). A case with no true unit
+(voxel or residue) of a class has no F1 for that class (NaN, written ``NA``) and
+weighs 0 in every average.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryosse.classes import NAMES, NUCLEIC, PAPER_CLASSES, dataset_classes
 from cryosse.io import write_tsv
 
 log = logging.getLogger(__name__)
@@ -63,10 +66,15 @@ def centre_slices(centre: Sequence[int]) -> tuple[slice, slice, slice]:
     return slice(z0, z1), slice(y0, y1), slice(x0, x1)
 
 
-def voxel_scores(pred_centre: np.ndarray, truth_centre: np.ndarray) -> dict[str, float]:
+def _classes(n_classes: int) -> dict[str, int]:
+    """Scored classes of an ``n_classes`` network: helix, sheet (and nucleic for 4)."""
+    return {NAMES[k]: k for k in range(1, n_classes)}
+
+
+def voxel_scores(pred_centre: np.ndarray, truth_centre: np.ndarray, n_classes: int = PAPER_CLASSES) -> dict[str, float]:
     """Voxel F1 per class on centre-box arrays: ``vox_{tp,fp,fn,true}_{cls}``, ``f1_{cls}``."""
     out: dict[str, float] = {}
-    for name, cls in CLASSES.items():
+    for name, cls in _classes(n_classes).items():
         tp, fp, fn = confusion(pred_centre, truth_centre, cls)
         out[f"vox_tp_{name}"] = tp
         out[f"vox_fp_{name}"] = fp
@@ -139,10 +147,10 @@ def residue_votes(
     return out
 
 
-def residue_scores(pred_res: np.ndarray, true_res: np.ndarray) -> dict[str, float]:
+def residue_scores(pred_res: np.ndarray, true_res: np.ndarray, n_classes: int = PAPER_CLASSES) -> dict[str, float]:
     """Residue F1 per class: ``res_{tp,fp,fn,true}_{cls}``, ``res_f1_{cls}``."""
     out: dict[str, float] = {}
-    for name, cls in CLASSES.items():
+    for name, cls in _classes(n_classes).items():
         tp, fp, fn = confusion(np.asarray(pred_res), np.asarray(true_res), cls)
         out[f"res_tp_{name}"] = tp
         out[f"res_fp_{name}"] = fp
@@ -157,24 +165,32 @@ def score_case(
     arrays: dict[str, np.ndarray],
     radius: float = 3.0,
     ties: str = "background",
+    n_classes: int = PAPER_CLASSES,
 ) -> dict[str, float]:
     """Voxel and residue scores of one case from its full-box predicted labels and its
-    ``arrays.npz`` content (labels, centre, ca_xyz, ca_class, ca_in_centre, origin, voxel size)."""
+    ``arrays.npz`` content (labels, centre, ca_xyz, ca_class, ca_in_centre, origin, voxel size;
+    na_xyz and na_in_centre for 4 classes: the nucleotides are residue-level units of class 3)."""
     labels = np.asarray(arrays["labels"])
     if pred.shape != labels.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from the labels' {labels.shape}")
     centre = [int(v) for v in np.asarray(arrays["centre"]).ravel()]
     sl = centre_slices(centre)
-    row = voxel_scores(pred[sl], labels[sl])
+    row = voxel_scores(pred[sl], labels[sl], n_classes)
     in_centre = np.asarray(arrays["ca_in_centre"], bool)
     ca = np.asarray(arrays["ca_xyz"], float).reshape(-1, 3)[in_centre]
     true_res = np.asarray(arrays["ca_class"]).ravel()[in_centre]
+    if n_classes > PAPER_CLASSES:
+        if "na_xyz" not in arrays:
+            raise ValueError("the pair has no nucleotide atoms (na_xyz): it was built with 3 classes")
+        na = np.asarray(arrays["na_xyz"], float).reshape(-1, 3)[np.asarray(arrays["na_in_centre"], bool)]
+        ca = np.concatenate([ca, na])
+        true_res = np.concatenate([true_res, np.full(len(na), NUCLEIC, true_res.dtype)])
     votes = residue_votes(
         pred, ca, np.asarray(arrays["origin_xyz"], float), float(np.asarray(arrays["voxel_size"])),
-        radius=radius, ties=ties, region=centre,
+        radius=radius, ties=ties, region=centre, n_classes=n_classes,
     )
-    row.update(residue_scores(votes, true_res))
-    for name, cls in (("helix", 1), ("sheet", 2), ("other", 0)):
+    row.update(residue_scores(votes, true_res, n_classes))
+    for name, cls in (("helix", 1), ("sheet", 2), ("other", 0), ("nucleic", NUCLEIC))[:n_classes]:
         row[f"n_res_{name}"] = int(np.count_nonzero(true_res == cls))
     return row
 
@@ -400,7 +416,7 @@ def write_prediction(path: str | os.PathLike, pred: np.ndarray, arrays: dict[str
 
 PER_CASE_FIRST = [
     "pair_id", "split", "loss", "setting", "gamma", "best_val", "status", "reason",
-    "emdb_id", "pdb_id", "chain", "resolution", "bin", "n_ca_helix", "n_ca_sheet", "n_ca_other",
+    "emdb_id", "pdb_id", "chain", "resolution", "bin", "n_ca_helix", "n_ca_sheet", "n_ca_other", "n_na",
 ]
 
 
@@ -425,11 +441,12 @@ def evaluate_split(
     import torch
 
     from cryosse.infer import pick_device
-    from cryosse.model import load_checkpoint
+    from cryosse.model import checkpoint_classes, load_checkpoint, require_classes
 
     torch.set_num_threads(max(1, int(threads)))
     dev = pick_device(device)
     model, meta = load_checkpoint(checkpoint, map_location=dev)
+    n_classes = checkpoint_classes(meta)
     info = _loss_params(meta)
     sp = pd.read_csv(split_tsv, sep="\t", dtype=str)
     for col in ("pair_id", "role"):
@@ -438,6 +455,7 @@ def evaluate_split(
     ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str, "emdb_id": str, "pdb_id": str, "chain": str})
     if "pair_id" not in ds.columns or "path" not in ds.columns:
         raise ValueError(f"{dataset_tsv}: columns pair_id and path are required")
+    require_classes(meta, dataset_classes(ds.columns), checkpoint, f"the dataset {dataset_tsv}")
     ds = ds.set_index("pair_id", drop=False)
     cases = sorted(sp.loc[sp["role"] == role, "pair_id"])
     if not cases:
@@ -464,7 +482,7 @@ def evaluate_split(
                 raise ValueError(f"{pid}: not in {dataset_tsv}")
             arrays = load_pair_arrays(Path(str(meta_row["path"])))
             pred = predict_labels(model, arrays["density"], dev)
-            row.update(score_case(pred, arrays, radius=radius, ties=ties))
+            row.update(score_case(pred, arrays, radius=radius, ties=ties, n_classes=n_classes))
             write_prediction(pred_dir / f"{pid}.mrc", pred, arrays)
             row["status"], row["reason"] = "ok", ""
         except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:

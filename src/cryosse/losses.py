@@ -8,7 +8,8 @@ Every loss is an ``nn.Module`` with one contract::
 
 Voxels outside the mask change neither the loss nor its gradient (whatever their
 logits or labels). CE and FL are averaged over the masked voxels of the batch;
-the Dice term is computed per map over the helix and sheet classes, smoothed by
+the Dice term is computed per map over the non-background classes (helix and sheet;
+with the optional fourth class, nucleic acid too), smoothed by
 1.0 in numerator and denominator (a class absent from both the map and the
 prediction scores 1), and averaged over the batch. Combined losses weight their
 two terms, ``w_a * CE|FL + w_b * DL`` (1, 1 in the paper).
@@ -26,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: classes scored by the Dice term: 1 helix, 2 sheet (0 is background)
+#: classes scored by the Dice term of a 3-class network: 1 helix, 2 sheet (0 is background);
+#: by default the term takes every non-background class of the logits (3 nucleic acid too)
 DICE_CLASSES = (1, 2)
 
 
@@ -99,15 +101,19 @@ class FocalLoss(nn.Module):
 
 
 class DiceLoss(nn.Module):
-    """DL (eqs. 3-4): 2 - D with D = sum over helix, sheet of (2 sum y p + s) / (sum y + sum p + s), per map."""
+    """DL (eqs. 3-4): K - D with D = sum over the K scored classes of (2 sum y p + s) / (sum y + sum p + s), per map.
+
+    ``classes`` None (the default) scores every non-background class of the logits:
+    helix and sheet (K = 2, the paper's 2 - D) for 3 channels, nucleic acid too for 4.
+    """
 
     name = "DL"
     params: tuple[str, ...] = ()
 
-    def __init__(self, smooth: float = 1.0, classes: Sequence[int] = DICE_CLASSES):
+    def __init__(self, smooth: float = 1.0, classes: Sequence[int] | None = None):
         super().__init__()
         self.smooth = float(smooth)
-        self.classes = tuple(int(k) for k in classes)
+        self.classes = None if classes is None else tuple(int(k) for k in classes)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         _check(logits, target, mask)
@@ -115,13 +121,14 @@ class DiceLoss(nn.Module):
         prob = torch.softmax(logits, dim=1)
         m = mask.float()
         d = torch.zeros(logits.shape[0], dtype=torch.float32, device=logits.device)
-        for k in self.classes:
+        classes = self.classes if self.classes is not None else tuple(range(1, logits.shape[1]))
+        for k in classes:
             p = prob[:, k] * m
             y = (target == k).float() * m
             inter = (p * y).flatten(1).sum(1)
             denom = p.flatten(1).sum(1) + y.flatten(1).sum(1)
             d = d + (2.0 * inter + self.smooth) / (denom + self.smooth)
-        return (len(self.classes) - d).mean()
+        return (len(classes) - d).mean()
 
     def extra_repr(self) -> str:
         return f"smooth={self.smooth:g}"

@@ -2,8 +2,9 @@
 
 Width 1 is the authors' network exactly: five composite layers, 3x3x3
 convolutions with padding 1, batch norm, ReLU, dropout 0.5, two 2x poolings
-and two transposed convolutions, 1x1x1 output to three classes. ``width``
-scales every channel count for CPU demos.
+and two transposed convolutions, 1x1x1 output to three classes (four with the
+optional nucleic-acid class, ``n_classes=4``). ``width`` scales every channel
+count for CPU demos.
 """
 
 from __future__ import annotations
@@ -107,6 +108,26 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **meta: Any) -> N
     }
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
+
+
+def checkpoint_classes(meta: dict) -> int:
+    """The number of output classes of a loaded checkpoint (3 for checkpoints that do not say)."""
+    return int((meta.get("model_args") or {}).get("n_classes", 3))
+
+
+def require_classes(meta: dict, n_classes: int, path: str | os.PathLike, what: str) -> None:
+    """Refuse a checkpoint whose class count is not the run's ``n_classes`` (3 or 4)."""
+    have = checkpoint_classes(meta)
+    if have != int(n_classes):
+        raise CheckpointError(
+            f"{path}: a {have}-class checkpoint ({_class_words(have)}), but {what} has {n_classes} classes "
+            f"({_class_words(int(n_classes))}); use a checkpoint trained with `classes: {n_classes}`, "
+            f"or set `classes: {have}`"
+        )
+
+
+def _class_words(n: int) -> str:
+    return "background, helix, sheet" + (", nucleic acid" if n == 4 else "")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[DeepSSETracerUNet, dict]:

@@ -14,7 +14,10 @@ overlays the input in ChimeraX. Written into the output folder:
 * ``*_trimmed.mrc``: the same four with ``trim`` A (17 A, the authors' padding)
   removed from each face, the region the network sees with full context;
 * ``summary.json``: voxel counts and volumes, timing, model, device, precision;
-* ``chimerax.cxc``: opens the map with helix (yellow) and sheet (cyan) surfaces.
+* ``chimerax.cxc``: opens the map with helix (yellow) and sheet (cyan) surfaces;
+* with a 4-class checkpoint (``classes: 4``), ``nucleic.mrc`` and
+  ``nucleic_prob.mrc`` (and trimmed) for nucleic acids too (orange in ChimeraX),
+  the masks then being the argmax over all four classes.
 
 Nothing is written unless the whole prediction succeeds: outputs are staged in
 a hidden folder inside the output folder and moved into place at the end.
@@ -43,6 +46,7 @@ import numpy as np
 import torch
 
 from cryosse import __version__
+from cryosse.classes import check_classes
 from cryosse.geometry import DensityMap, MapGeometry, read_map, resample, write_map
 from cryosse.infer import (
     PRECISIONS,
@@ -53,7 +57,7 @@ from cryosse.infer import (
     sliding_window_probabilities,
 )
 from cryosse.io import file_mode, write_json
-from cryosse.model import load_checkpoint
+from cryosse.model import load_checkpoint, require_classes
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,7 @@ DEFAULT_OVERLAP = 32
 MAX_GRID_VOXELS = 1024**3
 
 CLASS_NAMES = ("helix", "sheet")  # network classes 1 and 2; 0 is background
+CLASS_NAMES_ALL = ("helix", "sheet", "nucleic")  # class 3 of a 4-class network: nucleic acid
 
 
 def find_default_model(cwd: str | os.PathLike | None = None) -> Path | None:
@@ -132,12 +137,20 @@ def trimmed_geometry(geom: MapGeometry, n_xyz: tuple[int, int, int]) -> MapGeome
     return MapGeometry(shape, geom.voxel_size, origin)  # type: ignore[arg-type]
 
 
-def labels_from_probabilities(helix: np.ndarray, sheet: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Binary helix and sheet masks: the argmax of (1 - helix - sheet, helix, sheet), ties to the lower class."""
-    background = 1.0 - helix - sheet
-    is_helix = (helix > background) & (helix >= sheet)
-    is_sheet = (sheet > background) & (sheet > helix)
-    return is_helix, is_sheet
+def labels_from_probabilities(*probs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Binary masks of the classes whose probabilities are given (helix, sheet[, nucleic]):
+    the argmax of (background = 1 - their sum, helix, sheet[, nucleic]), ties to the lower class."""
+    background = 1.0 - probs[0]
+    for p in probs[1:]:
+        background = background - p
+    masks = []
+    for k, p in enumerate(probs):
+        win = p > background
+        for j, q in enumerate(probs):
+            if j != k:
+                win &= (p > q) if j < k else (p >= q)
+        masks.append(win)
+    return tuple(masks)
 
 
 @dataclass
@@ -152,6 +165,8 @@ class Prediction:
     sheet: np.ndarray  # bool
     n_tiles: int
     timing: dict[str, float]
+    nucleic_prob: np.ndarray | None = None  # 4-class checkpoints only
+    nucleic: np.ndarray | None = None
 
 
 def segment(
@@ -204,7 +219,9 @@ def segment(
         if total > 1:
             log.info("tile %d/%d", done, total)
 
-    probs = sliding_window_probabilities(fast, density, tile, overlap, classes=(1, 2), progress=progress)
+    n_classes = int(model.model_args["n_classes"])  # type: ignore[index]
+    classes = tuple(range(1, n_classes))  # background is one minus their sum
+    probs = sliding_window_probabilities(fast, density, tile, overlap, classes=classes, progress=progress)
     if fast.device.type == "cuda":
         torch.cuda.synchronize()
     timing["network"] = time.perf_counter() - t0
@@ -212,12 +229,12 @@ def segment(
 
     t0 = time.perf_counter()
     if same_grid:
-        helix_prob, sheet_prob = probs[0], probs[1]
+        back = [probs[i] for i in range(len(classes))]
     else:
-        helix_prob = resample(DensityMap(probs[0], grid, path="helix probabilities"), geom)
-        sheet_prob = resample(DensityMap(probs[1], grid, path="sheet probabilities"), geom)
+        back = [resample(DensityMap(probs[i], grid, path=f"{CLASS_NAMES_ALL[i]} probabilities"), geom)
+                for i in range(len(classes))]  # fmt: skip
         del probs
-    helix, sheet = labels_from_probabilities(helix_prob, sheet_prob)
+    masks = labels_from_probabilities(*back)
     timing["resample_back"] = time.perf_counter() - t0
     details = {
         "device": str(fast.device),
@@ -230,13 +247,16 @@ def segment(
             "tile_shape_zyx": list(plan.sizes),
         },
     }
-    return Prediction(geom, grid, helix_prob, sheet_prob, helix, sheet, plan.n_tiles, timing), details
+    pred = Prediction(geom, grid, back[0], back[1], masks[0], masks[1], plan.n_tiles, timing)
+    if n_classes == 4:
+        pred.nucleic_prob, pred.nucleic = back[2], masks[2]
+    return pred, details
 
 
-def _counts(helix: np.ndarray, sheet: np.ndarray, geom: MapGeometry) -> dict[str, Any]:
+def _counts(helix: np.ndarray, sheet: np.ndarray, geom: MapGeometry, nucleic: np.ndarray | None = None) -> dict[str, Any]:
     vol = float(np.prod(geom.voxel_size))
     nh, ns = int(helix.sum()), int(sheet.sum())
-    return {
+    out = {
         "geometry": geom.to_dict(),
         "voxels": int(np.prod(geom.shape)),
         "helix_voxels": nh,
@@ -244,14 +264,18 @@ def _counts(helix: np.ndarray, sheet: np.ndarray, geom: MapGeometry) -> dict[str
         "helix_volume_A3": nh * vol,
         "sheet_volume_A3": ns * vol,
     }
+    if nucleic is not None:
+        out.update(nucleic_voxels=int(nucleic.sum()), nucleic_volume_A3=int(nucleic.sum()) * vol)
+    return out
 
 
 def _cxc_path(p: Path) -> str:
     return '"' + str(p).replace('"', '\\"') + '"'
 
 
-def chimerax_script(map_path: Path, trimmed: bool) -> str:
-    """ChimeraX commands that open the map and the helix (yellow) and sheet (cyan) surfaces."""
+def chimerax_script(map_path: Path, trimmed: bool, nucleic: bool = False) -> str:
+    """ChimeraX commands that open the map and the helix (yellow), sheet (cyan) and, for a
+    4-class model, nucleic-acid (orange) surfaces."""
     lines = [
         "# cryosse predict: helix (yellow) and sheet (cyan) regions over the input map.",
         "# Open in a new ChimeraX session: `chimerax chimerax.cxc`, or `open /path/to/chimerax.cxc`.",
@@ -269,6 +293,8 @@ def chimerax_script(map_path: Path, trimmed: bool) -> str:
         "open sheet.mrc format mrc",
         "volume #3 level 0.5 color cyan style surface",
     ]
+    if nucleic:
+        lines += ["open nucleic.mrc format mrc", "volume #4 level 0.5 color orange style surface"]
     if trimmed:
         lines += [
             "# The trimmed masks (17 A less on each face) are helix_trimmed.mrc and sheet_trimmed.mrc;",
@@ -289,8 +315,12 @@ def predict_map(
     trim: float = DEFAULT_TRIM_A,
     spacing: float = DEFAULT_SPACING_A,
     threads: int | None = None,
+    classes: int | None = None,
 ) -> dict[str, Any]:
     """Segment one map and write every output into ``out_dir``; return the summary.
+
+    ``classes`` (3 or 4), when given, must be the checkpoint's class count: a
+    3-class checkpoint for a 4-class request, or the reverse, is refused.
 
     Raises ``ValueError`` (``MapError``, ``CheckpointError``), ``FileNotFoundError``
     or ``RuntimeError`` with a message naming the input and the cause; in that
@@ -310,6 +340,8 @@ def predict_map(
     ckpt = resolve_model_path(model)
     t0 = time.perf_counter()
     net, meta = load_checkpoint(ckpt, map_location="cpu")
+    if classes is not None:
+        require_classes(meta, check_classes(classes, "--classes"), ckpt, "--classes")
     t_model = time.perf_counter() - t0
     t0 = time.perf_counter()
     dmap = read_map(map_path)
@@ -329,6 +361,9 @@ def predict_map(
         ("helix_prob.mrc", pred.helix_prob, np.float32),
         ("sheet_prob.mrc", pred.sheet_prob, np.float32),
     ]
+    if pred.nucleic is not None:
+        arrays += [("nucleic.mrc", pred.nucleic, np.int8), ("nucleic_prob.mrc", pred.nucleic_prob, np.float32)]
+    nuc = pred.nucleic
     summary: dict[str, Any] = {
         "cryosse_version": __version__,
         "input": {
@@ -360,8 +395,9 @@ def predict_map(
         **details,
         "trim_A": trim,
         "trim_voxels_xyz": list(n_trim),
-        "full": _counts(pred.helix, pred.sheet, geom),
-        "trimmed": _counts(pred.helix[tz, ty, tx], pred.sheet[tz, ty, tx], tgeom)
+        "full": _counts(pred.helix, pred.sheet, geom, nuc),
+        "trimmed": _counts(pred.helix[tz, ty, tx], pred.sheet[tz, ty, tx], tgeom,
+                           None if nuc is None else nuc[tz, ty, tx])  # fmt: skip
         if tgeom is not None
         else None,
     }
@@ -380,7 +416,7 @@ def predict_map(
         for name, data, dtype in arrays:
             write_map(stage / name, data, tgeom if name.endswith("_trimmed.mrc") else geom, dtype=dtype)
             names.append(name)
-        (stage / "chimerax.cxc").write_text(chimerax_script(map_path, tgeom is not None))
+        (stage / "chimerax.cxc").write_text(chimerax_script(map_path, tgeom is not None, nuc is not None))
         names.append("chimerax.cxc")
         summary["files"] = sorted(names + ["summary.json"])
         summary["timing_s"] = {
@@ -421,11 +457,15 @@ def _run(args: argparse.Namespace) -> int:
         trim=args.trim,
         spacing=args.spacing,
         threads=args.threads,
+        classes=args.classes,
     )
     full = s["full"]
     print(
         f"{args.map}: helix {full['helix_voxels']} voxels ({full['helix_volume_A3']:.0f} A^3),"
-        f" sheet {full['sheet_voxels']} voxels ({full['sheet_volume_A3']:.0f} A^3);"
+        f" sheet {full['sheet_voxels']} voxels ({full['sheet_volume_A3']:.0f} A^3)"
+        + (f", nucleic acid {full['nucleic_voxels']} voxels ({full['nucleic_volume_A3']:.0f} A^3)"
+           if "nucleic_voxels" in full else "")  # fmt: skip
+        + ";"
         f" {s['precision']} on {s['device']}, {s['timing_s']['total']:.1f} s."
         f" Outputs in {args.out}; view with: chimerax {Path(args.out) / 'chimerax.cxc'}"
     )
@@ -490,5 +530,13 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument(
         "--threads", type=int, default=None, help="CPU threads for PyTorch (default: PyTorch's choice)"
+    )
+    p.add_argument(
+        "--classes",
+        type=int,
+        choices=(3, 4),
+        default=None,
+        help="refuse a checkpoint with another class count (4: with nucleic acids, writes nucleic.mrc);"
+        " default: the checkpoint's",
     )
     p.set_defaults(func=_run)

@@ -7,6 +7,10 @@ bootstrap intervals and paired tests against CE, F1 by resolution band and quali
 bin, and, for a run on the paper's own test cases, Table 2 side by side with the
 paper's figures and a fidelity table of centre-box CA counts.
 
+A run with the nucleic-acid class (``classes: 4``) adds a nucleic-acid F1 column to
+Tables 1 and 2 (the mean stays the paper's (helix + sheet) / 2); 3-class tables are
+unchanged.
+
 Every table is written as TSV (numbers), Markdown, LaTeX and HTML (for the
 Snakemake report). Figures are in percent with one decimal, as in the paper.
 Nothing here trains or predicts: it reads ``results/eval/{split}/{loss}/per_case.tsv``.
@@ -47,6 +51,12 @@ PAPER_TABLE1: dict[str, tuple[float, float, float, float]] = {
 PAPER_S1_SHEET: dict[str, float] = {"CE": 40.1, "FL": 42.3, "DL": 43.3, "CE_DL": 46.2, "FL_DL": 47.0}
 PAPER_TABLE2_LOSSES = ("CE", "FL", "DL", "FL_DL")
 CLASSES = ("helix", "sheet")
+NUCLEIC = "nucleic"  # the optional fourth class (per-case columns f1_nucleic, res_f1_nucleic)
+
+
+def _scored(df: pd.DataFrame) -> tuple[str, ...]:
+    """The classes with F1 columns in the per-case results: helix, sheet (and nucleic for 4 classes)."""
+    return CLASSES + ((NUCLEIC,) if f"f1_{NUCLEIC}" in df.columns else ())
 
 
 # --------------------------------------------------------------------------- formatting
@@ -158,9 +168,13 @@ def table1(main: pd.DataFrame, paper_columns: bool = False) -> tuple[pd.DataFram
         h = weighted_mean(*_w(d, "voxel", "helix"))
         s = weighted_mean(*_w(d, "voxel", "sheet"))
         g = _gamma(d) if loss in ("FL", "FL_DL") else math.nan
-        r = {"loss": loss, "gamma": g, "f1_helix": h, "f1_sheet": s, "f1_mean": (h + s) / 2, "n_cases": len(d)}
-        t = {"Loss function": loss, "γ": num(g), "F1 helix (%)": pct(h), "F1 sheet (%)": pct(s),
-             "F1 avg (%)": pct((h + s) / 2)}
+        r = {"loss": loss, "gamma": g, "f1_helix": h, "f1_sheet": s}
+        t = {"Loss function": loss, "γ": num(g), "F1 helix (%)": pct(h), "F1 sheet (%)": pct(s)}
+        if NUCLEIC in _scored(main):  # 4 classes: a column after sheet; the mean stays the paper's
+            r[f"f1_{NUCLEIC}"] = weighted_mean(*_w(d, "voxel", NUCLEIC))
+            t["F1 nucleic acid (%)"] = pct(r[f"f1_{NUCLEIC}"])
+        r.update(f1_mean=(h + s) / 2, n_cases=len(d))
+        t["F1 avg (%)"] = pct((h + s) / 2)
         if paper_columns and loss in PAPER_TABLE1:
             pg, ph, ps, pm = PAPER_TABLE1[loss]
             r.update(paper_gamma=pg, paper_f1_helix=ph / 100, paper_f1_sheet=ps / 100, paper_f1_mean=pm / 100)
@@ -226,6 +240,7 @@ def table2(main: pd.DataFrame, residue_loss: str) -> tuple[pd.DataFrame, pd.Data
     cases = sorted(main["pair_id"].unique())
     first = main.drop_duplicates("pair_id").set_index("pair_id")
     by = {loss: main[main["loss"] == loss].set_index("pair_id") for loss in losses}
+    classes = _scored(main)
     rows, shown = [], []
     for pid in cases:
         m = first.loc[pid]
@@ -236,12 +251,12 @@ def table2(main: pd.DataFrame, residue_loss: str) -> tuple[pd.DataFrame, pd.Data
              "Count (H/S/O)": _counts(pd.Series(r))}
         for loss in losses:
             d = by[loss]
-            for c in CLASSES:
+            for c in classes:
                 v = d.at[pid, f"f1_{c}"] if pid in d.index else math.nan
                 r[f"{loss}_{c}"] = v
                 t[f"{loss} {c}"] = pct(v)
         d = by[res_loss]
-        for c in CLASSES:
+        for c in classes:
             v = d.at[pid, f"res_f1_{c}"] if pid in d.index else math.nan
             r[f"{res_loss}_residue_{c}"] = v
             t[f"residue {res_loss} {c}"] = pct(v)
@@ -254,11 +269,11 @@ def table2(main: pd.DataFrame, residue_loss: str) -> tuple[pd.DataFrame, pd.Data
         avg[col] = float(pd.to_numeric(first[col], errors="coerce").sum()) if col in first.columns else math.nan
     t = {"EMDB_PDB_Chain (resolution in Å)": "Weighted Average", "Count (H/S/O)": _counts(pd.Series(avg))}
     for loss in losses:
-        for c in CLASSES:
+        for c in classes:
             v = weighted_mean(*_w(by[loss], "voxel", c))
             avg[f"{loss}_{c}"] = v
             t[f"{loss} {c}"] = pct(v)
-    for c in CLASSES:
+    for c in classes:
         v = weighted_mean(*_w(by[res_loss], "residue", c))
         avg[f"{res_loss}_residue_{c}"] = v
         t[f"residue {res_loss} {c}"] = pct(v)

@@ -13,7 +13,8 @@ split's validation pairs:
   every RNG state) is written atomically, so a rerun after a kill resumes from
   the last finished epoch and the finished history has every epoch once.
 * Early stopping on the validation figure, the mean of (helix F1 + sheet F1) / 2
-  (SPEC 9); ``checkpoint.pt`` is the best epoch's network, stand-alone.
+  (SPEC 9), with the nucleic-acid F1 a third term of the mean for a 4-class network
+  (``classes: 4``); ``checkpoint.pt`` is the best epoch's network, stand-alone.
 
 :func:`select_models` picks, per loss, the setting with the highest validation
 figure and writes ``selection.tsv`` and ``models/{split}/{loss}.pt``.
@@ -41,10 +42,17 @@ import pandas as pd
 import torch
 
 from cryosse import __version__
+from cryosse.classes import NAMES, PAPER_CLASSES, check_classes, require_dataset_classes
 from cryosse.infer import pad_to_multiple, pick_device, predict_probabilities
 from cryosse.io import atomic_path, write_tsv
 from cryosse.losses import LOSSES, make_loss, takes_gamma, takes_weights
-from cryosse.model import DeepSSETracerUNet, load_checkpoint, save_checkpoint
+from cryosse.model import (
+    CheckpointError,
+    DeepSSETracerUNet,
+    checkpoint_classes,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +195,15 @@ class Pair:
     centre: tuple[int, int, int, int, int, int]  # z0, z1, y0, y1, x0, x1
 
 
-def load_pair(pair_id: str, folder: str | Path) -> Pair:
+def _with_nucleic(columns: list[str], classes: int) -> list[str]:
+    """History/selection columns: ``val_nucleic_f1`` after ``val_sheet_f1`` for 4 classes only."""
+    if classes == PAPER_CLASSES:
+        return list(columns)
+    i = columns.index("val_sheet_f1") + 1
+    return columns[:i] + ["val_nucleic_f1"] + columns[i:]
+
+
+def load_pair(pair_id: str, folder: str | Path, classes: int = PAPER_CLASSES) -> Pair:
     """Read ``arrays.npz`` of one pair and check it against the contract (docs/design.md)."""
     path = Path(folder) / "arrays.npz"
     if not path.exists():
@@ -209,8 +225,10 @@ def load_pair(pair_id: str, folder: str | Path) -> Pair:
         raise ValueError(f"{pair_id}: centre {centre} is not a non-empty box inside shape {density.shape}")
     if not np.all(np.isfinite(density)):
         raise ValueError(f"{pair_id}: density has NaN or infinite values")
-    if labels.size and int(labels.max()) > 2:
-        raise ValueError(f"{pair_id}: labels must be 0/1/2, found {int(labels.max())}")
+    if labels.size and int(labels.max()) >= classes:
+        raise ValueError(
+            f"{pair_id}: labels must be 0..{classes - 1} for {classes} classes, found {int(labels.max())}"
+        )
     return Pair(pair_id, density, labels.astype(np.uint8), centre)  # type: ignore[arg-type]
 
 
@@ -243,13 +261,17 @@ def read_split_pairs(dataset_tsv: str | Path, split_tsv: str | Path) -> dict[str
 
 
 def _load_pairs(
-    items: Sequence[tuple[str, Path]], role: str, split_tsv: str | Path, skipped: list[dict[str, str]]
+    items: Sequence[tuple[str, Path]],
+    role: str,
+    split_tsv: str | Path,
+    skipped: list[dict[str, str]],
+    classes: int = PAPER_CLASSES,
 ) -> list[Pair]:
     """Load pairs; a broken one is logged, recorded in ``skipped`` and left out (it never stops the job)."""
     pairs = []
     for pid, folder in items:
         try:
-            pairs.append(load_pair(pid, folder))
+            pairs.append(load_pair(pid, folder, classes))
         except (ValueError, FileNotFoundError) as exc:
             log.warning("skipping %s pair %s: %s", role, pid, exc)
             skipped.append({"pair_id": pid, "role": role, "reason": str(exc)})
@@ -282,25 +304,30 @@ def _amp(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def validate(model: torch.nn.Module, pairs: Sequence[Pair], device: torch.device) -> dict[str, float]:
-    """Mean over validation pairs of helix and sheet voxel F1 on the centre box; their mean.
+    """Mean over validation pairs of the voxel F1 of each class on the centre box; their mean.
 
-    A pair with no true voxels of a class has no F1 for it and is left out of that
-    class's mean; the validation figure is (helix mean + sheet mean) / 2 (or the one
-    that exists; 0 when neither does).
+    Classes: helix and sheet, and nucleic acid for a 4-class network. A pair with no
+    true voxels of a class has no F1 for it and is left out of that class's mean; the
+    validation figure is the mean of the class means that exist ((helix + sheet) / 2
+    for 3 classes, SPEC 9; 0 when none does).
     """
-    helix, sheet = [], []
+    n_classes = int(getattr(model, "model_args", {}).get("n_classes", PAPER_CLASSES))
+    classes = tuple(range(1, n_classes))
+    per: dict[int, list[float]] = {k: [] for k in classes}
     with _amp(device):
         for p in pairs:
             prob = predict_probabilities(model, p.density, device)
             z0, z1, y0, y1, x0, x1 = p.centre
             pred = prob.argmax(0)[z0:z1, y0:y1, x0:x1]
-            f = f1_scores(pred, p.labels[z0:z1, y0:y1, x0:x1])
-            helix.append(f[1])
-            sheet.append(f[2])
-    h = float(np.nanmean(helix)) if not np.all(np.isnan(helix)) else math.nan
-    s = float(np.nanmean(sheet)) if not np.all(np.isnan(sheet)) else math.nan
-    both = [v for v in (h, s) if not math.isnan(v)]
-    return {"val_helix_f1": h, "val_sheet_f1": s, "val_mean": float(np.mean(both)) if both else 0.0}
+            f = f1_scores(pred, p.labels[z0:z1, y0:y1, x0:x1], classes)
+            for k in classes:
+                per[k].append(f[k])
+    out = {}
+    for k in classes:
+        v = np.asarray(per[k], float)
+        out[f"val_{NAMES[k]}_f1"] = float(np.nanmean(v)) if not np.all(np.isnan(v)) else math.nan
+    have = [v for v in out.values() if not math.isnan(v)]
+    return {**out, "val_mean": float(np.mean(have)) if have else 0.0}
 
 
 # --------------------------------------------------------------------------- training
@@ -394,8 +421,9 @@ def _fingerprint(**kw: Any) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}
 
 
-def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    write_tsv(path, pd.DataFrame(history, columns=HISTORY_COLUMNS), float_format="%.6g")
+def _write_history(path: Path, history: list[dict[str, Any]], classes: int = PAPER_CLASSES) -> None:
+    columns = _with_nucleic(HISTORY_COLUMNS, classes)
+    write_tsv(path, pd.DataFrame(history, columns=columns), float_format="%.6g")
 
 
 def train_setting(
@@ -406,13 +434,17 @@ def train_setting(
     setting: str,
     out_dir: str | Path,
     cfg: TrainConfig | dict[str, Any] | None = None,
+    classes: int = PAPER_CLASSES,
 ) -> dict[str, Any]:
     """Train one (split, loss, setting); write ``checkpoint.pt``, ``history.tsv``, ``state.pt`` in ``out_dir``.
 
-    Resumes from ``state.pt`` when it exists and was made with the same inputs
-    and settings (otherwise starts afresh, saying so). Returns the checkpoint's
+    ``classes``: 3 (the paper) or 4 (nucleic acids are class 3); the dataset must have
+    been built with the same count. Resumes from ``state.pt`` when it exists and was
+    made with the same inputs and settings (otherwise starts afresh, saying so); a
+    state of a network with another class count is refused. Returns the checkpoint's
     metadata (best validation figures, epoch, device).
     """
+    classes = check_classes(classes, "train classes")
     if cfg is None:
         cfg = TrainConfig()
     elif isinstance(cfg, dict):
@@ -428,10 +460,11 @@ def train_setting(
     device = pick_device(cfg.device)
     amp = "bf16" if device.type == "cuda" else "none"
 
+    require_dataset_classes(pd.read_csv(dataset_tsv, sep="\t", nrows=0).columns, classes, dataset_tsv)
     roles = read_split_pairs(dataset_tsv, split_tsv)
     skipped: list[dict[str, str]] = []
-    train_pairs = _load_pairs(roles["train"], "train", split_tsv, skipped)
-    val_pairs = _load_pairs(roles["val"], "val", split_tsv, skipped)
+    train_pairs = _load_pairs(roles["train"], "train", split_tsv, skipped, classes)
+    val_pairs = _load_pairs(roles["val"], "val", split_tsv, skipped, classes)
     ids = [p.pair_id for p in train_pairs] + ["|"] + [p.pair_id for p in val_pairs]
     fingerprint = _fingerprint(
         split=str(split),
@@ -443,12 +476,13 @@ def train_setting(
             for k, v in asdict(cfg).items()
             if k not in ("device", "threads", "progress_interval_s", "extra")
         },
+        **({} if classes == PAPER_CLASSES else {"classes": classes}),
     )
 
     random.seed(cfg.seed)
     np_rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
-    model = DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout).to(device)
+    model = DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout, n_classes=classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     history: list[dict[str, Any]] = []
@@ -461,6 +495,12 @@ def train_setting(
         except Exception as exc:  # a damaged state is not worth failing the job for
             log.warning("%s: cannot read resume state (%s); starting afresh", state_path, exc)
             st = None
+        state_classes = _state_classes(st)
+        if state_classes is not None and state_classes != classes:
+            raise CheckpointError(
+                f"{state_path}: the resume state is of a {state_classes}-class network, this run has {classes} "
+                f"classes; delete {out} (or use another results folder) to train with `classes: {classes}`"
+            )
         if st is not None and st.get("format") == STATE_FORMAT and st.get("fingerprint") == fingerprint:
             model.load_state_dict(st["model"])
             opt.load_state_dict(st["optimizer"])
@@ -497,7 +537,7 @@ def train_setting(
         # Snakemake removes the outputs of an interrupted job before rerunning it:
         # rebuild the best checkpoint from the weights kept in the resume state.
         with torch.random.fork_rng(devices=[]):  # building a network draws from the torch RNG
-            best_model = DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout)
+            best_model = DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout, n_classes=classes)
         best_model.load_state_dict(best_weights)
         save_checkpoint(ckpt_path, best_model, **meta_base, epoch=best["epoch"], best_val=dict(best))
     n_steps = (
@@ -573,19 +613,14 @@ def train_setting(
             row["seconds"],
         )
         if v["val_mean"] > best["val_mean"] or not ckpt_path.exists():
-            best = {
-                "val_mean": v["val_mean"],
-                "val_helix_f1": v["val_helix_f1"],
-                "val_sheet_f1": v["val_sheet_f1"],
-                "epoch": epoch,
-            }
+            best = {"val_mean": v["val_mean"], **{k: x for k, x in v.items() if k != "val_mean"}, "epoch": epoch}
             stale = 0
             best_weights = {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}
             save_checkpoint(ckpt_path, model, **meta_base, epoch=epoch, best_val=dict(best))
         else:
             stale += 1
         finished = stale >= cfg.patience or epoch == cfg.max_epochs
-        _write_history(hist_path, history)
+        _write_history(hist_path, history, classes)
         state = {
             "format": STATE_FORMAT,
             "fingerprint": fingerprint,
@@ -611,10 +646,18 @@ def train_setting(
                 best["epoch"],
             )
     bar.close()
-    _write_history(hist_path, history)  # also when resuming a finished run
+    _write_history(hist_path, history, classes)  # also when resuming a finished run
     if not ckpt_path.exists():
         raise RuntimeError(f"{out}: no checkpoint was written (max_epochs {cfg.max_epochs})")
     return {**meta_base, "best_val": best, "epochs": len(history)}
+
+
+def _state_classes(st: Any) -> int | None:
+    """Output classes of the network in a resume state (None when it cannot tell)."""
+    try:
+        return int(st["model"]["out.weight"].shape[0])
+    except (TypeError, KeyError, AttributeError, IndexError):
+        return None
 
 
 def _cpu(obj: Any) -> Any:
@@ -643,10 +686,12 @@ def train_job(
         logging.basicConfig(
             level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
         )
-    cfg = TrainConfig.from_mapping(dict(train_config), seed)
+    train_config = dict(train_config)
+    classes = train_config.pop("classes", PAPER_CLASSES)  # set by cryosse.classes.with_classes
+    cfg = TrainConfig.from_mapping(train_config, seed)
     cfg.threads = int(threads)
     out = Path(checkpoint).parent
-    train_setting(dataset, split_table, split, loss, setting, out, cfg)
+    train_setting(dataset, split_table, split, loss, setting, out, cfg, classes=classes)
 
 
 # --------------------------------------------------------------------------- selection
@@ -672,8 +717,10 @@ def select_models(
     ``losses`` must have at least one checkpoint.
     """
     rows = []
+    n_classes: set[int] = set()
     for path in sorted(Path(c) for c in checkpoints):
         _, meta = load_checkpoint(path)
+        n_classes.add(checkpoint_classes(meta))
         split, loss, setting = _run_parts(path)
         if meta.get("setting", setting) != setting or meta.get("loss", {}).get("name", loss) != loss:
             raise ValueError(f"{path}: holds {meta.get('loss')} {meta.get('setting')}, not {loss} {setting}")
@@ -694,15 +741,18 @@ def select_models(
                 "epochs": epochs,
                 "val_helix_f1": best.get("val_helix_f1", math.nan),
                 "val_sheet_f1": best.get("val_sheet_f1", math.nan),
+                "val_nucleic_f1": best.get("val_nucleic_f1", math.nan),
                 "val_mean": best.get("val_mean", math.nan),
                 "device": meta.get("device", ""),
                 "chosen": False,
                 "checkpoint": str(path),
             }
         )
-    df = pd.DataFrame(rows, columns=SELECTION_COLUMNS)
-    if df.empty:
+    if len(n_classes) > 1:
+        raise CheckpointError(f"checkpoints of 3-class and 4-class networks mixed: {sorted(r['checkpoint'] for r in rows)}")
+    if not rows:
         raise ValueError("no checkpoints to select from")
+    df = pd.DataFrame(rows, columns=_with_nucleic(SELECTION_COLUMNS, n_classes.pop()))
     if df["split"].nunique() != 1:
         raise ValueError(f"checkpoints of several splits given: {sorted(df['split'].unique())}")
     wanted = list(losses) if losses is not None else list(dict.fromkeys(df["loss"]))
@@ -756,7 +806,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         progress_interval_s=args.progress_interval,
     )
-    meta = train_setting(args.dataset, args.split_table, args.split, args.loss, args.setting, args.out, cfg)
+    meta = train_setting(
+        args.dataset, args.split_table, args.split, args.loss, args.setting, args.out, cfg, classes=args.classes
+    )
     b = meta["best_val"]
     print(
         f"best epoch {b['epoch']}: val helix F1 {b['val_helix_f1']:.4f} sheet F1 {b['val_sheet_f1']:.4f} mean {b['val_mean']:.4f}"
@@ -790,6 +842,9 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument(
+        "--classes", type=int, choices=[3, 4], default=3, help="3 (the paper) or 4 (with nucleic acids)"
+    )
     p.add_argument("--progress-interval", type=float, default=d.progress_interval_s)
     p.set_defaults(func=_cmd_train)
 

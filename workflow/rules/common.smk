@@ -19,12 +19,18 @@ RESOURCES = Path(config.get("resources", "resources"))
 LOGS = Path(config.get("logs", "logs"))
 
 from cryosse.acquire.records import read_entry_table
+from cryosse.classes import with_classes
 
 # The explicit entry table (static DAG): emdb_id, optional pdb_id and chain
 # (comma-separated; an emdb_id may repeat, one chain per row); ids are checked
 # and merged by cryosse.acquire.records.read_entry_table.
 ENTRY_ROWS = read_entry_table(config["entries"])
 ENTRIES = [r["emdb_id"] for r in ENTRY_ROWS]
+
+# Label classes (3 the paper, 4 with nucleic acids). Rules whose results depend on it get
+# it inside their config params by with_classes, which adds it only for 4: the params,
+# and so the jobs, of 3-class runs stay as they were before the fourth class existed.
+CLASSES = config.get("classes", 3)
 
 
 def all_targets():

@@ -28,7 +28,7 @@ rule dataset_entry:
         runtime=60,
     params:
         pairs=RESULTS / "dataset" / "pairs",
-        cfg=config["dataset"],
+        cfg=with_classes(config["dataset"], CLASSES),
     script:
         "../../scripts/dataset_entry.py"
 

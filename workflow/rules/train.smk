@@ -51,7 +51,7 @@ rule train_setting:
         mem_mb=TRAIN["mem_mb"],
         runtime=TRAIN["runtime"],
     params:
-        train=job_config(TRAIN),
+        train=with_classes(job_config(TRAIN), CLASSES),
         seed=config["seed"],
     script:
         "../../scripts/train_setting.py"

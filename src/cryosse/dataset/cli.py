@@ -27,6 +27,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--config", default=None,
                    help="YAML config whose dataset: section sets the parameters (default: config/config.yaml values)")
     p.add_argument("--engine", choices=["pydssp", "mkdssp"], default=None, help="DSSP engine (overrides the config)")
+    p.add_argument("--classes", type=int, choices=[3, 4], default=None,
+                   help="3 (the paper) or 4 (nucleic acids are class 3); default: the config's classes, else 3")
     p.add_argument("--keep-any-bin", action="store_true",
                    help="write the pair even when its quality bin is not kept (the bin is still recorded)")
     p.set_defaults(func=_build_pair)
@@ -41,10 +43,13 @@ def _build_pair(args: argparse.Namespace) -> int:
     from cryosse.dataset.pairs import DatasetParams, PairRejected, build_pair, load_inputs
 
     cfg = {}
+    classes = 3
     if args.config:
         with open(args.config) as fh:
-            cfg = (yaml.safe_load(fh) or {}).get("dataset", {}) or {}
-    params = DatasetParams.from_config(cfg)
+            full = yaml.safe_load(fh) or {}
+        cfg = full.get("dataset", {}) or {}
+        classes = full.get("classes", classes)
+    params = DatasetParams.from_config({**cfg, "classes": args.classes or classes})
     if args.engine:
         params = dataclasses.replace(params, dssp_engine=args.engine)
     if args.keep_any_bin:
@@ -58,6 +63,6 @@ def _build_pair(args: argparse.Namespace) -> int:
     except PairRejected as exc:
         scores = {k: round(v, 3) if isinstance(v, float) else v for k, v in exc.scores.items()}
         raise ValueError(f"chain {args.chain}: not a usable pair: {exc} {json.dumps(scores) if scores else ''}".strip()) from exc
-    keys = ("pair_id", "bin", "cyl_score", "pr_diff", "n_ca_helix", "n_ca_sheet", "n_ca_other", "nx", "ny", "nz")
-    print(json.dumps({k: row[k] for k in keys} | {"contour": contour, "contour_source": source, "path": row["path"]}))
+    keys = ("pair_id", "bin", "cyl_score", "pr_diff", "n_ca_helix", "n_ca_sheet", "n_ca_other", "n_na", "nx", "ny", "nz")
+    print(json.dumps({k: row[k] for k in keys if k in row} | {"contour": contour, "contour_source": source, "path": row["path"]}))
     return 0

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cryosse import __version__
+from cryosse.classes import NA_COLUMN, NUCLEIC, PAPER_CLASSES, check_classes
 from cryosse.dataset.chains import select_chains
 from cryosse.dataset.crop import chain_box, contour_level, crop
 from cryosse.dataset.dssp import HELIX, OTHER, SHEET, assign
@@ -45,6 +46,13 @@ DATASET_COLUMNS = [
 ]  # fmt: skip
 REJECTED_COLUMNS = ["stage", "id", "reason"]
 
+def _with_na(columns: list[str], classes: int) -> list[str]:
+    """``columns`` with ``n_na`` after ``n_ca_other`` for 4 classes (3-class tables keep their columns)."""
+    if classes == PAPER_CLASSES:
+        return list(columns)
+    i = columns.index("n_ca_other") + 1
+    return columns[:i] + [NA_COLUMN] + columns[i:]
+
 
 @dataclass(frozen=True)
 class DatasetParams:
@@ -60,6 +68,10 @@ class DatasetParams:
     min_ca_inside: float = 0.95
     quality: QualityParams = field(default_factory=QualityParams)
     keep_bins: tuple[int, ...] = (1, 2, 3)
+    classes: int = PAPER_CLASSES  # the top-level config key; 4 labels nucleic acids as class 3
+
+    def __post_init__(self) -> None:
+        check_classes(self.classes, "dataset classes")
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> DatasetParams:
@@ -150,11 +162,26 @@ def build_pair(
 
     # Every CA that can label a voxel of the box (all chains), then those in the box.
     reach = params.label_radius + max(geom.voxel_size)
-    near = np.all((model.ca >= geom.lower - reach) & (model.ca <= geom.upper + reach), axis=1)
-    near_idx = np.flatnonzero(near)
+
+    def near(xyz: np.ndarray) -> np.ndarray:
+        return np.all((xyz >= geom.lower - reach) & (xyz <= geom.upper + reach), axis=1)
+
+    near_idx = np.flatnonzero(near(model.ca))
     ca_near = model.ca[near_idx]
     cls_near = np.array([classes.get(model.keys[i], OTHER) for i in near_idx], np.uint8)
-    labels = label_box(geom, ca_near, cls_near, params.label_radius)
+    extra: dict[str, np.ndarray] = {}
+    if params.classes == PAPER_CLASSES:
+        labels = label_box(geom, ca_near, cls_near, params.label_radius)
+    else:  # nucleotide atoms compete with the CAs: the nearest atom of either kind wins
+        na_near = model.na[near(model.na)]
+        labels = label_box(
+            geom,
+            np.concatenate([ca_near, na_near]),
+            np.concatenate([cls_near, np.full(len(na_near), NUCLEIC, np.uint8)]),
+            params.label_radius,
+        )
+        na_xyz = na_near[geom.contains(na_near)].astype(np.float32).reshape(-1, 3)
+        extra = {"na_xyz": na_xyz, "na_in_centre": box.in_centre(na_xyz) if len(na_xyz) else np.zeros(0, bool)}
     in_box = geom.contains(ca_near)
     ca_xyz = ca_near[in_box].astype(np.float32)
     ca_class = cls_near[in_box]
@@ -164,6 +191,8 @@ def build_pair(
         "n_ca_sheet": int(np.sum(ca_in_centre & (ca_class == SHEET))),
         "n_ca_other": int(np.sum(ca_in_centre & (ca_class == OTHER))),
     }
+    if extra:
+        counts[NA_COLUMN] = int(np.sum(extra["na_in_centre"]))
     if not np.all(box.in_centre(ca_chain)):
         raise PairRejected("internal: a CA of the central chain lies outside the centre box", scores)
 
@@ -184,6 +213,7 @@ def build_pair(
                 ca_in_centre=ca_in_centre.astype(bool),
                 origin_xyz=np.asarray(geom.origin, np.float64),
                 voxel_size=np.float64(geom.voxel_size[0]),
+                **extra,
             )
         c_lo, c_hi = box.centre_bounds_xyz()
         b_lo, b_hi = box.box_bounds_xyz()
@@ -224,6 +254,8 @@ def build_pair(
 def _params_dict(params: DatasetParams) -> dict:
     d = asdict(params)
     d["keep_bins"] = list(params.keep_bins)
+    if params.classes == PAPER_CLASSES:
+        del d["classes"]  # records of 3-class runs stay as they were before the fourth class
     return d
 
 
@@ -242,14 +274,15 @@ def _reject_row(entry: str, stage: str, reason: str, **extra) -> dict:
     return row
 
 
-def _entry_table(rows: list[dict]) -> pd.DataFrame:  # noqa: F821
+def _entry_table(rows: list[dict], classes: int = PAPER_CLASSES) -> pd.DataFrame:  # noqa: F821
     import pandas as pd
 
+    columns = _with_na(ENTRY_COLUMNS, classes)
     df = pd.DataFrame(rows)
-    for col in ENTRY_COLUMNS:
+    for col in columns:
         if col not in df:
             df[col] = None
-    return df[ENTRY_COLUMNS]
+    return df[columns]
 
 
 def load_inputs(map_path: str | os.PathLike, model_path: str | os.PathLike, engine: str) -> tuple[DensityMap, Model, dict]:
@@ -289,8 +322,8 @@ def build_entry(
     rows: list[dict] = []
     if rec.get("status") != "ok":
         rows.append(_reject_row(entry, "acquire", rec.get("reason") or "rejected upstream", **base))
-        write_tsv(table_path, _entry_table(rows))
-        return _entry_table(rows)
+        write_tsv(table_path, _entry_table(rows, params.classes))
+        return _entry_table(rows, params.classes)
     try:
         map_path = _resolve(rec.get("map"), record_path.parent)
         model_path = _resolve(rec.get("model"), record_path.parent)
@@ -303,8 +336,8 @@ def build_entry(
             source = rec["contour_source"]
     except (ValueError, RuntimeError, OSError) as exc:
         rows.append(_reject_row(entry, "dataset", str(exc), **base))
-        write_tsv(table_path, _entry_table(rows))
-        return _entry_table(rows)
+        write_tsv(table_path, _entry_table(rows, params.classes))
+        return _entry_table(rows, params.classes)
 
     chains = model.chain_order
     sequences = {c: model.sequence(c) for c in chains}
@@ -328,22 +361,32 @@ def build_entry(
             rows.append({**common, "status": "rejected", "stage": "dataset", "reason": f"{type(exc).__name__}: {exc}"})
     if not choices:
         rows.append(_reject_row(entry, "dataset", "no protein chain to use", **base))
-    df = _entry_table(rows)
+    df = _entry_table(rows, params.classes)
     write_tsv(table_path, df)
     return df
 
 
 def aggregate(entry_tables: list[str | os.PathLike], dataset_path: str | os.PathLike,
               rejected_path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa: F821  # fmt: skip
-    """Dataset table (kept pairs, sorted by pair_id) and rejection table (stage, id, reason)."""
+    """Dataset table (kept pairs, sorted by pair_id) and rejection table (stage, id, reason).
+
+    Entry tables of a 4-class run carry ``n_na``, and so does the dataset table.
+    """
     import pandas as pd
 
     frames = [pd.read_csv(p, sep="\t", dtype={"chain": str, "pair_id": str}, keep_default_na=False,
                           na_values=[""]) for p in entry_tables]  # fmt: skip
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ENTRY_COLUMNS)
     kept = df[df["status"] == "kept"].sort_values("pair_id", kind="stable")
-    dataset = kept.reindex(columns=DATASET_COLUMNS)
-    for col in ("bin", "n_ca_helix", "n_ca_sheet", "n_ca_other", "nx", "ny", "nz"):
+    with_na = [NA_COLUMN in f.columns for f in frames]
+    if any(with_na) and not all(with_na):
+        raise ValueError("entry tables of 3-class and 4-class runs mixed (some have n_na, some not); "
+                         "rebuild the dataset stage with one `classes` setting")
+    columns = _with_na(DATASET_COLUMNS, 4 if any(with_na) else PAPER_CLASSES)
+    dataset = kept.reindex(columns=columns)
+    for col in ("bin", "n_ca_helix", "n_ca_sheet", "n_ca_other", NA_COLUMN, "nx", "ny", "nz"):
+        if col not in dataset:
+            continue
         dataset[col] = dataset[col].astype("Int64")
     rej = df[df["status"] != "kept"]
     ids = rej["pair_id"].where(rej["pair_id"].notna() & (rej["pair_id"] != ""), rej["entry"])

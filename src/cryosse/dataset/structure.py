@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 
 BACKBONE = ("N", "CA", "C", "O")
+#: the atom that stands for a nucleotide (the fourth class): its phosphate P, or its
+#: C4' where it has none (usually the 5' end), so that every nucleotide has one atom
+NUCLEOTIDE_ATOMS = ("P", "C4'")
 
 
 class ModelError(ValueError):
@@ -26,7 +29,8 @@ class Model:
 
     ``keys[i]`` = (chain, seqnum, icode); ``ca[i]`` its CA (x, y, z) A;
     ``backbone[i]`` (4, 3) N, CA, C, O or NaN where an atom is missing;
-    ``chain_atoms[name]`` all non-hydrogen atoms of the chain's protein residues.
+    ``chain_atoms[name]`` all non-hydrogen atoms of the chain's protein residues;
+    ``na[j]`` the (x, y, z) of nucleotide j's atom (:data:`NUCLEOTIDE_ATOMS`), file order.
     """
 
     path: str
@@ -39,6 +43,7 @@ class Model:
     chain_atoms: dict[str, np.ndarray] = field(default_factory=dict)
     n_nucleic: int = 0
     n_atoms: int = 0
+    na: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (M, 3) float64
 
     def chain_index(self, chain: str) -> np.ndarray:
         return np.flatnonzero(self.chain_of == chain)
@@ -88,12 +93,18 @@ def read_model(path: str | os.PathLike) -> Model:
     atoms: dict[str, list[list[float]]] = {}
     n_nucleic = 0
     n_atoms = 0
+    na: list[list[float]] = []
     for ch in model:
         for res in ch:
             n_atoms += len(res)
             info = gemmi.find_tabulated_residue(res.name)
             if info is not None and info.is_nucleic_acid():
                 n_nucleic += 1
+                for name in NUCLEOTIDE_ATOMS:
+                    rep = res.find_atom(name, "*")
+                    if rep is not None:
+                        na.append(rep.pos.tolist())
+                        break
                 continue
             if info is None or not info.is_amino_acid():
                 continue
@@ -127,4 +138,5 @@ def read_model(path: str | os.PathLike) -> Model:
         chain_atoms={k: np.asarray(v, float).reshape(-1, 3) for k, v in atoms.items()},
         n_nucleic=n_nucleic,
         n_atoms=n_atoms,
+        na=np.asarray(na, float).reshape(-1, 3),
     )
