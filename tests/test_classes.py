@@ -153,11 +153,18 @@ def three_class_run(tmp: Path) -> dict[str, str]:
 PRE_CHANGE = "201e33e"  # main before the fourth class
 
 
+# Training, evaluation and prediction digests depend on the CPU's float kernels: pinned here
+# only for the dataset stage; the test below compares all of them with the pre-change code.
+_PORTABLE = ("entry_tsv", "dataset_tsv", "map.mrc", "labels.mrc", "record.json", "npz_")
+
+
 def test_three_class_outputs_unchanged(tmp_path):
     got = three_class_run(tmp_path)
     if not GOLDEN:
         pytest.fail("no golden digests recorded:\n" + json.dumps(got, indent=1))
-    assert got == GOLDEN
+    portable = {k: v for k, v in GOLDEN.items() if k.startswith(_PORTABLE)}
+    assert len(portable) == 15
+    assert {k: got[k] for k in portable} == portable
 
 
 def test_three_class_outputs_match_the_pre_change_code(tmp_path):
