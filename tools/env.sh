@@ -24,6 +24,10 @@ fi
 need=()
 command -v mkdssp >/dev/null 2>&1 || need+=(dssp)
 command -v mmseqs >/dev/null 2>&1 || need+=(mmseqs2)
+# Tests only: real protein families (LDH/MDH, trypsins, cytochromes) for the clustering tests.
+if [ "${CRYOSSE_TEST_DATA:-0}" = 1 ] && [ ! -d /usr/share/doc/theseus/examples ]; then
+    need+=(theseus-examples)
+fi
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "[env] installing Debian packages: ${need[*]}" >&2
