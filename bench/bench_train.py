@@ -16,45 +16,13 @@ On CUDA it runs in bf16 autocast (as training does) and measures the matmul in b
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
 import torch
-from torch import nn
 
-from cryosse.infer import pad_to_multiple, pick_device
+from cryosse.infer import conv_flops, pad_to_multiple, pick_device
 from cryosse.losses import make_loss
 from cryosse.model import DeepSSETracerUNet
-
-
-def conv_flops(model: nn.Module, shape: tuple[int, int, int]) -> int:
-    """Forward FLOPs (2 per multiply-add) of every Conv3d / ConvTranspose3d for a (1, 1, *shape) input."""
-    total = 0
-
-    def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        nonlocal total
-        k = 1
-        for s in mod.kernel_size:
-            k *= s
-        if isinstance(mod, nn.ConvTranspose3d):
-            positions = (
-                inp[0].shape[2] * inp[0].shape[3] * inp[0].shape[4]
-            )  # each input voxel scatters a kernel
-        else:
-            positions = out.shape[2] * out.shape[3] * out.shape[4]
-        total += 2 * mod.in_channels * mod.out_channels * k * positions // mod.groups
-
-    meta_model = copy.deepcopy(model).to("meta")
-    handles = [
-        m.register_forward_hook(hook)
-        for m in meta_model.modules()
-        if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d))
-    ]
-    with torch.no_grad():  # shapes only: the copy runs on the meta device, no arithmetic is done
-        meta_model(torch.zeros((1, 1, *shape), device="meta"))
-    for h in handles:
-        h.remove()
-    return total
 
 
 def _sync(device: torch.device) -> None:

@@ -29,6 +29,7 @@ import pandas as pd
 
 from cryosse.classes import NAMES, NUCLEIC, PAPER_CLASSES, dataset_classes
 from cryosse.io import write_tsv
+from cryosse.metrics import confusion, f1_from_counts  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +39,6 @@ TIE_RULES = ("background", "nearest")
 
 
 # --------------------------------------------------------------------------- metrics
-
-
-def confusion(pred: np.ndarray, truth: np.ndarray, cls: int) -> tuple[int, int, int]:
-    """(TP, FP, FN) of class ``cls`` between two label arrays of the same shape."""
-    pred = np.asarray(pred)
-    truth = np.asarray(truth)
-    if pred.shape != truth.shape:
-        raise ValueError(f"prediction shape {pred.shape} differs from truth shape {truth.shape}")
-    p = pred == cls
-    t = truth == cls
-    tp = int(np.count_nonzero(p & t))
-    return tp, int(np.count_nonzero(p)) - tp, int(np.count_nonzero(t)) - tp
-
-
-def f1_from_counts(tp: int, fp: int, fn: int) -> float:
-    """2TP / (2TP + FP + FN); NaN when the class has no true unit (TP + FN = 0)."""
-    if tp + fn == 0:
-        return math.nan
-    return 2.0 * tp / (2.0 * tp + fp + fn)
 
 
 def centre_slices(centre: Sequence[int]) -> tuple[slice, slice, slice]:
@@ -71,17 +53,21 @@ def _classes(n_classes: int) -> dict[str, int]:
     return {NAMES[k]: k for k in range(1, n_classes)}
 
 
-def voxel_scores(pred_centre: np.ndarray, truth_centre: np.ndarray, n_classes: int = PAPER_CLASSES) -> dict[str, float]:
-    """Voxel F1 per class on centre-box arrays: ``vox_{tp,fp,fn,true}_{cls}``, ``f1_{cls}``."""
+def _class_scores(pred: np.ndarray, truth: np.ndarray, n_classes: int, counts: str, f1: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, cls in _classes(n_classes).items():
-        tp, fp, fn = confusion(pred_centre, truth_centre, cls)
-        out[f"vox_tp_{name}"] = tp
-        out[f"vox_fp_{name}"] = fp
-        out[f"vox_fn_{name}"] = fn
-        out[f"vox_true_{name}"] = tp + fn
-        out[f"f1_{name}"] = f1_from_counts(tp, fp, fn)
+        tp, fp, fn = confusion(pred, truth, cls)
+        out[f"{counts}_tp_{name}"] = tp
+        out[f"{counts}_fp_{name}"] = fp
+        out[f"{counts}_fn_{name}"] = fn
+        out[f"{counts}_true_{name}"] = tp + fn
+        out[f"{f1}_{name}"] = f1_from_counts(tp, fp, fn)
     return out
+
+
+def voxel_scores(pred_centre: np.ndarray, truth_centre: np.ndarray, n_classes: int = PAPER_CLASSES) -> dict[str, float]:
+    """Voxel F1 per class on centre-box arrays: ``vox_{tp,fp,fn,true}_{cls}``, ``f1_{cls}``."""
+    return _class_scores(pred_centre, truth_centre, n_classes, "vox", "f1")
 
 
 def residue_votes(
@@ -149,15 +135,7 @@ def residue_votes(
 
 def residue_scores(pred_res: np.ndarray, true_res: np.ndarray, n_classes: int = PAPER_CLASSES) -> dict[str, float]:
     """Residue F1 per class: ``res_{tp,fp,fn,true}_{cls}``, ``res_f1_{cls}``."""
-    out: dict[str, float] = {}
-    for name, cls in _classes(n_classes).items():
-        tp, fp, fn = confusion(np.asarray(pred_res), np.asarray(true_res), cls)
-        out[f"res_tp_{name}"] = tp
-        out[f"res_fp_{name}"] = fp
-        out[f"res_fn_{name}"] = fn
-        out[f"res_true_{name}"] = tp + fn
-        out[f"res_f1_{name}"] = f1_from_counts(tp, fp, fn)
-    return out
+    return _class_scores(np.asarray(pred_res), np.asarray(true_res), n_classes, "res", "res_f1")
 
 
 def score_case(

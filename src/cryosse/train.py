@@ -46,6 +46,7 @@ from cryosse.classes import NAMES, PAPER_CLASSES, check_classes, require_dataset
 from cryosse.infer import pad_to_multiple, pick_device, predict_probabilities
 from cryosse.io import atomic_path, write_tsv
 from cryosse.losses import LOSSES, make_loss, takes_gamma, takes_weights
+from cryosse.metrics import confusion, f1_from_counts
 from cryosse.model import (
     CheckpointError,
     DeepSSETracerUNet,
@@ -285,16 +286,7 @@ def _load_pairs(
 
 def f1_scores(pred: np.ndarray, truth: np.ndarray, classes: Sequence[int] = (1, 2)) -> dict[int, float]:
     """Voxel F1 per class; NaN where the class has no true voxels (SPEC 10)."""
-    out = {}
-    for k in classes:
-        t, p = truth == k, pred == k
-        n_true = int(t.sum())
-        if n_true == 0:
-            out[k] = math.nan
-            continue
-        tp = int(np.logical_and(t, p).sum())
-        out[k] = 2.0 * tp / (n_true + int(p.sum()))
-    return out
+    return {k: f1_from_counts(*confusion(pred, truth, k)) for k in classes}
 
 
 def _amp(device: torch.device) -> contextlib.AbstractContextManager:
