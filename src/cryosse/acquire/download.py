@@ -162,6 +162,10 @@ def fetch_bytes(
 
 
 def _check_gzip(path: Path) -> None:
+    """A gzipped file must decompress to its end (CRC checked); a plain file passes."""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return
     try:
         with gzip.open(path, "rb") as fh:
             while fh.read(_CHUNK):
@@ -175,10 +179,7 @@ def verify_map(path: Path) -> None:
     from cryosse.geometry import MapError, read_map
 
     path = Path(path)
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    if gz:
-        _check_gzip(path)
+    _check_gzip(path)
     try:
         read_map(path, mmap=True)
     except MapError as exc:
@@ -199,10 +200,7 @@ def verify_model(path: Path) -> None:
     import gemmi
 
     path = Path(path)
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    if gz:
-        _check_gzip(path)
+    _check_gzip(path)
     try:
         doc = gemmi.cif.read(str(path))
         st = gemmi.make_structure_from_block(doc.sole_block())
