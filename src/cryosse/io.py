@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,3 +97,46 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def staging_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """A new hidden folder ``{parent}/.{prefix}-{pid}-XXXX`` for outputs that appear whole or not at all.
+
+    The process id in the name lets :func:`remove_stale_staging` tell a folder left
+    by a killed run (SIGKILL leaves no chance to clean up) from one in use.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{prefix}-{os.getpid()}-", dir=parent))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_staging(parent: str | os.PathLike, prefix: str) -> list[Path]:
+    """Remove ``.{prefix}-{pid}-*`` entries of ``parent`` whose process no longer runs; return them."""
+    parent = Path(parent)
+    removed: list[Path] = []
+    if not parent.is_dir():
+        return removed
+    head = f".{prefix}-"
+    for entry in parent.iterdir():
+        if not entry.name.startswith(head):
+            continue
+        pid_text = entry.name[len(head) :].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        removed.append(entry)
+    return removed

@@ -36,7 +36,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ from cryosse.infer import (
     prepare_model,
     sliding_window_probabilities,
 )
-from cryosse.io import file_mode, write_json
+from cryosse.io import file_mode, remove_stale_staging, staging_dir, write_json
 from cryosse.model import load_checkpoint, require_classes
 
 log = logging.getLogger(__name__)
@@ -77,6 +76,12 @@ MAX_GRID_VOXELS = 1024**3
 
 CLASS_NAMES = ("helix", "sheet")  # network classes 1 and 2; 0 is background
 CLASS_NAMES_ALL = ("helix", "sheet", "nucleic")  # class 3 of a 4-class network: nucleic acid
+#: every file a prediction can write: an earlier prediction's files that the new one does not
+#: write again are removed, so one folder never mixes two predictions
+OUTPUT_NAMES = frozenset(
+    f"{c}{kind}{trim}.mrc" for c in CLASS_NAMES_ALL for kind in ("", "_prob") for trim in ("", "_trimmed")
+) | {"chimerax.cxc", "summary.json"}
+STAGING_PREFIX = "cryosse-predict"
 
 
 def find_default_model(cwd: str | os.PathLike | None = None) -> Path | None:
@@ -330,6 +335,8 @@ def predict_map(
     map_path, out_dir = Path(map_path), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: the output path exists and is not a folder")
+    if map_path.name in OUTPUT_NAMES and map_path.resolve().parent == out_dir.resolve():
+        raise ValueError(f"{map_path}: the input map would be overwritten by an output of the same name; choose another -o")
     if precision not in PRECISIONS:
         raise ValueError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if trim < 0:
@@ -407,8 +414,8 @@ def predict_map(
         arrays += [(n.replace(".mrc", "_trimmed.mrc"), a[tz, ty, tx], dt) for n, a, dt in arrays]
 
     created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".cryosse-predict-", dir=out_dir))
+    remove_stale_staging(out_dir, STAGING_PREFIX)  # left by a run that was killed (SIGKILL)
+    stage = staging_dir(out_dir, STAGING_PREFIX)
     names: list[str] = []
     moved: list[Path] = []
     try:
@@ -429,6 +436,12 @@ def predict_map(
         write_json(stage / "summary.json", summary)
         names.append("summary.json")
         mode = file_mode()
+        # The earlier prediction's summary goes first, then its files that this one does
+        # not replace: a folder never holds two predictions, and one without a
+        # summary.json is recognisably incomplete.
+        for name in ["summary.json", *sorted(OUTPUT_NAMES - set(names))]:
+            with contextlib.suppress(FileNotFoundError):
+                (out_dir / name).unlink()
         for name in names:
             os.chmod(stage / name, mode)  # temporary files are private; outputs follow the umask
             os.replace(stage / name, out_dir / name)

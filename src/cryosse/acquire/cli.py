@@ -51,7 +51,10 @@ def _fetch(args: argparse.Namespace, source: str | None = None) -> int:
     config, s = _settings(args, source)
     chains = [c for c in (args.chains or "").split(",") if c]
     entry = {"emdb_id": args.entry.upper(), "pdb_id": (args.pdb or "").upper(), "chains": chains}
-    entry["problem"] = check_ids(entry["emdb_id"], entry["pdb_id"], chains)
+    problem = check_ids(entry["emdb_id"], entry["pdb_id"], chains)
+    if problem:  # refused before any folder is named after it: nothing is written anywhere
+        raise ValueError(f"{args.entry}: {problem}; nothing was written")
+    entry["problem"] = ""
     out = (
         Path(args.out_dir)
         if args.out_dir

@@ -18,7 +18,11 @@ def add_cli(subparsers) -> None:
     p.add_argument("--map", required=True, help="density map (MRC/CCP4, optionally .gz)")
     p.add_argument("--model", required=True, help="fitted atomic model (PDB or mmCIF, optionally .gz)")
     p.add_argument("--chain", required=True, help="author chain id of the central chain (case-sensitive)")
-    p.add_argument("--out", required=True, help="pair folder to write (replaced if it exists)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="pair folder to write; an existing one is replaced only if it is a pair folder written by cryosse",
+    )
     p.add_argument("--contour", type=float, default=None,
                    help="author contour level; default: mean + contour_sd sd of the full map (estimated)")
     p.add_argument("--resolution", type=float, default=None, help="map resolution in A (recorded)")
@@ -40,8 +44,9 @@ def _build_pair(args: argparse.Namespace) -> int:
     import yaml
 
     from cryosse.dataset.crop import contour_level
-    from cryosse.dataset.pairs import DatasetParams, PairRejected, build_pair, load_inputs
+    from cryosse.dataset.pairs import DatasetParams, PairRejected, build_pair, check_pair_output, load_inputs
 
+    check_pair_output(args.out, (args.map, args.model))  # before any work: never replace what is not ours
     cfg = {}
     classes = 3
     if args.config:

@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from cryosse.dataset.quality import QualityParams, chain_cylinder_score, precisi
 from cryosse.dataset.structure import Model, ModelError, read_model
 from cryosse.density import normalise_density
 from cryosse.geometry import DensityMap, MapError, read_map, write_map
-from cryosse.io import read_json, sha256_file, write_json, write_tsv
+from cryosse.io import read_json, remove_stale_staging, sha256_file, staging_dir, write_json, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +99,56 @@ class PairRejected(ValueError):
         self.scores = scores or {}
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Put the finished folder ``tmp`` at ``final`` (replacing an older one) by renames."""
+#: the files of a pair folder; a folder holding anything else was not written by cryosse
+PAIR_FILES = frozenset({"map.mrc", "labels.mrc", "arrays.npz", "record.json"})
+
+
+class OutputRefused(ValueError):
+    """An output folder that cryosse will not replace; the message names it and the cause."""
+
+
+def _is_pair_record(path: Path) -> bool:
+    try:
+        rec = read_json(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(rec, dict) and {"pair_id", "cryosse_version", "files"} <= rec.keys()
+
+
+def check_pair_output(out_dir: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> None:
+    """Refuse ``out_dir`` unless it is absent, empty, or a pair folder that cryosse wrote.
+
+    A pair folder is replaced as a whole, so anything else there would be lost: a
+    folder of other files, a regular file, a link, or a folder that holds one of
+    the ``inputs`` (the map or the model being read) is refused by name.
+    """
+    out = Path(out_dir)
+    target = out.resolve()
+    for item in inputs:
+        src = Path(item).resolve()
+        if src == target or target in src.parents:
+            raise OutputRefused(f"{out}: the output folder holds the input {item}; choose another folder")
+    if out.is_symlink():
+        raise OutputRefused(f"{out}: is a symbolic link; give the folder itself")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OutputRefused(f"{out}: exists and is not a folder; choose another output or remove it yourself")
+    names = sorted(e.name for e in out.iterdir())
+    if not names:
+        return
+    foreign = [n for n in names if n not in PAIR_FILES]
+    if foreign or "record.json" not in names or not _is_pair_record(out / "record.json"):
+        shown = ", ".join(foreign[:3] or names[:3]) + (" ..." if len(foreign or names) > 3 else "")
+        raise OutputRefused(
+            f"{out}: exists and is not a pair folder written by cryosse (it holds {shown}); "
+            "choose another output folder, or remove this one yourself"
+        )
+
+
+def _replace_dir(tmp: Path, final: Path, inputs: tuple[str | os.PathLike, ...] = ()) -> None:
+    """Put the finished folder ``tmp`` at ``final`` by renames; only a pair folder is ever replaced."""
+    check_pair_output(final, inputs)  # again: the folder may have changed while the pair was built
     old = None
     if final.exists():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
@@ -197,8 +244,11 @@ def build_pair(
         raise PairRejected("internal: a CA of the central chain lies outside the centre box", scores)
 
     pid = pair_id(ids["emdb_id"], ids["pdb_id"], chain)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    inputs = tuple(p for p in (dmap.path, model.path) if p)
+    check_pair_output(out_dir, inputs)
+    remove_stale_staging(out_dir.parent, f"{out_dir.name}.tmp")
+    remove_stale_staging(out_dir.parent, f"{out_dir.name}.old")
+    tmp = staging_dir(out_dir.parent, f"{out_dir.name}.tmp")
     try:
         write_map(tmp / "map.mrc", density, geom)
         write_map(tmp / "labels.mrc", labels, geom, dtype=np.int8)
@@ -237,7 +287,7 @@ def build_pair(
             "files": {name: sha256_file(tmp / name) for name in ("map.mrc", "labels.mrc", "arrays.npz")},
         }  # fmt: skip
         write_json(tmp / "record.json", record)
-        _replace_dir(tmp, out_dir)
+        _replace_dir(tmp, out_dir, inputs)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
