@@ -16,11 +16,13 @@ import pytest
 import torch
 from scipy import ndimage
 
-from cryosse.model import DeepSSETracerUNet, load_checkpoint, save_checkpoint
+from cryosse.model import CheckpointError, DeepSSETracerUNet, load_checkpoint, save_checkpoint
+from cryosse.patches import PatchSampler
 from cryosse.train import (
     SETTING_RE,
     TrainConfig,
-    _example,
+    cluster_weights,
+    epoch_lr,
     f1_scores,
     grid_settings,
     load_pair,
@@ -143,13 +145,47 @@ def test_example_mask_is_centre_without_pad(tmp_path):
     synthetic_pair(tmp_path / "p", n=30, pad=5)
     pair = load_pair("p", tmp_path / "p")
     rng = np.random.default_rng(0)
-    x, t, m = _example(pair, 0, rng)
+    x, t, m = PatchSampler(0).batch_of([pair], rng)
     assert tuple(x.shape) == (1, 1, 32, 32, 32) and t.dtype == torch.int64 and m.dtype == torch.bool
     assert int(m.sum()) == 20**3 and not m[0, 30:].any() and not m[0, :5].any()
+    assert float(x[0, 0, 31, 31, 31]) == float(pair.density.min())  # padded with the solvent value
     for _ in range(10):
-        x, t, m = _example(pair, 16, rng)
+        x, t, m = PatchSampler(16).batch_of([pair], rng)
         assert tuple(x.shape) == (1, 1, 16, 16, 16)
         assert m.any()  # a crop always holds centre-box voxels
+
+
+def test_cosine_rate_and_cluster_balance(tmp_path):
+    assert epoch_lr(1e-3, 7, 10, "constant") == 1e-3
+    assert epoch_lr(1e-3, 1, 10, "cosine") == pytest.approx(1e-3)
+    assert epoch_lr(1e-3, 11, 10, "cosine") == pytest.approx(2e-5)  # 1/50 at the end
+    assert epoch_lr(1e-3, 4, 10, "cosine") > epoch_lr(1e-3, 5, 10, "cosine")
+    with pytest.raises(ValueError, match="lr_schedule"):
+        epoch_lr(1e-3, 1, 10, "step")
+    split = tmp_path / "s.tsv"
+    split.write_text("pair_id\trole\tcluster\na\ttrain\tbig\nb\ttrain\tbig\nc\ttrain\tbig\nd\ttrain\tbig\ne\ttrain\tsmall\n")
+    assert cluster_weights(split, list("abcde"), 0.0) is None
+    w = cluster_weights(split, list("abcde"), 1.0)
+    assert w.sum() == pytest.approx(1.0) and w[:4].sum() == pytest.approx(w[4])  # every cluster the same share
+    w = cluster_weights(split, list("abcde"), 0.5)
+    assert w[:4].sum() == pytest.approx(2 * w[4])
+
+
+def test_fine_tuning_starts_from_a_checkpoint(tmp_path):
+    ds, split = synthetic_dataset(tmp_path, ["train", "val"])
+    torch.manual_seed(5)
+    start = DeepSSETracerUNet(width=0.125, dropout=0.0)
+    save_checkpoint(tmp_path / "start.pt", start)
+    cfg = TrainConfig(width=0.125, max_epochs=1, patience=1, max_steps_per_epoch=1, device="cpu", threads=1,
+                      dropout=0.0, init_from=str(tmp_path / "start.pt"))  # fmt: skip
+    meta = train_setting(ds, split, 0, "CE", "lr1e-09", tmp_path / "ft", cfg)
+    got, _ = load_checkpoint(tmp_path / "ft" / "checkpoint.pt")
+    w0, w1 = start.state_dict()["down1.0.weight"], got.state_dict()["down1.0.weight"]
+    assert torch.allclose(w0, w1, atol=1e-6)  # a learning rate of 1e-9 barely moves the start
+    assert meta["init_from"]["weights_sha256"] == torch.load(tmp_path / "start.pt", weights_only=True)["weights_sha256"]
+    cfg.width, cfg.init_from = 0.25, str(tmp_path / "start.pt")
+    with pytest.raises(CheckpointError, match="set train.width"):
+        train_setting(ds, split, 0, "CE", "lr1e-09", tmp_path / "ft2", cfg)
 
 
 def test_bad_inputs_are_named(tmp_path):

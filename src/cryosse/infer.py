@@ -33,13 +33,13 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def pad_to_multiple(
-    x: torch.Tensor, multiple: int = PAD_MULTIPLE
+    x: torch.Tensor, multiple: int = PAD_MULTIPLE, value: float = 0.0
 ) -> tuple[torch.Tensor, tuple[int, int, int]]:
-    """Zero-pad the last three dims of (B, C, D, H, W) up to a multiple; return the original size."""
+    """Pad the last three dims of (B, C, D, H, W) with ``value`` up to a multiple; return the original size."""
     d, h, w = x.shape[-3:]
     pd, ph, pw = (-d) % multiple, (-h) % multiple, (-w) % multiple
     if pd or ph or pw:
-        x = F.pad(x, (0, pw, 0, ph, 0, pd))
+        x = F.pad(x, (0, pw, 0, ph, 0, pd), value=value)
     return x, (d, h, w)
 
 
@@ -51,7 +51,7 @@ def predict_probabilities(
     dev = torch.device(device) if not isinstance(device, torch.device) else device
     model = model.to(dev).eval()
     x = torch.from_numpy(np.ascontiguousarray(density, np.float32))[None, None].to(dev)
-    x, (d, h, w) = pad_to_multiple(x)
+    x, (d, h, w) = pad_to_multiple(x, value=float(density.min()) if density.size else 0.0)  # the solvent value
     logits = model(x)[..., :d, :h, :w]
     return torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
 

@@ -23,6 +23,15 @@ from cryosse.io import atomic_path
 CHECKPOINT_FORMAT = "cryosse-checkpoint/1"
 ARCH = "DeepSSETracerUNet"
 PAD_MULTIPLE = 8
+#: the model shipped inside the package (config/pretrain.yaml made it; docs/model_card.md)
+SHIPPED_MODEL = "default_model.pt"
+
+
+def shipped_model_path() -> Path:
+    """Where the package's own model lies (it may be missing from a damaged install)."""
+    from importlib.resources import files
+
+    return Path(str(files("cryosse") / "data" / SHIPPED_MODEL))
 
 
 class CheckpointError(ValueError):
@@ -77,6 +86,22 @@ class DeepSSETracerUNet(nn.Module):
 
 def build_model(model_args: dict[str, Any]) -> DeepSSETracerUNet:
     return DeepSSETracerUNet(**model_args)
+
+
+#: weight initialisations: PyTorch's default (Kaiming-uniform), or the authors' network's
+#: N(0, 0.1) for every Conv3d weight (biases and the transposed convolutions keep PyTorch's)
+INITS = ("default", "normal")
+
+
+def init_weights(model: nn.Module, scheme: str = "default") -> nn.Module:
+    """Initialise ``model`` in place by ``scheme`` (one of :data:`INITS`); return it."""
+    if scheme not in INITS:
+        raise ValueError(f"init {scheme!r} is not one of {', '.join(INITS)}")
+    if scheme == "normal":
+        for m in model.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.normal_(m.weight, 0.0, 0.1)
+    return model
 
 
 def _weights_digest(state_dict: dict[str, torch.Tensor]) -> str:

@@ -43,17 +43,21 @@ import torch
 
 from cryosse import __version__
 from cryosse.classes import NAMES, PAPER_CLASSES, check_classes, require_dataset_classes
-from cryosse.infer import pad_to_multiple, pick_device, predict_probabilities
+from cryosse.infer import pick_device, predict_probabilities
 from cryosse.io import atomic_path, write_tsv
 from cryosse.losses import LOSSES, make_loss, takes_gamma, takes_weights
 from cryosse.metrics import confusion, f1_from_counts
 from cryosse.model import (
+    INITS,
     CheckpointError,
     DeepSSETracerUNet,
     checkpoint_classes,
+    init_weights,
     load_checkpoint,
     save_checkpoint,
+    shipped_model_path,
 )
+from cryosse.patches import PatchSampler
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +171,23 @@ def workflow_targets(train: dict[str, Any], results: str | Path) -> list[Path]:
 
 #: the ``train:`` keys a training job depends on (its Snakemake params: changing any other
 #: key, such as the grid, the splits or the resources, retrains nothing that exists)
-JOB_KEYS = ("width", "max_epochs", "patience", "patch", "max_steps_per_epoch", "device")
+JOB_KEYS = (
+    "width",
+    "max_epochs",
+    "patience",
+    "patch",
+    "max_steps_per_epoch",
+    "device",
+    "dropout",
+    "init",
+    "batch",
+    "foreground",
+    "rotate",
+    "balance",
+    "intensity",
+    "lr_schedule",
+    "init_from",
+)
 
 
 def job_config(train: dict[str, Any]) -> dict[str, Any]:
@@ -261,6 +281,38 @@ def read_split_pairs(dataset_tsv: str | Path, split_tsv: str | Path) -> dict[str
     return out
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def epoch_lr(lr: float, epoch: int, max_epochs: int, schedule: str) -> float:
+    """The learning rate of ``epoch`` (1-based): constant, or cosine from ``lr`` down to lr / 50.
+
+    A function of the epoch alone, so a resumed run continues on the same curve.
+    """
+    if schedule == "constant":
+        return lr
+    if schedule != "cosine":
+        raise ValueError(f"lr_schedule {schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
+    f = 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(1, max_epochs)))
+    return lr * (0.02 + 0.98 * f)
+
+
+def cluster_weights(split_tsv: str | Path, pair_ids: Sequence[str], balance: float) -> np.ndarray | None:
+    """Sampling probabilities of ``pair_ids``: (size of the pair's cluster) ** -balance, normalised.
+
+    ``balance`` 0 gives None (every pair once per round); 1 gives every cluster the same
+    share; the split table's ``cluster`` column names the clusters.
+    """
+    if balance <= 0:
+        return None
+    sp = pd.read_csv(split_tsv, sep="\t", dtype=str, keep_default_na=False)
+    cluster = dict(zip(sp["pair_id"], sp["cluster"], strict=True)) if "cluster" in sp else {}
+    names = [cluster.get(p, p) for p in pair_ids]
+    sizes = pd.Series(names).value_counts()
+    w = np.array([float(sizes[n]) ** -balance for n in names])
+    return w / w.sum()
+
+
 def _load_pairs(
     items: Sequence[tuple[str, Path]],
     role: str,
@@ -338,6 +390,14 @@ class TrainConfig:
     seed: int = 42
     threads: int = 0
     dropout: float = 0.5
+    init: str = "default"
+    batch: int = 1
+    foreground: float = 0.0
+    rotate: bool = False
+    balance: float = 0.0
+    intensity: float = 0.0
+    lr_schedule: str = "constant"
+    init_from: str = ""
     progress_interval_s: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -345,39 +405,6 @@ class TrainConfig:
     def from_mapping(cls, cfg: dict[str, Any], seed: int = 42) -> TrainConfig:
         keys = {f for f in cls.__dataclass_fields__ if f not in ("extra", "seed")}
         return cls(seed=int(seed), **{k: cfg[k] for k in keys if k in cfg})
-
-
-def _crop_slices(
-    shape: Sequence[int], centre: Sequence[int], patch: int, rng: np.random.Generator
-) -> tuple[slice, slice, slice]:
-    """A random ``patch``-sized window (per axis, at most the box) around a random centre-box voxel."""
-    out = []
-    for ax in range(3):
-        n, c0, c1 = shape[ax], centre[2 * ax], centre[2 * ax + 1]
-        size = min(patch, n)
-        point = int(rng.integers(c0, c1))
-        start = min(max(point - size // 2, 0), n - size)
-        out.append(slice(start, start + size))
-    return tuple(out)  # type: ignore[return-value]
-
-
-def _example(
-    pair: Pair, patch: int, rng: np.random.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(x (1,1,D,H,W) padded, target (1,D,H,W) int64, mask (1,D,H,W) bool = centre box, pad excluded)."""
-    mask = np.zeros(pair.density.shape, bool)
-    z0, z1, y0, y1, x0, x1 = pair.centre
-    mask[z0:z1, y0:y1, x0:x1] = True
-    dens, lab = pair.density, pair.labels
-    if patch > 0:
-        sl = _crop_slices(dens.shape, pair.centre, patch, rng)
-        dens, lab, mask = dens[sl], lab[sl], mask[sl]
-    x = torch.from_numpy(np.ascontiguousarray(dens))[None, None]
-    x, (d, h, w) = pad_to_multiple(x)
-    pad = [(0, x.shape[-3] - d), (0, x.shape[-2] - h), (0, x.shape[-1] - w)]
-    t = torch.from_numpy(np.pad(lab, pad).astype(np.int64))[None]
-    m = torch.from_numpy(np.pad(mask, pad))[None]
-    return x, t, m
 
 
 def _rng_state(np_rng: np.random.Generator) -> dict[str, Any]:
@@ -474,7 +501,11 @@ def train_setting(
     random.seed(cfg.seed)
     np_rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
-    model = DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout, n_classes=classes).to(device)
+    model = init_weights(DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout, n_classes=classes), cfg.init)
+    start_from = _start_weights(model, cfg.init_from)
+    model = model.to(device)
+    sampler = PatchSampler(cfg.patch, cfg.batch, cfg.foreground, cfg.rotate, cfg.intensity)
+    weights = cluster_weights(split_tsv, [p.pair_id for p in train_pairs], cfg.balance)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     history: list[dict[str, Any]] = []
@@ -521,6 +552,7 @@ def train_setting(
         "amp": amp,
         "seed": cfg.seed,
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
+        "init_from": start_from,
         "train_pairs": [p.pair_id for p in train_pairs],
         "val_pairs": [p.pair_id for p in val_pairs],
         "skipped_pairs": skipped,
@@ -532,9 +564,9 @@ def train_setting(
             best_model = DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout, n_classes=classes)
         best_model.load_state_dict(best_weights)
         save_checkpoint(ckpt_path, best_model, **meta_base, epoch=best["epoch"], best_val=dict(best))
-    n_steps = (
-        len(train_pairs) if cfg.max_steps_per_epoch <= 0 else min(cfg.max_steps_per_epoch, len(train_pairs))
-    )
+    # An epoch is every training pair once, or max_steps_per_epoch steps (cycling
+    # through shuffled pairs when that is more than there are pairs).
+    n_steps = cfg.max_steps_per_epoch if cfg.max_steps_per_epoch > 0 else len(train_pairs)
     log.info(
         "training %s %s split %s on %s (amp %s): %d train / %d val pairs, %d steps per epoch, up to %d epochs",
         loss,
@@ -564,11 +596,18 @@ def train_setting(
         if finished:
             break
         t0 = time.perf_counter()
+        for group in opt.param_groups:
+            group["lr"] = epoch_lr(lr, epoch, cfg.max_epochs, cfg.lr_schedule)
         model.train()
-        order = np_rng.permutation(len(train_pairs))[:n_steps]
+        if weights is not None:  # clusters balanced: a pair's chance is (its cluster's size) ** -balance
+            order = np_rng.choice(len(train_pairs), size=n_steps, p=weights)
+        else:
+            rounds = -(-n_steps // len(train_pairs))
+            order = np.concatenate([np_rng.permutation(len(train_pairs)) for _ in range(rounds)])[:n_steps]
         losses = []
         for i in order:
-            x, t, m = _example(train_pairs[i], cfg.patch, np_rng)
+            chosen = [train_pairs[i]] + [train_pairs[j] for j in np_rng.integers(len(train_pairs), size=cfg.batch - 1)]
+            x, t, m = sampler.batch_of(chosen, np_rng)
             x, t, m = x.to(device), t.to(device), m.to(device)
             opt.zero_grad(set_to_none=True)
             with _amp(device):
@@ -642,6 +681,23 @@ def train_setting(
     if not ckpt_path.exists():
         raise RuntimeError(f"{out}: no checkpoint was written (max_epochs {cfg.max_epochs})")
     return {**meta_base, "best_val": best, "epochs": len(history)}
+
+
+def _start_weights(model: DeepSSETracerUNet, init_from: str) -> dict[str, str]:
+    """Load the weights training starts from (``init_from``: "" none, "package" the shipped model, or a checkpoint)."""
+    if not init_from:
+        return {}
+    path = shipped_model_path() if init_from == "package" else Path(init_from)
+    if init_from == "package" and not path.is_file():
+        raise FileNotFoundError(f"{path}: the model shipped with cryosse is missing; reinstall cryosse")
+    src, meta = load_checkpoint(path)
+    if src.model_args["width"] != model.model_args["width"] or checkpoint_classes(meta) != model.model_args["n_classes"]:
+        raise CheckpointError(
+            f"{path}: width {src.model_args['width']:g} and {checkpoint_classes(meta)} classes, but this run trains "
+            f"width {model.model_args['width']:g} with {model.model_args['n_classes']} classes; set train.width to match"
+        )
+    model.load_state_dict(src.state_dict())
+    return {"path": "package" if init_from == "package" else str(path), "weights_sha256": str(meta["weights_sha256"])}
 
 
 def _state_classes(st: Any) -> int | None:
@@ -796,6 +852,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         dropout=args.dropout,
+        init=args.init,
+        batch=args.batch,
+        foreground=args.foreground,
+        rotate=args.rotate,
+        balance=args.balance,
+        lr_schedule=args.lr_schedule,
+        intensity=args.intensity,
+        init_from=args.init_from,
         progress_interval_s=args.progress_interval,
     )
     meta = train_setting(
@@ -833,7 +897,21 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0 = torch's default)")
-    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout probability (default {d.dropout:g}, the authors')")
+    p.add_argument("--init", choices=list(INITS), default=d.init,
+                   help="weight initialisation: default (PyTorch) or normal (the authors' N(0, 0.1) for every Conv3d)")
+    p.add_argument("--batch", type=int, default=d.batch, help="patches per step (with --patch; whole boxes: 1)")
+    p.add_argument("--foreground", type=float, default=d.foreground,
+                   help="fraction of patches centred on a helix/sheet voxel (0 = any centre-box voxel)")
+    p.add_argument("--rotate", action="store_true", help="turn each patch by a random one of the cube's 24 rotations")
+    p.add_argument("--intensity", type=float, default=d.intensity,
+                   help="scale each patch by exp(U(-a, a)) and shift it by U(-a, a) / 2 (0 = off)")
+    p.add_argument("--init-from", default=d.init_from,
+                   help="start from these weights: a checkpoint, or 'package' for the shipped model (default: none)")
+    p.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default=d.lr_schedule,
+                   help="constant, or cosine from the setting's rate down to 1/50 of it at --max-epochs")
+    p.add_argument("--balance", type=float, default=d.balance,
+                   help="draw pairs with probability (cluster size) ** -BALANCE (split table's cluster; 0 = uniform)")
     p.add_argument(
         "--classes", type=int, choices=[3, 4], default=3, help="3 (the paper) or 4 (with nucleic acids)"
     )
