@@ -269,21 +269,33 @@ def write_map(
     data: np.ndarray,
     geometry: MapGeometry,
     dtype: type = np.float32,
+    origin_in: str = "origin",
 ) -> None:
     """Write ``data[z, y, x]`` as an MRC file that overlays the input in ChimeraX.
 
-    The origin is written to the ORIGIN field (NSTART stays 0), the voxel size
-    through the cell, axis order x, y, z. Written atomically.
+    The origin is written to the ORIGIN field (NSTART stays 0), or with
+    ``origin_in="nstart"`` as NXSTART/NYSTART/NZSTART voxel indices (ORIGIN 0; the
+    origin must then lie on the voxel grid), the voxel size through the cell, axis
+    order x, y, z. Written atomically.
     """
     data = np.ascontiguousarray(data, dtype=dtype)
     if data.shape != tuple(geometry.shape):
         raise ValueError(f"{path}: data shape {data.shape} does not match geometry {geometry.shape}")
+    if origin_in not in ("origin", "nstart"):
+        raise ValueError(f"origin_in {origin_in!r} is not 'origin' or 'nstart'")
+    start = np.asarray(geometry.origin) / np.asarray(geometry.voxel_size)
+    if origin_in == "nstart" and not np.allclose(start, np.rint(start), atol=1e-4):
+        raise ValueError(f"{path}: origin {geometry.origin} is not on the voxel grid; it cannot go in NSTART")
     with atomic_path(path) as tmp:
         with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(data)
             mrc.voxel_size = tuple(geometry.voxel_size)
-            mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = geometry.origin
-            mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
+            if origin_in == "nstart":
+                mrc.header.origin.x = mrc.header.origin.y = mrc.header.origin.z = 0
+                mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in np.rint(start))
+            else:
+                mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = geometry.origin
+                mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
             mrc.update_header_stats()
             # A fixed label instead of mrcfile's creation time: same map, same bytes.
             mrc.header.label[0] = b"cryosse".ljust(80)

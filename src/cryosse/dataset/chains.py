@@ -68,6 +68,7 @@ def select_chains(
     requested: list[str] | None,
     min_residues: int,
     dedup_identity: float,
+    require_helix: bool = True,
 ) -> list[ChainChoice]:
     """Decide, in file order, which chains of one entry become pairs.
 
@@ -95,7 +96,7 @@ def select_chains(
         if rep != c:
             ident = sequence_identity(sequences[rep], sequences[c])
             out.append(ChainChoice(c, False, f"duplicate of chain {rep} (identity {ident:.2f})"))
-        elif not np.any(classes[c] == HELIX):
+        elif require_helix and not np.any(classes[c] == HELIX):
             n_s = int(np.sum(classes[c] == SHEET))
             n_o = int(np.sum(classes[c] == OTHER))
             out.append(ChainChoice(c, False, f"no helix residue (sheet {n_s}, other {n_o})"))

@@ -67,6 +67,7 @@ class DatasetParams:
     min_ca_inside: float = 0.95
     quality: QualityParams = field(default_factory=QualityParams)
     keep_bins: tuple[int, ...] = (1, 2, 3)
+    require_helix: bool = True  # PAPER: a chain needs a helix; pretraining keeps all-beta chains too
     classes: int = PAPER_CLASSES  # the top-level config key; 4 labels nucleic acids as class 3
 
     def __post_init__(self) -> None:
@@ -168,10 +169,13 @@ def build_pair(
     contour: float,
     contour_source: str,
     ids: dict,
+    write_mrc: bool = True,
 ) -> dict:
     """Build the pair of ``chain`` into ``out_dir`` (made atomically); return its table row.
 
-    ``ids``: emdb_id, pdb_id, resolution (and anything else to record).
+    ``ids``: emdb_id, pdb_id, resolution (and anything else to record). With
+    ``write_mrc`` False only ``arrays.npz`` and ``record.json`` are written (what
+    training reads; pretraining makes thousands of pairs).
     Raises :class:`PairRejected` with the reason (and scores so far) when the
     chain cannot make a usable pair.
     """
@@ -250,8 +254,9 @@ def build_pair(
     remove_stale_staging(out_dir.parent, f"{out_dir.name}.old")
     tmp = staging_dir(out_dir.parent, f"{out_dir.name}.tmp")
     try:
-        write_map(tmp / "map.mrc", density, geom)
-        write_map(tmp / "labels.mrc", labels, geom, dtype=np.int8)
+        if write_mrc:
+            write_map(tmp / "map.mrc", density, geom)
+            write_map(tmp / "labels.mrc", labels, geom, dtype=np.int8)
         with open(tmp / "arrays.npz", "wb") as fh:
             np.savez_compressed(
                 fh,
@@ -284,7 +289,7 @@ def build_pair(
             "inputs": {"map": dmap.path, "model": model.path, "map_header": dmap.header},
             "params": _params_dict(params),
             "cryosse_version": __version__,
-            "files": {name: sha256_file(tmp / name) for name in ("map.mrc", "labels.mrc", "arrays.npz")},
+            "files": {name: sha256_file(tmp / name) for name in ("map.mrc", "labels.mrc", "arrays.npz") if (tmp / name).exists()},
         }  # fmt: skip
         write_json(tmp / "record.json", record)
         _replace_dir(tmp, out_dir, inputs)
@@ -306,6 +311,8 @@ def _params_dict(params: DatasetParams) -> dict:
     d["keep_bins"] = list(params.keep_bins)
     if params.classes == PAPER_CLASSES:
         del d["classes"]  # records of 3-class runs stay as they were before the fourth class
+    if params.require_helix:
+        del d["require_helix"]  # likewise: records of the paper's selection are unchanged
     return d
 
 
@@ -393,7 +400,9 @@ def build_entry(
     sequences = {c: model.sequence(c) for c in chains}
     cls = {c: np.array([classes[model.keys[i]] for i in model.chain_index(c)]) for c in chains}
     requested = [str(c) for c in (rec.get("chains") or [])]
-    choices = select_chains(chains, sequences, cls, requested, params.min_residues, params.dedup_identity)
+    choices = select_chains(
+        chains, sequences, cls, requested, params.min_residues, params.dedup_identity, params.require_helix
+    )
     for choice in choices:
         pid = pair_id(emdb_id, pdb_id, choice.chain)
         common = {"entry": entry, "pair_id": pid, "chain": choice.chain, "dssp_engine": params.dssp_engine,

@@ -63,6 +63,41 @@ class Model:
         return np.all(np.isfinite(self.backbone), axis=(1, 2))
 
 
+def read_structure(path: str | os.PathLike):
+    """A gemmi Structure from a PDB or mmCIF file (gzip too).
+
+    Old PDB files that number their lines in columns 79-80 (where the format has the
+    atom's charge) are read with those columns blanked: gemmi refuses them as they are.
+    Raises :class:`ModelError` naming the file and the cause.
+    """
+    import gzip
+
+    import gemmi
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such model file")
+    try:
+        return gemmi.read_structure(str(path), merge_chain_parts=True)
+    except (RuntimeError, ValueError, OSError) as exc:
+        if "charge" not in str(exc):
+            raise ModelError(f"{path}: cannot read the model ({exc})") from exc
+        first = exc
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", errors="replace") as fh:
+            lines = [
+                ln[:78].ljust(78) + "  \n" if ln.startswith(("ATOM  ", "HETATM")) and len(ln.rstrip("\n")) > 78 else ln
+                for ln in fh
+            ]
+        st = gemmi.read_pdb_string("".join(lines))
+        st.merge_chain_parts()
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ModelError(f"{path}: cannot read the model ({first})") from exc
+    st.name = st.name or path.name.split(".")[0]
+    return st
+
+
 def read_model(path: str | os.PathLike) -> Model:
     """Read the first model of a PDB/mmCIF file; protein residues with a CA atom only.
 
@@ -72,12 +107,7 @@ def read_model(path: str | os.PathLike) -> Model:
     import gemmi
 
     path = Path(path)
-    if not path.exists():
-        raise ModelError(f"{path}: no such model file")
-    try:
-        st = gemmi.read_structure(str(path), merge_chain_parts=True)
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise ModelError(f"{path}: cannot read the model ({exc})") from exc
+    st = read_structure(path)
     if len(st) == 0:
         raise ModelError(f"{path}: the file holds no model")
     st.setup_entities()
