@@ -23,6 +23,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/card.smk"
 include: "workflow/rules/cluster.smk"
+include: "workflow/rules/pretrain.smk"
 
 
 rule all:
@@ -49,3 +50,8 @@ rule splits:
 rule train:
     input:
         train_targets(),
+
+
+rule pretrain:
+    input:
+        pretrain_targets(),
