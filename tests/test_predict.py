@@ -26,7 +26,6 @@ from cryosse.infer import (
 from cryosse.io import read_json
 from cryosse.model import DeepSSETracerUNet, save_checkpoint
 from cryosse.predict import (
-    DEFAULT_MODEL_PATHS,
     MODEL_ENV,
     labels_from_probabilities,
     predict_map,
@@ -326,19 +325,27 @@ def test_conv_flops_counts_every_layer():
 
 
 def test_default_model_search(real, tiny_ckpt, tmp_path, monkeypatch, capsys):
+    import cryosse.predict as predict
+
     monkeypatch.delenv(MODEL_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
     src = real / MAPS["box_1A_origin"]
-    assert cli_main(["predict", str(src), "-o", "out"]) == 1
+    missing = tmp_path / "site" / "cryosse" / "data" / "default_model.pt"
+    monkeypatch.setattr(predict, "shipped_model_path", lambda: missing)
+    assert cli_main(["predict", str(src), "-o", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert "--model" in err and DEFAULT_MODEL_PATHS[0] in err
+    assert str(missing) in err and "missing" in err and "--model" in err
     assert not (tmp_path / "out").exists()
-    dst = tmp_path / DEFAULT_MODEL_PATHS[0]
-    dst.parent.mkdir(parents=True)
-    dst.write_bytes(tiny_ckpt.read_bytes())
-    assert cli_main(["predict", str(src), "-o", "out", "--precision", "fp32"]) == 0
+    missing.parent.mkdir(parents=True)
+    missing.write_bytes(tiny_ckpt.read_bytes()[:3000])  # damaged
+    assert cli_main(["predict", str(src), "-o", str(tmp_path / "out")]) == 1
+    assert str(missing) in capsys.readouterr().err and not (tmp_path / "out").exists()
+    missing.write_bytes(tiny_ckpt.read_bytes())
+    assert cli_main(["predict", str(src), "-o", str(tmp_path / "out"), "--precision", "fp32"]) == 0
     s = read_json(tmp_path / "out" / "summary.json")
-    assert s["model"]["default"] and s["model"]["path"] == str(dst.resolve())
+    assert s["model"]["default"] and s["model"]["path"] == str(missing.resolve())
+    monkeypatch.setenv(MODEL_ENV, str(tiny_ckpt))
+    assert cli_main(["predict", str(src), "-o", str(tmp_path / "out2"), "--precision", "fp32"]) == 0
+    assert read_json(tmp_path / "out2" / "summary.json")["model"]["path"] == str(tiny_ckpt.resolve())
     assert "chimerax.cxc" in capsys.readouterr().out
 
 

@@ -22,10 +22,10 @@ overlays the input in ChimeraX. Written into the output folder:
 Nothing is written unless the whole prediction succeeds: outputs are staged in
 a hidden folder inside the output folder and moved into place at the end.
 
-Default model, in this order: ``--model``; the ``CRYOSSE_MODEL`` environment
-variable; the workflow's selected FL_DL checkpoint ``results/models/0/FL_DL.pt``
-and then the demo's ``results/demo/models/0/FL_DL.pt``, relative to the current
-folder. When none exists, ``--model`` is required and the error says so.
+Model: ``--model``; else the ``CRYOSSE_MODEL`` environment variable; else the model
+shipped inside the package (``cryosse/data/default_model.pt``, pretrained on simulated
+maps of real structures by ``config/pretrain.yaml``; docs/model_card.md), so predict
+works right after ``pip install``.
 """
 
 from __future__ import annotations
@@ -56,13 +56,11 @@ from cryosse.infer import (
     sliding_window_probabilities,
 )
 from cryosse.io import file_mode, remove_stale_staging, staging_dir, write_json
-from cryosse.model import load_checkpoint, require_classes
+from cryosse.model import load_checkpoint, require_classes, shipped_model_path
 
 log = logging.getLogger(__name__)
 
 MODEL_ENV = "CRYOSSE_MODEL"
-#: searched in this order, relative to the current folder, when no --model is given
-DEFAULT_MODEL_PATHS = ("results/models/0/FL_DL.pt", "results/demo/models/0/FL_DL.pt")
 #: TOOL: the authors trim 17 voxels (17 A at 1 A) from each face for their "cropped" output
 DEFAULT_TRIM_A = 17.0
 #: PAPER: the network was trained on 1 A grids
@@ -84,29 +82,24 @@ OUTPUT_NAMES = frozenset(
 STAGING_PREFIX = "cryosse-predict"
 
 
-def find_default_model(cwd: str | os.PathLike | None = None) -> Path | None:
-    """The first default model that exists: $CRYOSSE_MODEL, then DEFAULT_MODEL_PATHS under ``cwd``."""
+def resolve_model_path(model: str | os.PathLike | None) -> Path:
+    """``--model``, else ``$CRYOSSE_MODEL``, else the model shipped with the package.
+
+    The shipped model must be there: a missing one is an error naming the file (the
+    install is damaged), never a silent fallback.
+    """
+    if model is not None:
+        return Path(model)
     env = os.environ.get(MODEL_ENV)
     if env:
         return Path(env)
-    base = Path(cwd) if cwd is not None else Path.cwd()
-    for rel in DEFAULT_MODEL_PATHS:
-        if (base / rel).is_file():
-            return base / rel
-    return None
-
-
-def resolve_model_path(model: str | os.PathLike | None, cwd: str | os.PathLike | None = None) -> Path:
-    if model is not None:
-        return Path(model)
-    found = find_default_model(cwd)
-    if found is None:
+    shipped = shipped_model_path()
+    if not shipped.is_file():
         raise FileNotFoundError(
-            "no model given and no default model found: pass --model CKPT (a cryosse checkpoint,"
-            f" e.g. results/models/0/FL_DL.pt from the workflow), set {MODEL_ENV}, or run from a"
-            f" folder holding one of {', '.join(DEFAULT_MODEL_PATHS)}"
+            f"{shipped}: the model shipped with cryosse is missing (a damaged install); reinstall "
+            f"cryosse, or pass --model CKPT (e.g. results/models/0/FL_DL.pt from the workflow)"
         )
-    return found
+    return shipped
 
 
 def prediction_grid(geom: MapGeometry, spacing: float = DEFAULT_SPACING_A) -> MapGeometry:
@@ -500,7 +493,8 @@ def add_cli(subparsers) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help=f"checkpoint (.pt). Default: ${MODEL_ENV}, else {' then '.join(DEFAULT_MODEL_PATHS)} under the current folder",
+        help=f"checkpoint (.pt), e.g. results/models/0/FL_DL.pt of the workflow. Default: ${MODEL_ENV},"
+        " else the model shipped with cryosse (docs/model_card.md)",
     )
     p.add_argument(
         "-o",
