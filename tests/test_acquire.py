@@ -166,4 +166,5 @@ def test_cli_fetch_simulate(root, tmp_path, capsys, monkeypatch):
     rc = main(["acquire-tables", str(tmp_path / "e" / "record.json"), "-o", str(tmp_path / "t")])
     assert rc == 0 and "1 entries ok, 0 rejected" in capsys.readouterr().out
     rc = main(["fetch", "EMD-1x", "--source", "simulate", "-o", str(tmp_path / "bad")])
-    assert rc == 3
+    assert rc == 1 and not (tmp_path / "bad").exists()  # a bad id is refused before anything is written
+    assert "EMD-1x" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import sys
 from cryosse import __version__
 
 _MODULES = (
+    "cryosse.config",
     "cryosse.acquire.cli",
     "cryosse.dataset.cli",
     "cryosse.splits",
@@ -25,15 +26,22 @@ _MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``cryosse predict: error: argument --ci: ...`` (exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cryosse",
         description="Secondary-structure segmentation of medium-resolution cryo-EM maps "
         "(Mu et al. 2024, DeepSSETracer 1.1): dataset, training benchmark and prediction.",
     )
     parser.add_argument("--version", action="version", version=f"cryosse {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(title="subcommands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="subcommands", metavar="COMMAND", parser_class=Parser)
     for name in _MODULES:
         module = importlib.import_module(name)
         module.add_cli(sub)
@@ -62,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         # Package errors carry the input and the cause in their message.
         print(f"cryosse: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a folder given as a file, a folder that cannot be written, a full disk...
+        where = exc.filename if exc.filename is not None else "input/output"
+        print(f"cryosse: error: {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryosse.argtypes import AT_LEAST_ONE, COUNT, POSITIVE, number
 from cryosse.classes import NAMES, NUCLEIC, PAPER_CLASSES, dataset_classes
 from cryosse.io import write_tsv
 from cryosse.metrics import confusion, f1_from_counts  # noqa: F401  (re-exported)
@@ -553,8 +554,9 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("per_case", help="TSV with one row per case ('#' lines are comments, NA = undefined)")
     p.add_argument("--weight-helix", help="column of true helix units (detected when omitted)")
     p.add_argument("--weight-sheet", help="column of true sheet units (detected when omitted)")
-    p.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples for an interval (0 = none)")
-    p.add_argument("--ci", type=float, default=0.95, help="confidence level of the interval")
+    p.add_argument("--bootstrap", type=COUNT, default=0, help="bootstrap resamples for an interval (0 = none)")
+    p.add_argument("--ci", type=number(0, 1, lo_open=True, hi_open=True), default=0.95,
+                   help="confidence level of the interval, in (0, 1) (default 0.95)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--percent", action=argparse.BooleanOptionalAction, default=None,
                    help="print with one decimal (F1 in percent); detected from the values when omitted")
@@ -569,10 +571,10 @@ def add_cli(subparsers: Any) -> None:
     e.add_argument("--pred-dir", required=True, help="folder for predicted label maps (MRC)")
     e.add_argument("--split", default="0")
     e.add_argument("--role", default="test", choices=["train", "val", "test"])
-    e.add_argument("--radius", type=float, default=3.0, help="A around each CA for the residue vote")
+    e.add_argument("--radius", type=POSITIVE, default=3.0, help="A around each CA for the residue vote")
     e.add_argument("--ties", choices=TIE_RULES, default="background")
     e.add_argument("--device", default="auto")
-    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--threads", type=AT_LEAST_ONE, default=1, help="CPU threads for PyTorch")
     e.set_defaults(func=_cmd_evaluate)
 
 

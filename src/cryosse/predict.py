@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from cryosse import __version__
+from cryosse.argtypes import AT_LEAST_ONE, COUNT, NON_NEGATIVE, number
 from cryosse.classes import check_classes
 from cryosse.geometry import DensityMap, MapGeometry, read_map, resample, write_map
 from cryosse.infer import (
@@ -513,30 +514,30 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument(
         "--tile",
-        type=int,
+        type=COUNT,
         default=DEFAULT_TILE,
         help=f"tile edge in 1 A voxels for maps with more than tile^3 voxels (0 = always one pass; default {DEFAULT_TILE})",
     )
     p.add_argument(
         "--overlap",
-        type=int,
+        type=COUNT,
         default=DEFAULT_OVERLAP,
         help=f"overlap of neighbouring tiles in voxels (default {DEFAULT_OVERLAP})",
     )
     p.add_argument(
         "--trim",
-        type=float,
+        type=NON_NEGATIVE,
         default=DEFAULT_TRIM_A,
         help=f"A removed from each face for the *_trimmed outputs (default {DEFAULT_TRIM_A:g}, the authors' padding)",
     )
     p.add_argument(
         "--spacing",
-        type=float,
+        type=number(0.25, 4.0),
         default=DEFAULT_SPACING_A,
         help=f"grid the network runs on, A (default {DEFAULT_SPACING_A:g}, as trained)",
     )
     p.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for PyTorch (default: PyTorch's choice)"
+        "--threads", type=AT_LEAST_ONE, default=None, help="CPU threads for PyTorch (default: PyTorch's choice)"
     )
     p.add_argument(
         "--classes",

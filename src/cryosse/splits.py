@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cryosse.argtypes import AT_LEAST_ONE, COUNT, FRACTION, POSITIVE, number
 from cryosse.io import atomic_path, atomic_write, write_tsv
 
 log = logging.getLogger(__name__)
@@ -848,13 +849,13 @@ def _audit_markdown(audit, splits, params, enforce, problems, binary, main_test)
 # --------------------------------------------------------------------------- CLI
 def _search_args(p: argparse.ArgumentParser) -> None:
     d = SearchParams()
-    p.add_argument("--identity", type=float, default=d.identity, help="identity threshold (default %(default)s)")
-    p.add_argument("--coverage", type=float, default=d.coverage, help="MMseqs2 -c (default %(default)s)")
-    p.add_argument("--cov-mode", type=int, default=d.cov_mode, help="MMseqs2 --cov-mode (default %(default)s)")
-    p.add_argument("--sensitivity", type=float, default=d.sensitivity, help="MMseqs2 -s (default %(default)s)")
-    p.add_argument("--kmer", type=int, default=d.kmer, help="MMseqs2 -k (default %(default)s)")
-    p.add_argument("--evalue", type=float, default=d.evalue, help="MMseqs2 -e (default %(default)s)")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--identity", type=number(0, 1, lo_open=True), default=d.identity, help="identity threshold (default %(default)s)")
+    p.add_argument("--coverage", type=FRACTION, default=d.coverage, help="MMseqs2 -c (default %(default)s)")
+    p.add_argument("--cov-mode", type=number(0, 5, integer=True), default=d.cov_mode, help="MMseqs2 --cov-mode (default %(default)s)")
+    p.add_argument("--sensitivity", type=number(1, 7.5), default=d.sensitivity, help="MMseqs2 -s (default %(default)s)")
+    p.add_argument("--kmer", type=number(0, 7, integer=True), default=d.kmer, help="MMseqs2 -k (default %(default)s)")
+    p.add_argument("--evalue", type=POSITIVE, default=d.evalue, help="MMseqs2 -e (default %(default)s)")
+    p.add_argument("--threads", type=AT_LEAST_ONE, default=1)
 
 
 def _search_params(a: argparse.Namespace) -> SearchParams:
@@ -906,11 +907,11 @@ def add_cli(subparsers) -> None:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--test", choices=["random", "paper"], default=d.test)
-    p.add_argument("--fractions", type=float, nargs=3, default=list(d.fractions), metavar=("TRAIN", "VAL", "TEST"))
-    p.add_argument("--n-cv", type=int, default=d.n_cv)
-    p.add_argument("--cv-max-cluster-size", type=int, default=d.cv_max_cluster_size)
-    p.add_argument("--cv-test-size", type=int, default=d.cv_test_size)
-    p.add_argument("--cv-val-size", type=int, default=d.cv_val_size)
+    p.add_argument("--fractions", type=POSITIVE, nargs=3, default=list(d.fractions), metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--n-cv", type=COUNT, default=d.n_cv)
+    p.add_argument("--cv-max-cluster-size", type=AT_LEAST_ONE, default=d.cv_max_cluster_size)
+    p.add_argument("--cv-test-size", type=AT_LEAST_ONE, default=d.cv_test_size)
+    p.add_argument("--cv-val-size", type=AT_LEAST_ONE, default=d.cv_val_size)
     p.add_argument("--paper-cases", help="the paper's case table (config/paper_test_cases.tsv)")
     p.add_argument("--entries", help="the entry table, to explain missing paper cases")
     p.add_argument("--dataset-rejected", help="results/dataset/rejected.tsv")

@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from cryosse import __version__
+from cryosse.argtypes import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, number
 from cryosse.classes import NAMES, PAPER_CLASSES, check_classes, require_dataset_classes
 from cryosse.infer import pick_device, predict_probabilities
 from cryosse.io import atomic_path, write_tsv
@@ -887,35 +888,35 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--loss", required=True, choices=list(LOSSES))
     p.add_argument("--setting", required=True, help="e.g. lr0.001_g2 (docs/design.md)")
     p.add_argument("--out", required=True, help="folder for checkpoint.pt, history.tsv, state.pt")
-    p.add_argument("--width", type=float, default=d.width)
-    p.add_argument("--max-epochs", type=int, default=d.max_epochs)
-    p.add_argument("--patience", type=int, default=d.patience)
-    p.add_argument("--patch", type=int, default=d.patch, help="0 = whole boxes; N = random N^3 crops")
+    p.add_argument("--width", type=number(0, 4, lo_open=True), default=d.width, help="channel multiplier (1 = the paper's network)")
+    p.add_argument("--max-epochs", type=AT_LEAST_ONE, default=d.max_epochs, help="most epochs")
+    p.add_argument("--patience", type=AT_LEAST_ONE, default=d.patience, help="epochs without a better validation figure before stopping")
+    p.add_argument("--patch", type=COUNT, default=d.patch, help="0 = whole boxes; N = random N^3 crops")
     p.add_argument(
         "--max-steps", type=int, default=d.max_steps_per_epoch, help="0 = every training pair per epoch"
     )
     p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"])
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0 = torch's default)")
-    p.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout probability (default {d.dropout:g}, the authors')")
+    p.add_argument("--seed", type=COUNT, default=d.seed, help="seed of every random choice")
+    p.add_argument("--threads", type=COUNT, default=d.threads, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--dropout", type=number(0, 1, hi_open=True), default=d.dropout, help=f"dropout probability (default {d.dropout:g}, the authors')")
     p.add_argument("--init", choices=list(INITS), default=d.init,
                    help="weight initialisation: default (PyTorch) or normal (the authors' N(0, 0.1) for every Conv3d)")
-    p.add_argument("--batch", type=int, default=d.batch, help="patches per step (with --patch; whole boxes: 1)")
-    p.add_argument("--foreground", type=float, default=d.foreground,
+    p.add_argument("--batch", type=AT_LEAST_ONE, default=d.batch, help="patches per step (with --patch; whole boxes: 1)")
+    p.add_argument("--foreground", type=FRACTION, default=d.foreground,
                    help="fraction of patches centred on a helix/sheet voxel (0 = any centre-box voxel)")
     p.add_argument("--rotate", action="store_true", help="turn each patch by a random one of the cube's 24 rotations")
-    p.add_argument("--intensity", type=float, default=d.intensity,
+    p.add_argument("--intensity", type=NON_NEGATIVE, default=d.intensity,
                    help="scale each patch by exp(U(-a, a)) and shift it by U(-a, a) / 2 (0 = off)")
     p.add_argument("--init-from", default=d.init_from,
                    help="start from these weights: a checkpoint, or 'package' for the shipped model (default: none)")
     p.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default=d.lr_schedule,
                    help="constant, or cosine from the setting's rate down to 1/50 of it at --max-epochs")
-    p.add_argument("--balance", type=float, default=d.balance,
+    p.add_argument("--balance", type=FRACTION, default=d.balance,
                    help="draw pairs with probability (cluster size) ** -BALANCE (split table's cluster; 0 = uniform)")
     p.add_argument(
         "--classes", type=int, choices=[3, 4], default=3, help="3 (the paper) or 4 (with nucleic acids)"
     )
-    p.add_argument("--progress-interval", type=float, default=d.progress_interval_s)
+    p.add_argument("--progress-interval", type=POSITIVE, default=d.progress_interval_s, help="seconds between progress lines")
     p.set_defaults(func=_cmd_train)
 
     s = subparsers.add_parser("select", help="pick the best setting per loss from trained checkpoints")

@@ -20,6 +20,10 @@ LOGS = Path(config.get("logs", "logs"))
 
 from cryosse.acquire.records import read_entry_table
 from cryosse.classes import with_classes
+from cryosse.config import check_rules
+
+# What the schema (validated in the Snakefile) cannot say: ranges, fractions, bands.
+check_rules(config, "config")
 
 # The explicit entry table (static DAG): emdb_id, optional pdb_id and chain
 # (comma-separated; an emdb_id may repeat, one chain per row); ids are checked

@@ -51,7 +51,7 @@ rule pretrain_inventory:
     log:
         LOGS / "pretrain" / "inventory.log",
     conda:
-        "../../envs/dataset.yaml"
+        "../../envs/pretrain.yaml"
     threads: 2
     resources:
         mem_mb=4000,
@@ -89,7 +89,7 @@ rule pretrain_pairs:
     # The pair folders and the per-structure markers in PRE_PAIRS are not outputs:
     # Snakemake deletes the outputs of an interrupted job, and the rerun resumes from them.
     conda:
-        "../../envs/dataset.yaml"
+        "../../envs/pretrain.yaml"
     threads: PRE.get("threads", 2)
     resources:
         mem_mb=8000,

@@ -5,21 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
 
 def _settings(args: argparse.Namespace, source: str | None = None):
+    from cryosse import config as cfg
     from cryosse.acquire.stage import AcquireSettings
 
-    config: dict = {}
-    for path in args.config or []:
-        with open(path) as fh:
-            loaded = yaml.safe_load(fh) or {}
-        acq = {**(config.get("acquire") or {}), **(loaded.get("acquire") or {})}
-        config.update(loaded)
-        config["acquire"] = acq
+    config = cfg.load(args.config or [])  # named by file, line and key when wrong
     if source or getattr(args, "source", None):
         config["source"] = source or args.source
+        config = cfg.check(config, "--source")
     return config, AcquireSettings.from_config(config)
 
 
@@ -48,18 +42,20 @@ def _fetch(args: argparse.Namespace, source: str | None = None) -> int:
     from cryosse.acquire.records import check_ids
     from cryosse.acquire.stage import acquire_entry
 
-    config, s = _settings(args, source)
     chains = [c for c in (args.chains or "").split(",") if c]
     entry = {"emdb_id": args.entry.upper(), "pdb_id": (args.pdb or "").upper(), "chains": chains}
     problem = check_ids(entry["emdb_id"], entry["pdb_id"], chains)
     if problem:  # refused before any folder is named after it: nothing is written anywhere
         raise ValueError(f"{args.entry}: {problem}; nothing was written")
+    config, s = _settings(args, source)
     entry["problem"] = ""
     out = (
         Path(args.out_dir)
         if args.out_dir
         else Path(config.get("resources", "resources")) / "archive" / entry["emdb_id"]
     )
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder; give -o a folder for the entry's files")
     rec = acquire_entry(entry, out, s)
     print(
         f"{rec['emdb_id']}: {rec['status']}{' (' + rec['reason'] + ')' if rec['reason'] else ''} -> {out / 'record.json'}"

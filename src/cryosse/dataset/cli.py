@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from cryosse.argtypes import POSITIVE, number
+
 
 def add_cli(subparsers) -> None:
     p = subparsers.add_parser(
@@ -23,13 +25,15 @@ def add_cli(subparsers) -> None:
         required=True,
         help="pair folder to write; an existing one is replaced only if it is a pair folder written by cryosse",
     )
-    p.add_argument("--contour", type=float, default=None,
+    p.add_argument("--contour", type=POSITIVE, default=None,
                    help="author contour level; default: mean + contour_sd sd of the full map (estimated)")
-    p.add_argument("--resolution", type=float, default=None, help="map resolution in A (recorded)")
+    p.add_argument("--resolution", type=number(0, 30, lo_open=True), default=None,
+                   help="map resolution in A, recorded in the pair (0-30; the method is for 5-10 A)")
     p.add_argument("--emdb-id", default="EMD-0", help="EMDB id to record (default EMD-0)")
     p.add_argument("--pdb-id", default="", help="PDB id to record (default: the model file's stem)")
     p.add_argument("--config", default=None,
-                   help="YAML config whose dataset: section sets the parameters (default: config/config.yaml values)")
+                   help="a workflow config file (checked as the workflow checks it); its dataset: section and "
+                        "classes set the parameters (default: the built-in defaults, those of config/config.yaml)")
     p.add_argument("--engine", choices=["pydssp", "mkdssp"], default=None, help="DSSP engine (overrides the config)")
     p.add_argument("--classes", type=int, choices=[3, 4], default=None,
                    help="3 (the paper) or 4 (nucleic acids are class 3); default: the config's classes, else 3")
@@ -41,20 +45,14 @@ def add_cli(subparsers) -> None:
 def _build_pair(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import yaml
-
     from cryosse.dataset.crop import contour_level
     from cryosse.dataset.pairs import DatasetParams, PairRejected, build_pair, check_pair_output, load_inputs
 
     check_pair_output(args.out, (args.map, args.model))  # before any work: never replace what is not ours
-    cfg = {}
-    classes = 3
-    if args.config:
-        with open(args.config) as fh:
-            full = yaml.safe_load(fh) or {}
-        cfg = full.get("dataset", {}) or {}
-        classes = full.get("classes", classes)
-    params = DatasetParams.from_config({**cfg, "classes": args.classes or classes})
+    from cryosse import config as config_file
+
+    full = config_file.load([args.config] if args.config else [])  # the workflow's schema and rules
+    params = DatasetParams.from_config({**full["dataset"], "classes": args.classes or full["classes"]})
     if args.engine:
         params = dataclasses.replace(params, dssp_engine=args.engine)
     if args.keep_any_bin:

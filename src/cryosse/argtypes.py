@@ -1,0 +1,54 @@
+"""argparse value types that refuse what no run can use, so the error names the option.
+
+``number(lo=0, lo_open=True)`` accepts finite numbers > 0; NaN and infinities are never
+accepted. argparse reports a refusal as ``argument --ci: must be a number in (0, 1)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def number(
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+) -> Callable[[str], float | int]:
+    """A type accepting finite numbers (integers with ``integer``) within the bounds."""
+    kind = "an integer" if integer else "a number"
+    lo_s = "" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
+    hi_s = "" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
+    if lo is not None and hi is not None:
+        want = f"{kind} in {lo_s}, {hi_s}"
+    elif lo is not None:
+        want = f"{kind} {'>' if lo_open else '>='} {lo:g}"
+    elif hi is not None:
+        want = f"{kind} {'<' if hi_open else '<='} {hi:g}"
+    else:
+        want = f"a finite {kind[2:] if kind.startswith('a ') else kind[3:]}"
+
+    def parse(text: str) -> float | int:
+        try:
+            value: float | int = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}; must be {want}") from None
+        bad = not math.isfinite(value)
+        bad |= lo is not None and (value <= lo if lo_open else value < lo)
+        bad |= hi is not None and (value >= hi if hi_open else value > hi)
+        if bad:
+            raise argparse.ArgumentTypeError(f"{text} is out of range; must be {want}")
+        return value
+
+    parse.__name__ = kind[2:] if kind.startswith("a ") else kind[3:]
+    return parse
+
+
+POSITIVE = number(0, lo_open=True)
+NON_NEGATIVE = number(0)
+FRACTION = number(0, 1)
+COUNT = number(0, integer=True)
+AT_LEAST_ONE = number(1, integer=True)
