@@ -35,11 +35,14 @@ def tree(path: Path) -> dict[str, bytes | None]:
 
 def run(argv: list[str], capsys) -> tuple[int, str]:
     """Run the CLI; return (exit code, stderr) and check the message is one line without a traceback."""
-    code = main([str(a) for a in argv])
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse refuses an option's value: exit 2 (a usage error)
+        code = exc.code
     err = capsys.readouterr().err
     if code != 0:
-        lines = [ln for ln in err.splitlines() if ln.startswith("cryosse: error:")]
-        assert lines, err
+        lines = [ln for ln in err.splitlines() if ln.startswith("cryosse") and ": error: " in ln]
+        assert len(lines) == 1, err
         assert "Traceback" not in err, err
     return code, err
 
@@ -205,3 +208,252 @@ def test_predict_refuses_to_overwrite_its_input(tmp_path, inputs, tiny_ckpt, cap
     code, err = run(["predict", src, "-o", folder, "--model", tiny_ckpt], capsys)
     assert code == 1 and "would be overwritten" in err and str(src) in err
     assert tree(tmp_path) == before
+
+
+# ------------------------------------------------------------------ 4. messages, not tracebacks
+
+
+def test_a_folder_given_as_an_input(tmp_path, inputs, tiny_ckpt, capsys):
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    cases = [
+        ["predict", folder, "-o", tmp_path / "o1", "--model", tiny_ckpt],
+        ["predict", inputs[0], "-o", tmp_path / "o2", "--model", folder],
+        build_pair_args(folder, inputs[1], tmp_path / "o3"),
+        build_pair_args(inputs[0], folder, tmp_path / "o4"),
+        ["aggregate", folder],
+        ["acquire-tables", folder, "-o", tmp_path / "o5"],
+    ]
+    for argv in cases:
+        code, err = run(argv, capsys)
+        assert code == 1 and str(folder) in err and ("folder" in err or "directory" in err.lower()), (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder"]
+
+
+def test_an_output_that_cannot_be_written(tmp_path, inputs, tiny_ckpt, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    out = blocker / "sub"  # a path under a regular file can never be created
+    for argv in (
+        ["predict", inputs[0], "-o", out, "--model", tiny_ckpt],
+        build_pair_args(*inputs, out),
+        ["simulate", "EMD-90004", "--pdb", "2XDG", "-c", ROOT / "config" / "demo.yaml", "-o", out],
+    ):
+        code, err = run(argv, capsys)
+        assert code == 1 and str(blocker) in err, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"] and blocker.read_text() == "x"
+
+
+def test_fetch_o_naming_a_file(tmp_path, capsys):
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    code, err = run(["simulate", "EMD-90004", "--pdb", "2XDG", "-c", ROOT / "config" / "demo.yaml", "-o", f], capsys)
+    assert code == 1 and str(f) in err and "not a folder" in err and f.read_text() == "mine"
+
+
+def test_mrc_with_a_negative_extended_header(tmp_path, tiny_ckpt, capsys):
+    import struct
+
+    import mrcfile
+
+    path = tmp_path / "neg.mrc"
+    with mrcfile.new(path) as m:
+        m.set_data(np.random.default_rng(0).random((24, 24, 24)).astype(np.float32))
+        m.voxel_size = 1.0
+    raw = bytearray(path.read_bytes())
+    raw[92:96] = struct.pack("<i", -4000)
+    path.write_bytes(bytes(raw))
+    code, err = run(["predict", path, "-o", tmp_path / "o", "--model", tiny_ckpt], capsys)
+    assert code == 1 and str(path) in err and "extended header" in err and not (tmp_path / "o").exists()
+
+
+CONFIGS = {
+    "syntax": ("dataset:\n  padding: [1, 2\n", "line 3"),
+    "list": ("- a\n- b\n", "mapping of keys"),
+    "wrong_type": ("dataset:\n  padding: lots\n", "dataset.padding"),
+    "typo": ("dataset:\n  paddin: 5\n", "'paddin' was unexpected"),
+    "ftp": ("source: ftp\n", "source: 'ftp' is not one of"),
+    "retries": ("acquire:\n  retries: -3\n", "acquire.retries: -3"),
+    "padding": ("dataset:\n  padding: -50\n", "dataset.padding: -50"),
+    "spacing": ("dataset:\n  spacing: 0\n", "dataset.spacing: 0"),
+    "resolution_order": ("acquire:\n  resolution_min: 9\n  resolution_max: 5\n", "is above acquire.resolution_max"),
+    "fractions": ("split:\n  fractions: [10, 0, 2]\n", "must each be > 0"),
+    "bands": ("evaluate:\n  resolution_bands: [5, 8, 7]\n", "must ascend"),
+    "local_no_mirror": ("source: local\n", "needs acquire.mirror"),
+}
+
+
+@pytest.mark.parametrize("kind", list(CONFIGS))
+def test_bad_config_files_are_named(tmp_path, inputs, capsys, kind):
+    text, message = CONFIGS[kind]
+    cfg = tmp_path / f"{kind}.yaml"
+    cfg.write_text(text)
+    before = tree(tmp_path)
+    for argv in (
+        ["check-config", cfg],
+        ["fetch", "EMD-1234", "-c", cfg, "-o", tmp_path / "entry"],
+        build_pair_args(*inputs, tmp_path / "pair") + ["--config", cfg],
+        ["query-emdb", "-c", cfg, "-o", tmp_path / "entries.tsv"],
+    ):
+        code, err = run(argv, capsys)
+        assert code == 1 and str(cfg) in err and message in err, (argv, err)
+    assert tree(tmp_path) == before  # no empty entry folder, no pair, no table
+
+
+def test_acquire_tables_names_a_bad_record(tmp_path, capsys):
+    for name, text in (("list.json", "[1, 2]"), ("text.json", "not json at all"), ("empty.json", "")):
+        rec = tmp_path / name
+        rec.write_text(text)
+        code, err = run(["acquire-tables", rec, "-o", tmp_path / "t"], capsys)
+        assert code == 1 and str(rec) in err and "record" in err
+    assert not (tmp_path / "t").exists()
+
+
+# ------------------------------------------------------------------ 5. build-pair values
+
+
+def _pdb_with(inputs, tmp_path: Path, edit) -> Path:
+    st = gemmi.read_structure(str(inputs[1]))
+    lines = st.make_pdb_string().splitlines()
+    out = tmp_path / "model.pdb"
+    out.write_text("\n".join(edit(lines)) + "\n")
+    return out
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [("-1", "--contour"), ("nan", "--contour"), ("inf", "--contour"), ("0", "--contour")],
+)
+def test_build_pair_refuses_bad_contours(tmp_path, inputs, capsys, value, message):
+    code, err = run(build_pair_args(*inputs, tmp_path / "p") + ["--contour", value], capsys)
+    assert code == 2 and message in err and value in err and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "100", "nan"])
+def test_build_pair_refuses_bad_resolutions(tmp_path, inputs, capsys, value):
+    args = [a for a in build_pair_args(*inputs, tmp_path / "p")]
+    args[args.index("--resolution") + 1] = value
+    code, err = run(args, capsys)
+    assert code == 2 and "--resolution" in err and not (tmp_path / "p").exists()
+
+
+def test_build_pair_refuses_short_chains_and_bad_coordinates(tmp_path, inputs, capsys):
+    def short(lines):  # keep the first five residues
+        first: list[str] = []
+        keep = []
+        for ln in lines:
+            if ln.startswith(("ATOM", "HETATM")):
+                rid = ln[21:27]
+                if rid not in first and len(first) < 5:
+                    first.append(rid)
+                if rid not in first:
+                    continue
+            keep.append(ln)
+        return keep
+
+    model = _pdb_with(inputs, tmp_path, short)
+    code, err = run(build_pair_args(inputs[0], model, tmp_path / "p"), capsys)
+    assert code == 1 and "5 residues" in err and "< 30" in err and not (tmp_path / "p").exists()
+
+    def nan(lines):
+        i = next(k for k, ln in enumerate(lines) if ln.startswith("ATOM"))
+        lines[i] = lines[i][:30] + "     nan" + lines[i][38:]
+        return lines
+
+    def garbage(lines):
+        i = next(k for k, ln in enumerate(lines) if ln.startswith("ATOM"))
+        lines[i] = lines[i][:30] + "  abc.de" + lines[i][38:]
+        return lines
+
+    for edit, word in ((nan, "not finite"), (garbage, "not numbers")):
+        model = _pdb_with(inputs, tmp_path, edit)
+        code, err = run(build_pair_args(inputs[0], model, tmp_path / "p"), capsys)
+        assert code == 1 and str(model) in err and word in err and not (tmp_path / "p").exists()
+
+
+# ------------------------------------------------------------------ 6. predict values and checkpoints
+
+
+@pytest.mark.parametrize("option,value", [("--spacing", "nan"), ("--spacing", "0"), ("--trim", "nan"),
+                                          ("--trim", "-2"), ("--tile", "-1"), ("--threads", "0")])  # fmt: skip
+def test_predict_refuses_bad_numbers(tmp_path, inputs, tiny_ckpt, capsys, option, value):
+    code, err = run(["predict", inputs[0], "-o", tmp_path / "o", "--model", tiny_ckpt, option, value], capsys)
+    assert code == 2 and option in err and not (tmp_path / "o").exists()
+
+
+def _ckpt(tmp_path: Path, **args) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path / "odd.pt"
+    save_checkpoint(path, DeepSSETracerUNet(width=0.125, **args))
+    return path
+
+
+@pytest.mark.parametrize("args,message", [({"n_classes": 7}, "7 output classes"), ({"in_channels": 2}, "2 input channels")])
+def test_predict_refuses_checkpoints_of_another_shape(tmp_path, inputs, capsys, args, message):
+    ck = _ckpt(tmp_path, **args)
+    code, err = run(["predict", inputs[0], "-o", tmp_path / "o", "--model", ck], capsys)
+    assert code == 1 and str(ck) in err and message in err and not (tmp_path / "o").exists()
+
+
+def test_a_pickled_checkpoint_is_refused_without_advice_to_unpickle(tmp_path, inputs, capsys):
+    import pickle
+
+    ck = tmp_path / "pickled.pt"
+    torch.save({"format": "cryosse-checkpoint/1", "thing": pickle.dumps}, ck)  # a function: needs unpickling
+    code, err = run(["predict", inputs[0], "-o", tmp_path / "o", "--model", ck], capsys)
+    assert code == 1 and str(ck) in err and "pickle" in err
+    assert "weights_only" not in err and not (tmp_path / "o").exists()
+
+
+def test_voxel_sizes_no_map_has(tmp_path, tiny_ckpt, capsys):
+    from cryosse.geometry import MapGeometry
+
+    tiny = tmp_path / "tiny_voxels.mrc"
+    write_map(tiny, np.random.default_rng(0).random((30, 30, 30)).astype(np.float32), MapGeometry((30, 30, 30), (0.001,) * 3, (0.0,) * 3))
+    code, err = run(["predict", tiny, "-o", tmp_path / "o", "--model", tiny_ckpt], capsys)
+    assert code == 1 and str(tiny) in err and "voxel size" in err and "damaged header" in err
+    assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ 7. aggregate
+
+
+def _table(tmp_path: Path, rows: list[str], header: str = "case\tca_helix\tca_sheet\tCE_helix\tCE_sheet") -> Path:
+    p = tmp_path / "per_case.tsv"
+    p.write_text("\n".join([header, *rows]) + "\n")
+    return p
+
+
+@pytest.mark.parametrize(
+    "rows,message",
+    [
+        (["a\t10\t5\t150\t40", "b\t10\t5\t60\t40"], "CE_helix = 150"),
+        (["a\t10\t5\t-20\t40", "b\t10\t5\t60\t40"], "CE_helix = -20"),
+        (["a\t-10\t5\t50\t40", "b\t10\t5\t60\t40"], "ca_helix = -10"),
+        (["a\tinf\t5\t50\t40", "b\t10\t5\t60\t40"], "ca_helix = inf"),
+        (["a\t10\t5\t50", "b\t10\t5\t60\t40"], "row 2 has 4"),
+        (["a\t10\t5\t50\t40", "a\t10\t5\t60\t40"], "case(s) a listed more than once"),
+    ],
+)
+def test_aggregate_refuses_what_cannot_be_averaged(tmp_path, capsys, rows, message):
+    code, err = run(["aggregate", _table(tmp_path, rows)], capsys)
+    assert code == 1 and message in err, err
+
+
+@pytest.mark.parametrize("argv,option", [(["--ci", "1.5"], "--ci"), (["--bootstrap", "-5"], "--bootstrap"), (["--ci", "nan"], "--ci")])
+def test_aggregate_options(tmp_path, capsys, argv, option):
+    code, err = run(["aggregate", _table(tmp_path, ["a\t10\t5\t50\t40"]), *argv], capsys)
+    assert code == 2 and option in err
+
+
+# ------------------------------------------------------------------ 9. outputs follow the umask
+
+
+def test_pair_folders_follow_the_umask(tmp_path, inputs, capsys):
+    old = os.umask(0o022)
+    try:
+        assert run(build_pair_args(*inputs, tmp_path / "pair"), capsys)[0] == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "pair").stat().st_mode & 0o777 == 0o755
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in (tmp_path / "pair").iterdir())

@@ -19,6 +19,7 @@ import yaml
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from conftest import REAL  # noqa: E402  (../shared/data/real, or $CRYOSSE_REAL_DATA)
 from cryosse.dataset import dssp
 from cryosse.dataset.chains import dedup_groups, select_chains, sequence_identity
 from cryosse.dataset.crop import chain_box, contour_level, crop, map_statistics
@@ -35,7 +36,6 @@ from cryosse.dataset.structure import read_model
 from cryosse.geometry import DensityMap, MapGeometry, read_map, sample_points, write_map
 from cryosse.io import sha256_file, write_json
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 HB = REAL / "emd3488_5me2" / "5me2.pdb"  # haemoglobin: chains A, C alpha; B, D beta
 GINS = REAL / "emd8518_5u8s_A" / "A_fitted.pdb"
 
@@ -280,7 +280,7 @@ def test_rejected_upstream_and_bad_record(tmp_path):
     t = build_entry(rec, tmp_path / "e.tsv", tmp_path / "pairs", DatasetParams())
     assert t["status"].tolist() == ["rejected"] and t["stage"].tolist() == ["acquire"]
     assert t["reason"].tolist() == ["no fitted model"]
-    rec = write_record(tmp_path, tmp_path / "missing.mrc", HB, 1.0)
+    rec = write_record(tmp_path, tmp_path / "missing.mrc", need(HB), 1.0)
     t = build_entry(rec, tmp_path / "e2.tsv", tmp_path / "pairs", DatasetParams())
     assert t["stage"].tolist() == ["dataset"] and "no such file" in t["reason"][0]
     _, rej = aggregate([tmp_path / "e.tsv", tmp_path / "e2.tsv"], tmp_path / "d.tsv", tmp_path / "r.tsv")

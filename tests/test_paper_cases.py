@@ -8,11 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import SHARED
 from cryosse import splits as S
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "config" / "paper_test_cases.tsv"
-SEED = ROOT.parent / "shared" / "seed" / "000_17c940c82d82d48b.txt"
+SEED = SHARED / "seed" / "000_17c940c82d82d48b.txt"
 ROW = re.compile(r"^(\d{4})_([0-9A-Z]{4})_(\S+) \(([\d.]+)\) (\d+)/(\d+)/(\d+) ((?:\S+ ){9}\S+)$")
 F1_COLUMNS = ["CE_helix", "CE_sheet", "FL_helix", "FL_sheet", "DL_helix", "DL_sheet", "FL_DL_helix",
               "FL_DL_sheet", "FL_DL_residue_helix", "FL_DL_residue_sheet"]

@@ -275,10 +275,48 @@ def read_per_case(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such per-case table")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not a per-case table")
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip() and not ln.startswith("#")]
+    if lines:
+        width = len(lines[0].split("\t"))
+        for i, ln in enumerate(lines[1:], start=2):
+            if len(ln.split("\t")) != width:
+                raise ValueError(f"{path}: row {i} has {len(ln.split(chr(9)))} tab-separated fields, the header {width}")
     df = pd.read_csv(path, sep="\t", comment="#", na_values=["NA", "N/A", "nan", ""], keep_default_na=True)
     if df.empty:
         raise ValueError(f"{path}: the per-case table has no rows")
+    ids = _case_ids(df)
+    dup = sorted(set(ids[ids.duplicated()]))
+    if dup:
+        raise ValueError(f"{path}: case(s) {', '.join(dup[:5])} listed more than once; each case counts once")
     return df
+
+
+def _case_ids(df: pd.DataFrame) -> pd.Series:
+    """A case's name: its text columns joined (e.g. emdb_id, pdb_id, chain), else the first column."""
+    text = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])] or [df.columns[0]]
+    names = ["_".join("" if pd.isna(v) else str(v) for v in row) for row in df[text].itertuples(index=False)]
+    return pd.Series(names, index=df.index, dtype=object)
+
+
+def _check_values(df: pd.DataFrame, f1_cols: list[str], weight_cols: list[str]) -> None:
+    """F1 within one scale (0-1 or 0-100) and weights finite and >= 0, or an error naming the case."""
+    ids = _case_ids(df)
+    f1 = df[f1_cols].to_numpy(float)
+    top = 100.0 if np.nanmax(f1, initial=0.0) > 1.0 else 1.0
+    for col in f1_cols:
+        v = df[col].to_numpy(float)
+        bad = np.isfinite(v) & ((v < 0) | (v > top)) | np.isinf(v)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"case {ids.iloc[i]}: {col} = {v[i]:g} is not an F1 (0-{top:g})")
+    for col in weight_cols:
+        v = df[col].to_numpy(float)
+        bad = ~np.isfinite(v) & ~np.isnan(v) | (v < 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"case {ids.iloc[i]}: weight {col} = {v[i]:g} must be a count >= 0")
 
 
 def aggregate(
@@ -312,6 +350,13 @@ def aggregate(
             names.append(m.group(1))
     if not names:
         raise ValueError("no F1 columns named {loss}_helix / {loss}_sheet in the table")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"confidence level {level} must lie in (0, 1)")
+    if n_boot < 0:
+        raise ValueError(f"bootstrap resamples {n_boot} must be >= 0")
+    f1_cols = [f"{n}_{c}" for n in names for c in CLASSES if f"{n}_{c}" in df.columns]
+    w_cols = sorted({c for c in df.columns if c in set(wcols.values()) or re.search(r"(^|_)(true|n|count|ca)_(helix|sheet)$", str(c))})
+    _check_values(df, f1_cols, [c for c in w_cols if pd.api.types.is_numeric_dtype(df[c])])
     rows = []
     for name in names:
         row: dict[str, Any] = {"name": name}

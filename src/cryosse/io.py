@@ -84,11 +84,15 @@ def write_tsv(path: str | os.PathLike, df: Any, **kwargs: Any) -> None:
         df.to_csv(tmp, **kwargs)
 
 
-def file_mode() -> int:
-    """The mode a newly created file gets under the current umask."""
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def file_mode() -> int:
+    """The mode a newly created file gets under the current umask."""
+    return 0o666 & ~_umask()
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -107,7 +111,9 @@ def staging_dir(parent: str | os.PathLike, prefix: str) -> Path:
     """
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{prefix}-{os.getpid()}-", dir=parent))
+    path = Path(tempfile.mkdtemp(prefix=f".{prefix}-{os.getpid()}-", dir=parent))
+    os.chmod(path, 0o777 & ~_umask())  # mkdtemp makes it private; a folder renamed into place follows the umask
+    return path
 
 
 def _pid_alive(pid: int) -> bool:

@@ -165,14 +165,30 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for damaged files
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+        if "Weights only load failed" in str(exc):  # never repeat torch's advice to unpickle it
+            raise CheckpointError(
+                f"{path}: holds Python objects besides tensors (a pickle, not a cryosse checkpoint); "
+                "refused, since loading it could run code"
+            ) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {first})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a cryosse checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__!r})")
     if ckpt.get("arch") != ARCH:
         raise CheckpointError(f"{path}: architecture {ckpt.get('arch')!r}, expected {ARCH!r}")
+    args = ckpt.get("model_args") if isinstance(ckpt.get("model_args"), dict) else {}
+    if int(args.get("in_channels", 1)) != 1:
+        raise CheckpointError(f"{path}: a network of {args['in_channels']} input channels; cryosse maps have one")
+    if int(args.get("n_classes", 3)) not in (3, 4):
+        raise CheckpointError(
+            f"{path}: a network of {args['n_classes']} output classes; cryosse networks have 3 "
+            "(background, helix, sheet) or 4 (and nucleic acid)"
+        )
     state = ckpt.get("state_dict")
     if not isinstance(state, dict) or _weights_digest(state) != ckpt.get("weights_sha256"):
         raise CheckpointError(f"{path}: the weights do not match their recorded sha256; the file was altered or damaged")

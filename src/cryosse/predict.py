@@ -83,6 +83,29 @@ OUTPUT_NAMES = frozenset(
 STAGING_PREFIX = "cryosse-predict"
 
 
+#: voxel sizes (A) of real cryo-EM maps; outside, the header is damaged or the file is no map
+VOXEL_SIZE_RANGE = (0.2, 20.0)
+#: the shipped model saw maps of 0.8-2.5 A voxels (resampled to 1 A) at 5-10 A resolution
+TRAINED_VOXEL_MAX = 2.5
+
+
+def check_voxel_size(dmap: DensityMap) -> None:
+    """Refuse a voxel size no cryo-EM map has; warn about one far from what the model was trained on."""
+    vs = np.asarray(dmap.geometry.voxel_size, float)
+    lo, hi = VOXEL_SIZE_RANGE
+    if not np.all(np.isfinite(vs)) or vs.min() < lo or vs.max() > hi:
+        raise ValueError(
+            f"{dmap.path}: voxel size {tuple(round(float(v), 4) for v in vs)} A is outside {lo:g}-{hi:g} A,"
+            " not that of a cryo-EM map (a damaged header, or a cell given in the wrong unit)"
+        )
+    if vs.max() > TRAINED_VOXEL_MAX:
+        log.warning(
+            "%s: %.2f A voxels are coarser than any map the model was trained on (<= %.1f A); a map this coarse"
+            " rarely resolves helices and sheets, so treat the segmentation with suspicion",
+            dmap.path, vs.max(), TRAINED_VOXEL_MAX,
+        )
+
+
 def resolve_model_path(model: str | os.PathLike | None) -> Path:
     """``--model``, else ``$CRYOSSE_MODEL``, else the model shipped with the package.
 
@@ -180,6 +203,7 @@ def segment(
     """Run the network over a map; return the prediction on the map's frame and run details."""
     timing: dict[str, float] = {}
     geom = dmap.geometry
+    check_voxel_size(dmap)
     grid = prediction_grid(geom, spacing)
     n_grid = int(np.prod(grid.shape))
     if n_grid > MAX_GRID_VOXELS:

@@ -313,7 +313,12 @@ def write_tables(
 
     ok_rows, rej_rows, files = [], [], []
     for path in records:
-        rec = read_json(path)
+        try:
+            rec = read_json(path)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: not a readable record ({exc})") from exc
+        if not isinstance(rec, dict) or "status" not in rec:
+            raise ValueError(f"{path}: not an acquisition record (a JSON object with a status is expected)")
         if rec.get("status") == "ok":
             row = {k: rec.get(k) for k in ENTRY_COLUMNS}
             row["chains"] = ",".join(rec.get("chains") or [])

@@ -183,6 +183,8 @@ def build_pair(
     idx = model.chain_index(chain)
     if len(idx) == 0:
         raise PairRejected(f"chain {chain} has no protein residue with a CA atom")
+    if len(idx) < params.min_residues:
+        raise PairRejected(f"chain {chain} has {len(idx)} residues with CA (< {params.min_residues})")
     ca_chain = model.ca[idx]
     atoms = model.chain_atoms[chain]
     inside = float(np.mean(dmap.geometry.contains(ca_chain)))

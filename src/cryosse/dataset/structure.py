@@ -7,6 +7,7 @@ rest of the stage never touches gemmi objects.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,10 @@ def read_structure(path: str | os.PathLike):
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such model file")
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder, not a model file")
+    if not path.name.lower().removesuffix(".gz").endswith((".cif", ".mmcif")):
+        _check_pdb_coordinates(path)
     try:
         return gemmi.read_structure(str(path), merge_chain_parts=True)
     except (RuntimeError, ValueError, OSError) as exc:
@@ -96,6 +101,26 @@ def read_structure(path: str | os.PathLike):
         raise ModelError(f"{path}: cannot read the model ({first})") from exc
     st.name = st.name or path.name.split(".")[0]
     return st
+
+
+def _check_pdb_coordinates(path: Path) -> None:
+    """Refuse a PDB file whose ATOM/HETATM coordinates are not numbers (gemmi would read them as 0)."""
+    import gzip
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", errors="replace") as fh:
+            for n, line in enumerate(fh, start=1):
+                if line.startswith(("ATOM  ", "HETATM")):
+                    field = line[30:54]
+                    try:
+                        xyz = [float(field[i : i + 8]) for i in (0, 8, 16)]
+                    except ValueError:
+                        raise ModelError(f"{path}: line {n}: the coordinates {field.strip()!r} are not numbers") from None
+                    if not all(map(math.isfinite, xyz)):
+                        raise ModelError(f"{path}: line {n}: the coordinates {field.strip()!r} are not finite")
+    except (OSError, EOFError) as exc:
+        raise ModelError(f"{path}: cannot read the model ({exc})") from exc
 
 
 def read_model(path: str | os.PathLike) -> Model:
@@ -157,6 +182,9 @@ def read_model(path: str | os.PathLike) -> Model:
             atoms[ch.name].extend(a.pos.tolist() for a in res)
     if n_atoms == 0:
         raise ModelError(f"{path}: the model has no atoms")
+    for name, xyz in atoms.items():
+        if xyz and not np.all(np.isfinite(np.asarray(xyz, float))):
+            raise ModelError(f"{path}: chain {name} has atoms with non-finite coordinates (NaN or infinite)")
     return Model(
         path=str(path),
         keys=keys,

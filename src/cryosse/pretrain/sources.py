@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cryosse.io import atomic_path, sha256_file, write_tsv
+from cryosse.io import atomic_path, sha256_file, staging_dir, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def fetch_source(source: dict, out_dir: str | os.PathLike, base: str | os.PathLi
     include, exclude = list(source.get("include") or ["*"]), list(source.get("exclude") or [])
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    stage = staging_dir(out.parent, f"{out.name}.tmp")
     rows = []
     try:
         if registry == "folder":
