@@ -86,6 +86,9 @@ class Server:
                     return self._send(404, b"not found")
                 if rule == "500":
                     return self._send(500, b"server error")
+                if rule.startswith(("429:", "503:")):  # busy: Retry-After seconds (or an HTTP date)
+                    code, wait = rule.split(":", 1)
+                    return self._send(int(code), b"busy", {"Retry-After": wait})
                 body = file.read_bytes()
                 if rule == "slow":
                     time.sleep(1.5)
@@ -111,8 +114,10 @@ class Server:
                     return None
                 return self._send(200, body)
 
-            def _send(self, code: int, body: bytes):
+            def _send(self, code: int, body: bytes, headers: dict | None = None):
                 self.send_response(code)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -186,14 +191,11 @@ def test_500_then_ok_is_retried(server, tmp_path):
     ("path", "rule", "reason"),
     [
         ("/files/structures/EMD-91003/map/emd_91003.map.gz", "404", "HTTP 404"),
-        ("/files/structures/EMD-91003/map/emd_91003.map.gz", "500", "HTTP 500"),
-        ("/files/mmCIF/xd/2xdg.cif.gz", "slow", "timeout"),
-        ("/files/structures/EMD-91003/map/emd_91003.map.gz", "truncate", "truncated"),
         ("/files/structures/EMD-91003/map/emd_91003.map.gz", "corrupt", "corrupt gzip"),
         ("/files/mmCIF/xd/2xdg.cif.gz", "corrupt", "corrupt gzip"),
     ],
 )
-def test_failures_reject_the_entry_and_leave_nothing(server, tmp_path, path, rule, reason):
+def test_permanent_failures_reject_the_entry_and_leave_nothing(server, tmp_path, path, rule, reason):
     server.rules[path] = [rule]
     folder = tmp_path / "e"
     rec = acquire_entry(entry("EMD-91003"), folder, settings_for(server, retries=1))
@@ -204,9 +206,43 @@ def test_failures_reject_the_entry_and_leave_nothing(server, tmp_path, path, rul
     assert leftovers(folder) == []
     assert read_json(folder / "record.json")["status"] == "rejected"
     if rule != "404":
-        assert server.hits[path] == 2  # first try + one retry
+        assert server.hits[path] == 2  # first try + one retry: damaged both times
     else:
         assert server.hits[path] == 1  # a 404 is not retried
+
+
+@pytest.mark.parametrize(
+    ("path", "rule", "reason"),
+    [
+        ("/files/structures/EMD-91003/map/emd_91003.map.gz", "500", "HTTP 500"),
+        ("/files/mmCIF/xd/2xdg.cif.gz", "slow", "timed out"),
+        ("/files/structures/EMD-91003/map/emd_91003.map.gz", "truncate", "truncated"),
+        ("/files/structures/EMD-91003/map/emd_91003.map.gz", "503:1", "HTTP 503"),
+    ],
+)
+def test_transient_failures_fail_the_job_and_record_nothing(server, tmp_path, path, rule, reason):
+    """A maintenance window (5xx, timeouts, dropped connections) must never reject an entry for good."""
+    server.rules[path] = [rule]
+    folder = tmp_path / "e"
+    with pytest.raises(RuntimeError, match="transient") as exc:
+        acquire_entry(entry("EMD-91003"), folder, settings_for(server, retries=1))
+    assert reason in str(exc.value) and "EMD-91003" in str(exc.value)
+    assert not (folder / "record.json").exists() and leftovers(folder) == []
+    assert server.hits[path] == 2  # first try + one retry
+
+
+def test_retry_after_is_honoured(server, tmp_path):
+    path = "/files/structures/EMD-91002/map/emd_91002.map.gz"
+    server.rules[path] = ["429:2", "ok"]
+    t0 = time.monotonic()
+    rec = acquire_entry(entry("EMD-91002"), tmp_path / "e", settings_for(server))
+    assert rec["status"] == "ok" and server.hits[path] == 2
+    assert time.monotonic() - t0 >= 2.0  # waited as the server asked, beyond the 0 s back-off
+    server.rules[path] = ["503:100000"]  # longer than a job should wait: fail now, rerun later
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="transient"):
+        acquire_entry(entry("EMD-91002"), tmp_path / "f", settings_for(server, retries=3))
+    assert time.monotonic() - t0 < 30 and server.hits[path] == 3
 
 
 def _serve_bytes(server, mirror, tmp_path, rel: str, data: bytes) -> None:
@@ -401,3 +437,41 @@ def test_cli_query_emdb_writes_entry_table(server, tmp_path):
     cfg.write_text(f"acquire:\n  emdb_api: {server.url}/nowhere\n  retries: 0\n  timeout_s: 5\n")
     assert main(["query-emdb", "-c", str(cfg), "-o", str(tmp_path / "x.tsv")]) == 1  # 404: error, no table
     assert not (tmp_path / "x.tsv").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"emdb_id,resolution,fitted_pdbs\n", "no entries returned"),
+        (b"<html><body>Service unavailable</body></html>", "not the expected CSV"),
+        (b"", "not the expected CSV"),
+    ],
+)
+def test_an_empty_or_foreign_search_answer_is_an_error(server, tmp_path, capsys, body, message):
+    from cryosse.cli import main
+
+    server.search_body = body
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"acquire:\n  emdb_api: {server.url}/api\n  retries: 0\n  timeout_s: 5\n")
+    assert main(["query-emdb", "-c", str(cfg), "-o", str(tmp_path / "e.tsv")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "resolution:[5 TO 10]" in err  # names the query
+    assert not (tmp_path / "e.tsv").exists()
+
+
+def test_a_full_page_warns_and_the_shipped_table_is_never_overwritten(server, tmp_path, caplog, capsys):
+    from cryosse.cli import main
+
+    server.search_body = b"emdb_id,resolution,fitted_pdbs\nEMD-1657,5.8,4v5h\nEMD-1658,6.0,4v5j\n"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"acquire:\n  emdb_api: {server.url}/api\n  retries: 0\n  timeout_s: 5\n  search_rows: 2\n")
+    out = tmp_path / "entries.tsv"
+    with caplog.at_level("WARNING"):
+        assert main(["query-emdb", "-c", str(cfg), "-o", str(out)]) == 0
+    assert "the most asked for" in caplog.text
+    before = out.read_bytes()
+    assert main(["query-emdb", "-c", str(cfg), "-o", str(out)]) == 1  # exists: refused without --force
+    assert "--force" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(["query-emdb", "-c", str(cfg), "-o", str(out), "--force"]) == 0
+    with pytest.raises(SystemExit):
+        main(["query-emdb", "-c", str(cfg)])  # no default output: config/entries.tsv is the paper's

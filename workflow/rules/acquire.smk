@@ -27,10 +27,12 @@ rule acquire_entry:
     resources:
         mem_mb=4000,
         runtime=60,
+        # One download (and one map decompressed in memory) per job; the profiles cap the
+        # total (resources: downloads=4), so --cores 64 never opens 64 connections at once.
+        downloads=1,
     params:
         entry=lambda wildcards: ENTRY_BY_ID[wildcards.entry],
         cfg={k: config[k] for k in ("source", "seed", "acquire")},
-        base=workflow.basedir,
     script:
         "../../scripts/acquire_entry.py"
 

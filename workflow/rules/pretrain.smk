@@ -30,9 +30,9 @@ rule pretrain_source:
     resources:
         mem_mb=4000,
         runtime=60,
+        downloads=1,
     params:
         source=lambda wildcards: PRE_SOURCES[wildcards.source],
-        base=workflow.basedir,
     script:
         "../../scripts/pretrain_source.py"
 

@@ -20,6 +20,9 @@ def _settings(args: argparse.Namespace, source: str | None = None):
 def _query(args: argparse.Namespace) -> int:
     from cryosse.acquire.emdb import search_entries, write_entry_table
 
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise ValueError(f"{out}: exists; give another -o, or --force to replace it")
     _, s = _settings(args)
     rows = search_entries(
         s.emdb_api,
@@ -78,7 +81,10 @@ def add_cli(subparsers) -> None:
         "query-emdb", help="search EMDB for 5-10 A maps with a fitted model; write an entry table"
     )
     p.add_argument("-c", "--config", action="append", help=cfg_help)
-    p.add_argument("-o", "--output", default="config/entries.tsv", help="entry table to write")
+    p.add_argument("-o", "--output", required=True,
+                   help="entry table to write, e.g. config/my_entries.tsv (then `entries:` in your config);"
+                        " config/entries.tsv is the paper's, shipped with cryosse")
+    p.add_argument("--force", action="store_true", help="replace the -o file if it exists")
     p.set_defaults(func=_query)
 
     for name, source, hlp in (

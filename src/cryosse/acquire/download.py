@@ -35,13 +35,41 @@ USER_AGENT = "cryosse-acquire/1"
 _CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
-    """A download that failed for good; ``reason`` is a short cause for the rejection table."""
+#: the longest Retry-After (s) a 429/503 answer is waited for; a longer one fails the attempt
+MAX_RETRY_AFTER_S = 900.0
 
-    def __init__(self, message: str, reason: str, permanent: bool = False):
+
+class DownloadError(RuntimeError):
+    """A download that failed; ``reason`` is a short cause for the rejection table.
+
+    ``permanent`` failures (HTTP 404 and other 4xx, a file missing from the mirror, a file
+    that arrives damaged on every attempt) are the entry's: they become rejections.
+    Transient ones (timeouts, 5xx, 429, dropped connections, truncated bodies) are the
+    archive's: after the retries they fail the job instead, so a maintenance window never
+    removes entries for good. ``retry_after`` is the server's Retry-After, in seconds.
+    """
+
+    def __init__(self, message: str, reason: str, permanent: bool = False, retry_after: float | None = None):
         super().__init__(message)
         self.reason = reason
         self.permanent = permanent
+        self.retry_after = retry_after
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 class VerifyError(ValueError):
@@ -77,7 +105,8 @@ def _attempt(location: str, tmp: Path, timeout_s: float) -> None:
         code = exc.code
         permanent = 400 <= code < 500 and code not in (408, 429)
         reason = "HTTP 404 not found" if code == 404 else f"HTTP {code}"
-        raise DownloadError(f"{location}: {reason} ({exc.reason})", reason, permanent) from exc
+        wait = _retry_after(exc.headers.get("Retry-After")) if code in (429, 503) and exc.headers else None
+        raise DownloadError(f"{location}: {reason} ({exc.reason})", reason, permanent, wait) from exc
     except TimeoutError as exc:
         raise DownloadError(f"{location}: timed out after {timeout_s:g} s", "timeout") from exc
     except http.client.IncompleteRead as exc:
@@ -124,9 +153,14 @@ def fetch_file(
     dest.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(dest)
     last: DownloadError | None = None
+    damaged = 0
     for attempt in range(retries + 1):
         if attempt:
             delay = backoff_s * 2 ** (attempt - 1)
+            if last is not None and last.retry_after is not None:
+                if last.retry_after > MAX_RETRY_AFTER_S:
+                    break  # the server asks for longer than a job should wait: fail, rerun later
+                delay = max(delay, last.retry_after)
             log.warning("%s: attempt %d failed (%s); retrying in %.1f s", label, attempt, last, delay)
             time.sleep(delay)
         try:
@@ -136,6 +170,7 @@ def fetch_file(
                     try:
                         verify(tmp)
                     except VerifyError as exc:
+                        damaged += 1
                         raise DownloadError(f"{location}: {exc}", str(exc).split(": ", 1)[-1]) from exc
             log.info("%s: fetched %s (%d bytes)", label, location, dest.stat().st_size)
             return dest
@@ -144,7 +179,10 @@ def fetch_file(
             if exc.permanent:
                 break
     assert last is not None
-    raise DownloadError(f"{label}: {last}", last.reason, last.permanent)
+    # A file that arrived whole but damaged on every attempt is the entry's problem (permanent);
+    # anything else that outlasted the retries is the archive's (transient).
+    permanent = last.permanent or damaged == attempt + 1
+    raise DownloadError(f"{label}: {last}", last.reason, permanent, last.retry_after)
 
 
 def fetch_bytes(

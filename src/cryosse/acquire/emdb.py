@@ -234,9 +234,20 @@ def search_entries(
     timeout_s: float = 120.0,
 ) -> list[dict[str, Any]]:
     """EMDB entries at resolution_min..resolution_max A with a fitted model."""
-    url = search_url(api, search_query(resolution_min, resolution_max, methods), rows)
+    query = search_query(resolution_min, resolution_max, methods)
+    url = search_url(api, query, rows)
     data = fetch_bytes(url, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, what="EMDB search")
-    return parse_search_csv(data.decode("utf-8", "replace"), resolution_min, resolution_max)
+    text = data.decode("utf-8", "replace")
+    header = next(csv.reader(io.StringIO(text)), [])
+    if "emdb_id" not in [h.strip() for h in header]:
+        start = " ".join(text.split())[:120]
+        raise ValueError(f"EMDB search {query!r}: the answer is not the expected CSV (it starts {start!r})")
+    n_raw = sum(1 for _ in csv.DictReader(io.StringIO(text)))
+    if n_raw == 0:
+        raise ValueError(f"EMDB search {query!r}: no entries returned; check the query and acquire.emdb_api")
+    if n_raw >= rows:
+        log.warning("EMDB search %r: %d rows, the most asked for (acquire.search_rows): there may be more", query, n_raw)
+    return parse_search_csv(text, resolution_min, resolution_max)
 
 
 def write_entry_table(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:

@@ -5,7 +5,9 @@
 model ``XXXX.cif.gz`` into ``{resources}/archive/{entry}/``, checks them and
 writes ``record.json`` (docs/design.md). It never raises for a problem of the
 entry itself: the record says ``status: rejected`` with the reason, so one bad
-entry never stops a run. ``write_tables`` gathers the records into
+entry never stops a run. A transient failure of the archive (timeouts, 5xx, 429)
+that outlasts the retries raises instead and writes no record: the job fails and
+a later run fetches the entry, rather than losing it for good. ``write_tables`` gathers the records into
 ``entries.tsv``, ``rejected.tsv`` and ``manifest.tsv``.
 """
 
@@ -205,6 +207,11 @@ def acquire_entry(
         _acquire(entry, folder, settings, rec)
         rec["status"], rec["reason"] = "ok", ""
     except dl.DownloadError as exc:
+        if not exc.permanent:  # the archive's trouble, not the entry's: fail the job, record nothing
+            raise RuntimeError(
+                f"{entry['emdb_id']}: {exc} (a transient failure after {settings.retries + 1} attempts; nothing "
+                "was recorded, so the entry is not lost: run again later)"
+            ) from exc
         rec["reason"] = exc.reason
         log.error("%s: rejected: %s", entry["emdb_id"], exc)
     except (HeaderError, dl.VerifyError) as exc:
