@@ -85,7 +85,8 @@ def test_v3_header_round_trip_and_errors(tmp_path):
 def test_search_query_and_archive_layout():
     q = search_query(5.0, 10.0, ["singleParticle", "helical"])
     assert q == (
-        "resolution:[5 TO 10] AND fitted_pdbs:[* TO *] AND structure_determination_method:(singleParticle OR helical)"
+        'current_status:"REL" AND resolution:[5 TO 10] AND fitted_pdbs:[* TO *]'
+        " AND structure_determination_method:(singleParticle OR helical)"
     )
     s = AcquireSettings(emdb_files="http://x/structures/", pdb_files="http://y/mmCIF")
     loc = remote_locations(s, "EMD-0090", "6GYK")

@@ -17,13 +17,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cryosse.acquire import download as dl
-from cryosse.acquire.emdb import header_v3_xml, parse_search_csv, search_entries
+from cryosse.acquire.emdb import header_v3_xml, parse_header, parse_search_csv, search_entries
 from cryosse.acquire.stage import AcquireSettings, acquire_entry, simulate_entry_files, write_tables
 from cryosse.io import read_json, sha256_file
 
@@ -475,3 +476,86 @@ def test_a_full_page_warns_and_the_shipped_table_is_never_overwritten(server, tm
     assert main(["query-emdb", "-c", str(cfg), "-o", str(out), "--force"]) == 0
     with pytest.raises(SystemExit):
         main(["query-emdb", "-c", str(cfg)])  # no default output: config/entries.tsv is the paper's
+
+
+# ---------------------------------------------------------------- the paper's dataset, not today's
+
+REAL_V3 = """<?xml version="1.0" encoding="UTF-8"?>
+<emd emdb_id="EMD-91003" version="3.0.11.3">
+  <admin>
+    <current_status><code>REL</code></current_status>
+    <key_dates><deposition>2017-01-10</deposition><header_release>2017-02-01</header_release>
+      <map_release>2017-03-01</map_release></key_dates>
+    <title>A map whose primary contour is missing</title>
+  </admin>
+  <crossreferences>
+    <pdb_list>
+      <pdb_reference><pdb_id>9xyz</pdb_id><relationship><in_frame>NOOVERLAP</in_frame></relationship></pdb_reference>
+      <pdb_reference><pdb_id>pdb_00002xdg</pdb_id><relationship><in_frame>FULLOVERLAP</in_frame></relationship></pdb_reference>
+    </pdb_list>
+  </crossreferences>
+  <structure_determination_list><structure_determination><method>singleParticle</method>
+    <singleparticle_processing><final_reconstruction><resolution units="Å" res_type="BY AUTHOR">6.3</resolution>
+    </final_reconstruction></singleparticle_processing></structure_determination></structure_determination_list>
+  <map format="CCP4" size_kbytes="200">
+    <file>emd_91003.map.gz</file>
+    <pixel_spacing><x units="Å">1.2</x><y units="Å">1.2</y><z units="Å">1.2</z></pixel_spacing>
+  </map>
+  <interpretation>
+    <segmentation_list><segmentation><file>emd_91003_msk_1.map</file>
+      <mask_details format="CCP4"><file>emd_91003_msk_1.map</file>
+        <contour_list><contour primary="true"><level>1.0</level><source>AUTHOR</source></contour></contour_list>
+        <pixel_spacing><x units="Å">3.0</x><y units="Å">3.0</y><z units="Å">3.0</z></pixel_spacing>
+      </mask_details></segmentation></segmentation_list>
+    <half_map_list><half_map format="CCP4"><file>emd_91003_half_map_1.map.gz</file>
+      <contour_list><contour primary="true"><level>0.02</level><source>AUTHOR</source></contour></contour_list>
+    </half_map></half_map_list>
+  </interpretation>
+</emd>
+"""
+
+
+def test_contour_and_spacing_come_from_the_primary_map_only(server, mirror, tmp_path):
+    """EMDB v3: a primary map without a contour never borrows the mask's or half-map's level."""
+    meta = parse_header(REAL_V3.encode())
+    assert meta["contour_level"] is None and meta["contour_source"] == "none"
+    assert meta["voxel_size_xyz"] == [1.2, 1.2, 1.2]  # not the mask's 3.0
+    assert meta["fitted_pdbs"] == ["2XDG", "9XYZ"]  # extended id mapped; the NOOVERLAP model last
+    assert meta["release_date"] == "2017-03-01"
+    with_contour = REAL_V3.replace(
+        "<file>emd_91003.map.gz</file>",
+        '<file>emd_91003.map.gz</file><contour_list><contour primary="false"><level>0.5</level>'
+        '<source>SOFTWARE</source></contour><contour primary="true"><level>0.07</level>'
+        "<source>AUTHOR</source></contour></contour_list>",
+    )
+    assert parse_header(with_contour.encode())["contour_level"] == 0.07  # the primary one first
+    _serve_bytes(server, mirror, tmp_path, "structures/EMD-91003/header/emd-91003.xml", REAL_V3.encode())
+    rec = acquire_entry(entry("EMD-91003"), tmp_path / "e", settings_for(server))
+    assert rec["status"] == "ok" and rec["pdb_id"] == "2XDG" and rec["contour_source"] == "none"
+    assert rec["contour_level"] is None  # the dataset stage estimates it from the full map, and says so
+
+
+def test_extended_ids_and_the_hash_folder():
+    from cryosse.acquire.emdb import normalise_pdb_id
+    from cryosse.acquire.records import check_ids
+    from cryosse.acquire.stage import remote_locations
+
+    assert normalise_pdb_id("pdb_00005mdx") == "5MDX" and normalise_pdb_id("5mdx") == "5MDX"
+    assert normalise_pdb_id("pdb_1abcde23") == "PDB_1ABCDE23"
+    assert check_ids("EMD-1234", "PDB_1ABCDE23", []) == "" and check_ids("EMD-1234", "5MDX", []) == ""
+    assert "not a PDB id" in check_ids("EMD-1234", "PDB_12", [])
+    s = AcquireSettings(pdb_files="https://x/mmCIF")
+    assert remote_locations(s, "EMD-1234", "5MDX")["model"] == "https://x/mmCIF/md/5mdx.cif.gz"
+    assert remote_locations(s, "EMD-1234", "PDB_12345678")["model"] == "https://x/mmCIF/67/pdb_12345678.cif.gz"
+
+
+def test_search_asks_for_released_entries_up_to_the_snapshot(server, tmp_path):
+    from cryosse.acquire.emdb import search_entries
+
+    server.search_body = (b"emdb_id,resolution,fitted_pdbs,release_date\nEMD-0090,5.1,6gyk,2018-07-04T00:00:00Z\n"
+                          b"EMD-20001,6.0,6abc,2019-05-01T00:00:00Z\n")  # fmt: skip
+    rows = search_entries(f"{server.url}/api", 5.0, 10.0, ["singleParticle"], 100, retries=0, release_date_max="2018-12-31")
+    assert [r["emdb_id"] for r in rows] == ["EMD-0090"]  # a server ignoring the date filter cannot let 2019 in
+    (path,) = [p for p in server.hits if p.startswith("/api/search/")]
+    query = urllib.parse.unquote(path)
+    assert 'current_status:"REL"' in query and "release_date:[* TO 2018-12-31T23:59:59Z]" in query

@@ -33,10 +33,13 @@ def _query(args: argparse.Namespace) -> int:
         s.retries,
         s.backoff_s,
         s.timeout_s,
+        s.release_date_max,
     )
     write_entry_table(args.output, rows)
     print(
-        f"{len(rows)} entries at {s.resolution_min:g}-{s.resolution_max:g} A with a fitted model -> {args.output}"
+        f"{len(rows)} released entries at {s.resolution_min:g}-{s.resolution_max:g} A with a fitted model"
+        + (f", released by {s.release_date_max}" if s.release_date_max else "")
+        + f" -> {args.output}"
     )
     return 0
 

@@ -89,7 +89,7 @@ def _parse_v19(root: ET.Element) -> dict[str, Any]:
     level = _float(contour.text) if contour is not None else None
     src = (contour.get("source", "author") if contour is not None else "").upper()
     spacing = [_float(_first_text(root, "pixelSpacing", f"pixel{a}")) for a in "XYZ"]
-    fitted = [e.text.strip().upper() for e in _find_all(root, "pdbEntryId") if e.text and e.text.strip()]
+    fitted = [normalise_pdb_id(e.text) for e in _find_all(root, "pdbEntryId") if e.text and e.text.strip()]
     return {
         "emdb_id": f"EMD-{code}" if code else "",
         "schema": root.get("version", "1.9"),
@@ -103,26 +103,51 @@ def _parse_v19(root: ET.Element) -> dict[str, Any]:
     }
 
 
+def normalise_pdb_id(text: str) -> str:
+    """A PDB id as the archives file it: ``5MDX``; an extended ``pdb_00005mdx`` becomes ``5MDX``
+    while the archive serves the 4-character form; a new 8-character one stays ``PDB_1ABCDE23``."""
+    t = text.strip().lower()
+    if t.startswith("pdb_0000") and len(t) == 12:
+        return t[8:].upper()
+    return t.upper()
+
+
+def _child(node: ET.Element | None, name: str) -> ET.Element | None:
+    return next((c for c in node if _local(c.tag) == name), None) if node is not None else None
+
+
+def _children(node: ET.Element | None, name: str) -> list[ET.Element]:
+    return [c for c in node if _local(c.tag) == name] if node is not None else []
+
+
+def _text(node: ET.Element | None) -> str | None:
+    return node.text.strip() if node is not None and node.text and node.text.strip() else None
+
+
 def _parse_v3(root: ET.Element) -> dict[str, Any]:
+    # The primary map is /emd/map. Masks, half-maps and additional maps (under
+    # interpretation/) carry contour lists of their own: never take their levels.
+    emap = _child(root, "map")
     level, source = None, "none"
-    contours = _find_all(root, "contour")
+    contours = _children(_child(emap, "contour_list"), "contour")
     contours.sort(key=lambda c: c.get("primary", "false").lower() != "true")
     for c in contours:
-        lv = _float(next((x.text for x in c if _local(x.tag) == "level"), None))
+        lv = _float(_text(_child(c, "level")))
         if lv is not None:
-            src = (next((x.text for x in c if _local(x.tag) == "source"), None) or "AUTHOR").strip().upper()
+            src = (_text(_child(c, "source")) or "AUTHOR").upper()
             level, source = lv, _CONTOUR_SOURCES.get(src, "author")
             break
     resolution = _float(_first_text(root, "final_reconstruction", "resolution"))
     if resolution is None:
         resolution = _float(_first_text(root, "resolution"))
-    spacing = [_float(_first_text(root, "pixel_spacing", a)) for a in "xyz"]
-    fitted = [
-        e.text.strip().upper()
-        for ref in _find_all(root, "pdb_reference")
-        for e in ref
-        if _local(e.tag) == "pdb_id" and e.text and e.text.strip()
-    ]
+    spacing = [_float(_text(_child(_child(emap, "pixel_spacing"), a))) for a in "xyz"]
+    refs = []
+    for ref in _find_all(root, "pdb_reference"):
+        pid = _text(_child(ref, "pdb_id"))
+        if pid:
+            frame = (_text(_child(_child(ref, "relationship"), "in_frame")) or "").upper()
+            refs.append((frame == "NOOVERLAP", normalise_pdb_id(pid)))
+    refs.sort(key=lambda r: r[0])  # models that do not overlap the map (NOOVERLAP) go last
     return {
         "emdb_id": root.get("emdb_id", "").upper(),
         "schema": root.get("version", "3"),
@@ -130,7 +155,7 @@ def _parse_v3(root: ET.Element) -> dict[str, Any]:
         "contour_level": level,
         "contour_source": source,
         "voxel_size_xyz": spacing if all(v for v in spacing) else None,
-        "fitted_pdbs": list(dict.fromkeys(fitted)),
+        "fitted_pdbs": list(dict.fromkeys(pid for _, pid in refs)),
         "release_date": _first_text(root, "key_dates", "map_release"),
         "method": _first_text(root, "structure_determination", "method"),
     }
@@ -179,11 +204,14 @@ def header_v3_xml(
 SEARCH_FIELDS = "emdb_id,resolution,fitted_pdbs,structure_determination_method,release_date"
 
 
-def search_query(resolution_min: float, resolution_max: float, methods: list[str]) -> str:
-    """Solr query: resolution in [min, max] (inclusive), a fitted model, one of the methods."""
-    q = f"resolution:[{resolution_min:g} TO {resolution_max:g}] AND fitted_pdbs:[* TO *]"
+def search_query(resolution_min: float, resolution_max: float, methods: list[str], release_date_max: str = "") -> str:
+    """Solr query: released entries, resolution in [min, max] (inclusive), a fitted model, one of
+    the methods, and (``release_date_max``, ISO date) released on or before that day."""
+    q = f'current_status:"REL" AND resolution:[{resolution_min:g} TO {resolution_max:g}] AND fitted_pdbs:[* TO *]'
     if methods:
         q += " AND structure_determination_method:(" + " OR ".join(methods) + ")"
+    if release_date_max:
+        q += f" AND release_date:[* TO {release_date_max}T23:59:59Z]"
     return q
 
 
@@ -192,7 +220,7 @@ def search_url(api: str, query: str, rows: int) -> str:
     return f"{api.rstrip('/')}/search/{urllib.parse.quote(query, safe='')}?{params}"
 
 
-def parse_search_csv(text: str, resolution_min: float, resolution_max: float) -> list[dict[str, Any]]:
+def parse_search_csv(text: str, resolution_min: float, resolution_max: float, release_date_max: str = "") -> list[dict[str, Any]]:
     """Rows of the search CSV as entries (emdb_id, pdb_id = first fitted model, resolution, ...).
 
     The resolution window and the fitted model are checked again here, so a
@@ -202,11 +230,13 @@ def parse_search_csv(text: str, resolution_min: float, resolution_max: float) ->
     for row in csv.DictReader(io.StringIO(text)):
         emdb_id = (row.get("emdb_id") or "").strip().upper()
         res = _float((row.get("resolution") or "").strip())
-        fitted = [p.strip().upper() for p in (row.get("fitted_pdbs") or "").replace(";", ",").split(",")]
-        fitted = [p for p in fitted if p]
+        fitted = [normalise_pdb_id(p) for p in (row.get("fitted_pdbs") or "").replace(";", ",").split(",") if p.strip()]
+        released = (row.get("release_date") or "").strip().split("T")[0]
         if not emdb_id or res is None or not fitted:
             continue
         if not (resolution_min <= res <= resolution_max):
+            continue
+        if release_date_max and released and released > release_date_max:
             continue
         out.append(
             {
@@ -216,7 +246,7 @@ def parse_search_csv(text: str, resolution_min: float, resolution_max: float) ->
                 "resolution": res,
                 "fitted_pdbs": ",".join(fitted),
                 "method": (row.get("structure_determination_method") or "").strip(),
-                "release_date": (row.get("release_date") or "").strip().split("T")[0],
+                "release_date": released,
             }
         )
     out.sort(key=lambda r: int(r["emdb_id"].split("-")[1]) if r["emdb_id"].split("-")[-1].isdigit() else 0)
@@ -232,9 +262,10 @@ def search_entries(
     retries: int = 4,
     backoff_s: float = 2.0,
     timeout_s: float = 120.0,
+    release_date_max: str = "",
 ) -> list[dict[str, Any]]:
-    """EMDB entries at resolution_min..resolution_max A with a fitted model."""
-    query = search_query(resolution_min, resolution_max, methods)
+    """Released EMDB entries at resolution_min..resolution_max A with a fitted model (released by a date)."""
+    query = search_query(resolution_min, resolution_max, methods, release_date_max)
     url = search_url(api, query, rows)
     data = fetch_bytes(url, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, what="EMDB search")
     text = data.decode("utf-8", "replace")
@@ -247,7 +278,7 @@ def search_entries(
         raise ValueError(f"EMDB search {query!r}: no entries returned; check the query and acquire.emdb_api")
     if n_raw >= rows:
         log.warning("EMDB search %r: %d rows, the most asked for (acquire.search_rows): there may be more", query, n_raw)
-    return parse_search_csv(text, resolution_min, resolution_max)
+    return parse_search_csv(text, resolution_min, resolution_max, release_date_max)
 
 
 def write_entry_table(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:

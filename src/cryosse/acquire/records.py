@@ -24,8 +24,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from cryosse.acquire.emdb import normalise_pdb_id
+
 EMDB_RE = re.compile(r"^EMD-(\d{4,})$")
-PDB_RE = re.compile(r"^[0-9][A-Z0-9]{3}$")
+PDB_RE = re.compile(r"^([0-9][A-Z0-9]{3}|PDB_[0-9A-Z]{8})$")  # classic, or a wwPDB extended id
 CHAIN_RE = re.compile(r"^[A-Za-z0-9]{1,4}$")
 _SAFE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -43,7 +45,7 @@ def check_ids(emdb_id: str, pdb_id: str, chains: list[str]) -> str:
     if not EMDB_RE.match(emdb_id):
         return f"bad id: {emdb_id!r} is not an EMDB id of the form EMD-1234"
     if pdb_id and not PDB_RE.match(pdb_id):
-        return f"bad id: PDB id {pdb_id!r} is not a 4-character PDB id such as 5MDX"
+        return f"bad id: PDB id {pdb_id!r} is not a PDB id such as 5MDX (or an extended pdb_00005mdx)"
     bad = [c for c in chains if not CHAIN_RE.match(c)]
     if bad:
         return f"bad id: chain id(s) {bad} are not 1-4 letters or digits"
@@ -77,7 +79,7 @@ def read_entry_table(path: str | os.PathLike) -> list[dict[str, Any]]:
             continue
         if not _SAFE_RE.match(emdb_id):
             raise ValueError(f"{path}: line {lineno}: entry id {emdb_id!r} cannot name a folder")
-        pdb_id = row.get("pdb_id", "").upper()
+        pdb_id = normalise_pdb_id(row.get("pdb_id", "")) if row.get("pdb_id", "").strip() else ""
         chains = _split_chains(row.get("chain", ""))
         if emdb_id in entries:
             entry = entries[emdb_id]

@@ -45,6 +45,7 @@ class AcquireSettings:
     timeout_s: float = 120.0
     resolution_min: float = 5.0
     resolution_max: float = 10.0
+    release_date_max: str = ""
     methods: tuple[str, ...] = ("singleParticle", "helical", "subtomogramAveraging")
     search_rows: int = 100000
     sim_structures: str = "data/demo_structures"
@@ -77,6 +78,7 @@ class AcquireSettings:
             timeout_s=float(acq.get("timeout_s", d.timeout_s)),
             resolution_min=float(acq.get("resolution_min", d.resolution_min)),
             resolution_max=float(acq.get("resolution_max", d.resolution_max)),
+            release_date_max=str(acq.get("release_date_max", d.release_date_max) or ""),
             methods=tuple(acq.get("methods", d.methods)),
             search_rows=int(acq.get("search_rows", d.search_rows)),
             sim_structures=path(str(sim.get("structures", d.sim_structures))),
@@ -114,7 +116,9 @@ def remote_locations(settings: AcquireSettings, emdb_id: str, pdb_id: str | None
     }
     if pdb_id:
         pid = pdb_id.lower()
-        out["model"] = join(pdb_base, pid[1:3], f"{pid}.cif.gz")
+        # The divided archive's hash folder: the id's 2nd and 3rd characters from the end
+        # (1abc -> ab; an extended pdb_12345678 -> 67, wwPDB's rule).
+        out["model"] = join(pdb_base, pid[-3:-1], f"{pid}.cif.gz")
     return out
 
 
