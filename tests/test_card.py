@@ -137,3 +137,18 @@ def test_missing_or_malformed_input_names_it(stage: dict, tmp_path: Path) -> Non
     stage["audit"] = _tsv(tmp_path / "bad_audit.tsv", ["split", "role"], [[0, "test"]])
     with pytest.raises(C.CardError, match=r"lacks column\(s\) pair_id, max_identity, leak"):
         C.build_card(**stage)
+
+
+def test_the_card_sets_the_dataset_beside_the_paper():
+    import pandas as pd
+
+    from cryosse.card import beside_the_paper
+
+    ds = pd.DataFrame({"pair_id": ["a", "b", "c", "d"], "bin": [1, 2, 2, 3],
+                       "n_ca_helix": [30, 10, 0, 0], "n_ca_sheet": [0, 10, 10, 0], "n_ca_other": [20, 10, 10, 0]})  # fmt: skip
+    rows = {r["what"]: r for r in beside_the_paper(ds)}
+    assert rows["pairs"] == {"what": "pairs", "ours": 4, "paper": 1355}
+    assert rows["helix share of centre-box residues (%)"]["ours"] == 40.0  # 40 of 100 residues
+    assert rows["sheet share of centre-box residues (%)"]["paper"] == 13.5
+    assert rows["bin 2 (% of pairs in bins 1-3; paper: its test set)"]["ours"] == "2 (50%)"
+    assert rows["bin 1 (% of pairs in bins 1-3; paper: its test set)"]["paper"] == "10 (16%)"

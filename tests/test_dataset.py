@@ -38,6 +38,7 @@ from cryosse.io import sha256_file, write_json
 
 HB = REAL / "emd3488_5me2" / "5me2.pdb"  # haemoglobin: chains A, C alpha; B, D beta
 GINS = REAL / "emd8518_5u8s_A" / "A_fitted.pdb"
+DEMO_2XDG = Path(__file__).resolve().parents[1] / "data" / "demo_structures" / "2XDG.cif.gz"  # bundled
 
 
 def need(path: Path) -> Path:
@@ -213,7 +214,38 @@ def test_quality_bins():
     assert quality_bin(0.60, 0.35, q) == 3
     assert quality_bin(0.30, 0.10, q) == 4
     assert quality_bin(0.60, 0.50, q) == 4
-    assert quality_bin(float("nan"), 0.25, q) == 2  # no helix long enough: |P - R| alone
+    # No helix long enough to score: the paper bins every pair on both scores, so bin 4.
+    assert quality_bin(float("nan"), 0.05, q) == 4
+
+
+def test_the_group_keeps_its_first_chain_that_makes_a_pair(tmp_path):
+    """Two copies of one chain: the first in the file lies outside the map, so the second,
+    not the first, is the group's pair (and is not dropped as its duplicate)."""
+    import gemmi
+
+    from cryosse.acquire.simulate import simulate_density
+
+    st = gemmi.read_structure(str(DEMO_2XDG))
+    st.remove_ligands_and_waters()
+    sim = simulate_density(st, 6.0, 1.2, 12.0, 0.05, 0, 1)  # the map covers the original chain A only
+    write_map(tmp_path / "map.mrc", sim.data, sim.geometry)
+    away = st[0]["A"].clone()
+    away.name = "B"
+    for r in away:
+        for a in r:
+            a.pos = gemmi.Position(a.pos.x + 400.0, a.pos.y, a.pos.z)
+    model = gemmi.Model("1")
+    model.add_chain(away)  # first in file order, and outside the map
+    model.add_chain(st[0]["A"])
+    st2 = gemmi.Structure()
+    st2.add_model(model)
+    st2.setup_entities()
+    st2.write_pdb(str(tmp_path / "model.pdb"))
+    rec = write_record(tmp_path, tmp_path / "map.mrc", tmp_path / "model.pdb", sim.contour_level)
+    params = dataclasses.replace(DatasetParams(), keep_bins=(1, 2, 3, 4))
+    t = build_entry(rec, tmp_path / "e.tsv", tmp_path / "pairs", params).set_index("chain")
+    assert t.loc["B", "status"] == "rejected" and "outside" in t.loc["B", "reason"]
+    assert t.loc["A", "status"] == "kept"
 
 
 # ---------------------------------------------------------------- DSSP
@@ -445,3 +477,41 @@ def test_build_entry_with_mkdssp(tmp_path, hb_map):
     assert t["status"].tolist() == ["kept"] and t["dssp_engine"].tolist() == ["mkdssp"]
     z = np.load(tmp_path / "pairs" / "9999_5ME2_A" / "arrays.npz")
     assert int(np.sum(z["ca_class"] == 1)) > 300  # all-helix haemoglobin, four chains in the box
+
+
+@pytest.mark.skipif(shutil.which("mkdssp") is None, reason="mkdssp (Debian package dssp) not installed")
+@pytest.mark.parametrize("version", ["4.4.11", "4.2.2"])
+def test_mkdssp_old_and_new_command_lines(tmp_path, monkeypatch, version):
+    """DSSP >= 4.3 removed --write-experimental (its mmCIF output has the DSSP categories by
+    default). A stand-in with 4.4's command line wraps the real (4.2) mkdssp: it refuses the
+    old flag as 4.4 does, and otherwise answers as 4.4 would. Both give the real classes."""
+    import os
+    import stat
+    import sys
+
+    real = shutil.which("mkdssp")
+    fake = tmp_path / "bin" / "mkdssp"
+    fake.parent.mkdir()
+    fake.write_text(f"""#!{sys.executable}
+import subprocess, sys
+args = sys.argv[1:]
+if args == ["--version"]:
+    print("mkdssp version {version}"); sys.exit(0)
+new = tuple(int(x) for x in "{version}".split(".")) >= (4, 3)
+if new and "--write-experimental" in args:
+    print("unrecognised option '--write-experimental'", file=sys.stderr); sys.exit(1)
+if new and "mmcif" in args:
+    args = ["--write-experimental", *args]  # 4.3+ writes the DSSP categories by default
+sys.exit(subprocess.run(["{real}", *args]).returncode)
+""")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    dssp.mkdssp_version.cache_clear()
+    model = read_model(DEMO_2XDG)
+    got = dssp.assign(model, "mkdssp")
+    calls = dssp.mkdssp_mmcif_args(str(fake))
+    assert ("--write-experimental" in calls) == (version == "4.2.2")
+    ref = dssp.assign(model, "pydssp")
+    same = np.mean([got[k] == ref[k] for k in model.keys])
+    assert same > 0.9 and any(v == dssp.HELIX for v in got.values())
+    dssp.mkdssp_version.cache_clear()

@@ -328,3 +328,27 @@ def test_dataset_errors_name_the_file(tmp_path):
                  "1_A_A\tEMD-1\tAAAA\tA\t1\tMK\n")
     with pytest.raises(ValueError, match="listed twice"):
         S.load_dataset(p)
+
+
+@needs_mmseqs
+def test_a_domain_of_a_longer_training_chain_is_related(tmp_path):
+    """Identity >= 0.35 over >= 80% of the SHORTER sequence: a chain that is one domain of a
+    two-domain training chain must not sit in a cross-validation test set."""
+    from cryosse.dataset.structure import read_model
+
+    demo = Path(__file__).resolve().parents[1] / "data" / "demo_structures"
+    a, b, c = (read_model(demo / f"{n}.cif.gz") for n in ("2XDG", "1KYN", "3A4R"))
+    dom1, dom2, other = a.sequence(a.chain_order[0]), b.sequence(b.chain_order[0]), c.sequence(c.chain_order[0])
+    records = {"two_domains": dom1 + dom2, "domain": dom1, "other": other}
+    hits = S.similar(S.mmseqs_search(records, records, S.SearchParams()), S.SearchParams())
+    assert {("domain", "two_domains"), ("two_domains", "domain")} <= set(zip(hits["query"], hits["target"], strict=True))
+    both = S.SearchParams(cov_mode=0)  # the old rule: both covered, the domain slipped through
+    assert S.similar(S.mmseqs_search(records, records, both), both).empty
+    fasta = tmp_path / "s.fasta"
+    S.write_fasta(fasta, records)
+    split = tmp_path / "split_1.tsv"
+    pd.DataFrame([("domain", "test", "c1"), ("other", "val", "c2"), ("two_domains", "train", "c3")],
+                 columns=S.SPLIT_COLUMNS).to_csv(split, sep="\t", index=False)  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"split 1: 1 pair\(s\) >= 0.35 identity.*domain \(test\)"):
+        S.audit_splits(fasta, [split, split], tmp_path / "a.tsv", tmp_path / "a.md", S.SearchParams(), enforce=[1],
+                       publish=[tmp_path / "p0.tsv", tmp_path / "p1.tsv"])  # fmt: skip

@@ -224,7 +224,7 @@ def plan_tiles(
 ) -> TilePlan:
     """Plan a sliding window over ``shape`` [z, y, x]; ``tile`` 0 = one pass over the whole box.
 
-    The box is padded with zeros up to a multiple of ``align`` (as a single pass
+    The box is padded with its solvent value up to a multiple of ``align`` (as a single pass
     would be). A padded box of at most ``tile**3`` voxels runs in one pass (the
     memory a tile may take); a larger one is cut into tiles of edge ``tile``
     (rounded down to a multiple of ``align``, at most the box's length on each
@@ -271,14 +271,15 @@ def sliding_window_probabilities(
 ) -> np.ndarray:
     """Class probabilities (K, z, y, x) float32 of a normalised density box, tile by tile.
 
-    Each tile is cut from the box (zeros beyond it, as the padding of a single
-    pass), run through the network, and its probabilities are added with
+    Each tile is cut from the box (the solvent value beyond it, as the padding of
+    a single pass), run through the network, and its probabilities are added with
     cosine-ramped weights that fade out towards edges shared with neighbouring
     tiles; the sum is divided by the summed weights. Memory: the box, one
     accumulator per kept class and one tile's activations. ``classes`` keeps only
     some classes (e.g. ``(1, 2)``: background is one minus their sum).
     """
     density = np.asarray(density, np.float32)
+    solvent = float(density.min()) if density.size else 0.0  # what empty space is in a normalised box
     plan = plan_tiles(density.shape, tile, overlap)
     n_classes = None
     acc: np.ndarray | None = None
@@ -292,7 +293,7 @@ def sliding_window_probabilities(
                 if z1 <= z0 or y1 <= y0 or x1 <= x0:  # a tile entirely in the padding
                     done += 1
                     continue
-                box = np.zeros((Lz, Ly, Lx), np.float32)
+                box = np.full((Lz, Ly, Lx), solvent, np.float32)
                 box[: z1 - z0, : y1 - y0, : x1 - x0] = density[z0:z1, y0:y1, x0:x1]
                 prob = fast.probabilities(box)
                 if acc is None:

@@ -22,7 +22,10 @@ from cryosse.io import atomic_path
 
 CHECKPOINT_FORMAT = "cryosse-checkpoint/1"
 ARCH = "DeepSSETracerUNet"
-PAD_MULTIPLE = 8
+#: boxes are padded (with the solvent value) to a multiple of the pooling factor, 4, in
+#: training, validation, evaluation and predict alike (the authors' tool pads to 8: the
+#: padding is masked out of loss and metrics, so only its size differs)
+PAD_MULTIPLE = 4
 #: the model shipped inside the package (config/pretrain.yaml made it; docs/model_card.md)
 SHIPPED_MODEL = "default_model.pt"
 

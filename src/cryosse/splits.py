@@ -69,7 +69,10 @@ class SearchParams:
 
     identity: float = 0.35  # PAPER: clustering and leakage threshold (>= counts)
     coverage: float = 0.8  # MMseqs2 -c
-    cov_mode: int = 0  # MMseqs2 --cov-mode (0 both, 1 target, 2 query, 3-5 length ratios)
+    # MMseqs2 --cov-mode (0 both, 1 target, 2 query, 3-5 length ratios), applied both ways (either
+    # sequence as the query): 1 = the coverage of either sequence, i.e. of the shorter one, so a
+    # chain that is one domain of a longer training chain counts as related
+    cov_mode: int = 1
     sensitivity: float = 7.5  # MMseqs2 -s (7.5 = most sensitive prefilter)
     kmer: int = 5  # MMseqs2 -k: short k-mers, more sensitive, small index (fast on small sets)
     evalue: float = 10.0  # MMseqs2 -e: generous, identity and coverage decide

@@ -18,9 +18,15 @@ from cryosse.dataset.dssp import HELIX, OTHER, SHEET
 
 @dataclass
 class ChainChoice:
+    """A chain's fate. ``group`` names the first chain of its 70%-identity group; a chain that
+    passes every filter but is not its group's first is ``standby``: it stands in for the
+    group when the chains before it do not make a pair (a bad quality bin, say)."""
+
     chain: str
     kept: bool
     reason: str = ""
+    group: str = ""
+    standby: bool = False
 
 
 def sequence_identity(a: str, b: str) -> float:
@@ -93,15 +99,15 @@ def select_chains(
     groups = dedup_groups([sequences[c] for c in sized], dedup_identity)
     for k, c in enumerate(sized):
         rep = sized[groups[k]]
-        if rep != c:
-            ident = sequence_identity(sequences[rep], sequences[c])
-            out.append(ChainChoice(c, False, f"duplicate of chain {rep} (identity {ident:.2f})"))
-        elif require_helix and not np.any(classes[c] == HELIX):
+        if require_helix and not np.any(classes[c] == HELIX):
             n_s = int(np.sum(classes[c] == SHEET))
             n_o = int(np.sum(classes[c] == OTHER))
-            out.append(ChainChoice(c, False, f"no helix residue (sheet {n_s}, other {n_o})"))
+            out.append(ChainChoice(c, False, f"no helix residue (sheet {n_s}, other {n_o})", rep))
+        elif rep != c:
+            ident = sequence_identity(sequences[rep], sequences[c])
+            out.append(ChainChoice(c, False, f"duplicate of chain {rep} (identity {ident:.2f})", rep, standby=True))
         else:
-            out.append(ChainChoice(c, True))
+            out.append(ChainChoice(c, True, "", rep))
     order = {c: i for i, c in enumerate(chains)}
     out.sort(key=lambda ch: order.get(ch.chain, len(order)))
     return out

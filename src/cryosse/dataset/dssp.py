@@ -15,8 +15,10 @@ without a full backbone is 0.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -132,6 +134,20 @@ def mkdssp_available() -> bool:
     return shutil.which("mkdssp") is not None
 
 
+@functools.lru_cache(maxsize=4)
+def mkdssp_version(exe: str) -> tuple[int, ...]:
+    """mkdssp's version, e.g. (4, 2, 2); (0,) when it does not say."""
+    run = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+    m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", run.stdout + run.stderr)
+    return tuple(int(g) for g in m.groups() if g is not None) if m else (0,)
+
+
+def mkdssp_mmcif_args(exe: str) -> list[str]:
+    """Arguments for mmCIF output with the DSSP categories: DSSP 4.3 writes them by default and
+    removed --write-experimental, which 4.0-4.2 need."""
+    return ["--output-format", "mmcif"] if mkdssp_version(exe) >= (4, 3) else ["--write-experimental", "--output-format", "mmcif"]
+
+
 def _prepared_structure(path: str):
     import gemmi
 
@@ -178,7 +194,7 @@ def assign_mkdssp(model: Model) -> dict[tuple[str, int, str], int]:
         src, dst = os.path.join(tmp, "in.cif"), os.path.join(tmp, "out.cif")
         doc.write_file(src)
         run = subprocess.run(
-            [exe, "--write-experimental", "--output-format", "mmcif", src, dst],
+            [exe, *mkdssp_mmcif_args(exe), src, dst],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if run.returncode == 0 and os.path.exists(dst):

@@ -207,7 +207,8 @@ def build_pair(
     b = quality_bin(cyl, pr_diff, q)
     scores = {"bin": b, "cyl_score": cyl, "n_helices": n_hel, "precision": prec, "recall": rec, "pr_diff": pr_diff}
     if b not in params.keep_bins:
-        raise PairRejected(f"bin {b} (cyl {_fmt(cyl)}, |P-R| {pr_diff:.2f})", scores)
+        why = f" no helix of >= {q.helix_min_residues} residues to score, and the paper bins on both scores;" if not np.isfinite(cyl) else ""
+        raise PairRejected(f"bin {b} (cyl {_fmt(cyl)}, |P-R| {pr_diff:.2f});{why}".rstrip(";"), scores)
     try:
         density = normalise_density(raw)
     except ValueError as exc:
@@ -405,16 +406,23 @@ def build_entry(
     choices = select_chains(
         chains, sequences, cls, requested, params.min_residues, params.dedup_identity, params.require_helix
     )
+    # One pair per 70%-identity group: its first chain that makes a usable pair. A group whose
+    # first chain fails (e.g. bin 4) falls to the next member, not out of the dataset.
+    kept_for: dict[str, str] = {}
     for choice in choices:
         pid = pair_id(emdb_id, pdb_id, choice.chain)
         common = {"entry": entry, "pair_id": pid, "chain": choice.chain, "dssp_engine": params.dssp_engine,
                   "sequence": sequences.get(choice.chain, ""), "contour": contour, "contour_source": source, **base}  # fmt: skip
-        if not choice.kept:
-            rows.append({**common, "status": "rejected", "stage": "dataset", "reason": choice.reason})
+        if choice.group in kept_for or not (choice.kept or choice.standby):
+            reason = choice.reason
+            if choice.group in kept_for and (choice.kept or choice.standby):
+                reason = f"duplicate of chain {kept_for[choice.group]} (the group's pair)"
+            rows.append({**common, "status": "rejected", "stage": "dataset", "reason": reason})
             continue
         try:
             row = build_pair(dmap, model, classes, choice.chain, pairs_dir / pid, params, contour, source, base)
             rows.append({**common, **row})
+            kept_for[choice.group] = choice.chain
         except PairRejected as exc:
             rows.append({**common, **exc.scores, "status": "rejected", "stage": "dataset", "reason": str(exc)})
         except (ValueError, RuntimeError, OSError) as exc:

@@ -144,10 +144,14 @@ def precision_recall(density: np.ndarray, geometry: MapGeometry, contour: float,
 
 
 def quality_bin(cyl: float, pr_diff: float, params: QualityParams) -> int:
-    """Best bin b (1..3) whose cut-offs the chain meets, else 4. A NaN cylinder score
-    (no helix long enough to score) is judged on |P - R| alone."""
+    """Best bin b (1..3) whose two cut-offs the chain meets, else 4.
+
+    The paper screens every pair on both scores (and keeps only chains with a helix), so
+    a chain with no helix long enough to score (NaN cylinder score) cannot be placed in
+    bins 1-3: it is bin 4."""
+    if not (np.isfinite(cyl) and np.isfinite(pr_diff)):
+        return 4
     for b in range(3):
-        ok_cyl = (not np.isfinite(cyl)) or cyl >= params.cyl_cutoffs[b]
-        if ok_cyl and np.isfinite(pr_diff) and pr_diff <= params.pr_cutoffs[b]:
+        if cyl >= params.cyl_cutoffs[b] and pr_diff <= params.pr_cutoffs[b]:
             return b + 1
     return 4
