@@ -473,3 +473,19 @@ def test_small_map_has_no_trimmed_outputs(tiny_ckpt, tmp_path):
     assert "helix_trimmed" not in (tmp_path / "o" / "chimerax.cxc").read_text()
     s = predict_map(src, tmp_path / "o5", model=tiny_ckpt, trim=5.0)
     assert read_map(tmp_path / "o5" / "helix_trimmed.mrc").geometry.shape == (10, 20, 30)
+
+
+def test_auto_precision_is_the_faster_path_here(tiny_ckpt, monkeypatch):
+    """auto times fp32 and bf16 on this CPU and keeps the faster (flags cannot tell: this
+    project's machines report AVX512-BF16 and run bf16 convolutions 4-5x slower)."""
+    import cryosse.infer as infer
+    from cryosse.model import load_checkpoint
+
+    net, _ = load_checkpoint(tiny_ckpt)
+    fm = prepare_model(net, "cpu", "auto")
+    assert set(fm.timed) == {"fp32", "bf16"}
+    faster = min(fm.timed, key=fm.timed.get)
+    assert str(fm.dtype).endswith("float32" if faster == "fp32" else "bfloat16")
+    assert prepare_model(net, "cpu", "fp32").timed == {}  # an explicit choice is not timed
+    monkeypatch.setattr(infer, "faster_on_cpu", lambda m, cl: (torch.bfloat16, {"fp32": 2.0, "bf16": 1.0}))
+    assert prepare_model(net, "cpu", "auto").dtype == torch.bfloat16

@@ -260,3 +260,17 @@ def test_kill_during_training_resumes_from_checkpoint(clean: dict) -> None:
     assert epochs == list(range(1, len(epochs) + 1)), f"history epochs {epochs}"
     assert len(epochs) == 6
     check_complete(repo / TRAIN_DIR / "checkpoint.pt")
+
+
+def test_a_moved_results_folder_reruns_nothing(clean: dict, tmp_path: Path) -> None:
+    """No absolute path in any rule's params or inputs: a finished run moved (or cloned) to
+    another folder, .snakemake metadata and all, has nothing left to do."""
+    repo = clean["repo"]
+    r = subprocess.run(cmd("dataset", "splits", "dataset_card"), cwd=repo, env=env(), capture_output=True, text=True)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    moved = tmp_path / "elsewhere" / "repo"
+    shutil.copytree(repo, moved, symlinks=True)
+    r = subprocess.run([*cmd("dataset", "splits", "dataset_card"), "-n"], cwd=moved, env=env(), capture_output=True,
+                       text=True)  # fmt: skip
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]

@@ -3,7 +3,7 @@
 ``predict_probabilities`` is the plain fp32 reference used by validation during
 training and by evaluation, so that every path normalises, pads and crops alike.
 ``cryosse predict`` uses the fast path below it: batch norm folded into the
-convolutions, bf16 (CPU with AVX512-BF16/AMX, CUDA) or fp16 (older CUDA),
+convolutions, bf16 or fp16 on CUDA and, on a CPU, whichever of fp32 and bf16 runs faster there,
 channels-last 3D layout, padding only to the pooling factor, and a sliding
 window of overlapping tiles with cosine-weighted blending so that any map runs
 in bounded memory.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -75,11 +75,36 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+def faster_on_cpu(module: nn.Module, channels_last: bool = True, size: int = 48, repeats: int = 2) -> tuple[torch.dtype, dict[str, float]]:
+    """fp32 or bf16, whichever runs ``module`` faster on this CPU, timed on a ``size``^3 box.
+
+    CPU flags do not tell: a machine can report AVX512-BF16 and still run bf16 convolutions
+    4-5x slower than fp32 (measured on this project's development machines), so ``auto``
+    times both (a fraction of a second) and records the figures.
+    """
+    import time
+
+    x = torch.randn(1, 1, size, size, size)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    seconds: dict[str, float] = {}
+    with torch.no_grad():
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+                module(x)  # warm-up: oneDNN picks its kernels on the first call
+                t0 = time.perf_counter()
+                for _ in range(repeats):
+                    module(x)
+            seconds[name] = (time.perf_counter() - t0) / repeats
+    return (torch.bfloat16 if seconds["bf16"] < seconds["fp32"] else torch.float32), seconds
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype for ``precision`` (auto | fp32 | bf16 | fp16) on ``device``.
 
-    ``auto`` takes bf16 where the hardware runs it natively (CUDA with bf16, or a
-    CPU with AVX512-BF16/AMX), fp16 on older CUDA devices and fp32 otherwise.
+    ``auto`` takes bf16 on CUDA devices with bf16 and fp16 on older ones; on a CPU it
+    is decided by timing (:func:`faster_on_cpu`, in :func:`prepare_model`), and this
+    function answers fp32 for it.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -93,7 +118,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         return torch.float16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    return torch.float32
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -136,6 +161,7 @@ class FastModel:
     device: torch.device
     dtype: torch.dtype
     channels_last: bool
+    timed: dict[str, float] = field(default_factory=dict)  # precision -> s per 48^3 box, when auto timed them
 
     @torch.no_grad()
     def probabilities(self, x: np.ndarray) -> torch.Tensor:
@@ -167,7 +193,10 @@ def prepare_model(
         module = module.to(memory_format=torch.channels_last_3d)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    return FastModel(module, dev, dtype, channels_last)
+    timed: dict[str, float] = {}
+    if precision == "auto" and dev.type == "cpu":
+        dtype, timed = faster_on_cpu(module, channels_last)
+    return FastModel(module, dev, dtype, channels_last, timed)
 
 
 def tile_starts(n: int, tile: int, overlap: int, align: int = POOL_FACTOR) -> list[int]:

@@ -18,7 +18,11 @@ rule dataset_card:
         ),
         audit=RESULTS / "splits" / "audit.tsv",
         stages=acquire_targets() + dataset_targets() + split_targets(),
-        envs=sorted(str(p) for p in Path(workflow.basedir, "envs").glob("*.yaml")),
+        # relative to the workflow: a moved or copied results folder reruns nothing
+        envs=sorted(
+            str(p.relative_to(workflow.basedir))
+            for p in Path(workflow.basedir, "envs").glob("*.yaml")
+        ),
     output:
         md=RESULTS / "dataset_card.md",
         json=RESULTS / "dataset_card.json",
