@@ -4,6 +4,7 @@
 from functools import partial
 
 from cryosse.losses import LOSSES
+from cryosse.model import shipped_model_path
 from cryosse.train import (
     SETTING_WILDCARD,
     job_config,
@@ -21,12 +22,20 @@ if _unknown:
 # Target lists and the selection's input function (logic in cryosse.train, tested there).
 train_targets = partial(workflow_targets, TRAIN, RESULTS)
 train_checkpoints = partial(split_checkpoints, TRAIN, RESULTS)
+# Fine-tuning (train.init_from): the starting weights are an input, so new ones retrain;
+# "package" is the shipped model, named relative to the workflow (moving it reruns nothing).
+TRAIN_START = (
+    [str(shipped_model_path().relative_to(workflow.basedir))]
+    if TRAIN.get("init_from") == "package"
+    else [TRAIN["init_from"]] if TRAIN.get("init_from") else []
+)
 
 
 rule train_setting:
     input:
         dataset=RESULTS / "dataset" / "dataset.tsv",
         split=RESULTS / "splits" / "split_{split}.tsv",
+        start=TRAIN_START,
     output:
         checkpoint=RESULTS
         / "train"
