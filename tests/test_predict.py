@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import mrcfile
 import numpy as np
@@ -158,10 +159,73 @@ def test_groel_comes_back_on_its_own_frame(real, tiny_ckpt, tmp_path):
         assert float(m.voxel_size.x) == pytest.approx(2.02, rel=1e-5)
     t = read_map(tmp_path / "sheet_trimmed.mrc").geometry
     assert t.shape == (82, 82, 82) and t.origin == pytest.approx((-101 + 9 * 2.02,) * 3)
-    cxc = (tmp_path / "chimerax.cxc").read_text()
-    assert str((real / GROEL).resolve()) in cxc
-    assert "open helix.mrc" in cxc and "color yellow" in cxc
-    assert "open sheet.mrc" in cxc and "color cyan" in cxc
+    cmds = run_chimerax_script(tmp_path / "chimerax.py")
+    assert cmds[0] == f'open "{(real / GROEL).resolve()}" format mrc' or str(real / GROEL) in cmds[0]
+    assert any(c.startswith("volume #7 style mesh level") for c in cmds)  # the map, at a level
+    assert any("helix.mrc" in c for c in cmds) and "volume #8 level 0.5 color yellow style surface" in cmds
+    assert "volume #9 level 0.5 color cyan style surface" in cmds
+
+
+def run_chimerax_script(path, first_id: int = 7):
+    """Run a chimerax.py as ChimeraX would, with a stand-in for its command runner: a session
+    that already holds models #1-#6, so hard-coded numbers would address the wrong models."""
+    import sys
+    import types
+
+    cmds: list[str] = []
+    ids = iter(range(first_id, first_id + 50))
+
+    def run(session, cmd):
+        cmds.append(cmd)
+        if cmd.startswith("open "):
+            assert Path(cmd.split('"')[1]).exists(), cmd
+            return [types.SimpleNamespace(atomspec=f"#{next(ids)}")]
+        return []
+
+    mods = {"chimerax": types.ModuleType("chimerax"), "chimerax.core": types.ModuleType("chimerax.core"),
+            "chimerax.core.commands": types.ModuleType("chimerax.core.commands")}  # fmt: skip
+    mods["chimerax.core.commands"].run = run
+    session = types.SimpleNamespace(logger=types.SimpleNamespace(warning=lambda msg: cmds.append("WARN " + msg)))
+    saved = {k: sys.modules.get(k) for k in mods}
+    sys.modules.update(mods)
+    try:
+        exec(compile(Path(path).read_text(), str(path), "exec"), {"session": session, "__file__": str(path)})
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return cmds
+
+
+def test_chimerax_script_survives_a_move_and_a_missing_map(tiny_ckpt, tmp_path):
+    src = tmp_path / "maps" / "small.mrc"
+    src.parent.mkdir()
+    _write_mrc(src, np.random.default_rng(4).gamma(2.0, size=(20, 30, 40)), voxel=1.0)
+    predict_map(src, tmp_path / "out", model=tiny_ckpt, contour=2.5)
+    cmds = run_chimerax_script(tmp_path / "out" / "chimerax.py")
+    assert "volume #7 style mesh level 2.5" in cmds  # the --contour level
+    moved = tmp_path / "elsewhere" / "deeper" / "out"
+    moved.parent.mkdir(parents=True)
+    (tmp_path / "out").rename(moved)
+    cmds = run_chimerax_script(moved / "chimerax.py")  # masks beside the script; the map by its absolute path
+    assert any(str(src) in c for c in cmds[:1]) and "volume #9 level 0.5 color cyan style surface" in cmds
+    src.unlink()
+    cmds = run_chimerax_script(moved / "chimerax.py")
+    assert cmds[0].startswith("WARN") and "volume #7 level 0.5 color yellow style surface" in cmds
+
+
+def test_contour_sets_low_density_to_background(tiny_ckpt, tmp_path):
+    src = tmp_path / "m.mrc"
+    data = np.random.default_rng(5).gamma(2.0, size=(40, 40, 40)).astype(np.float32)
+    _write_mrc(src, data, voxel=1.0)
+    s = predict_map(src, tmp_path / "o", model=tiny_ckpt, contour=3.0, precision="fp32")
+    low = data < 3.0
+    for name in ("helix", "sheet"):
+        assert not np.asarray(mrcfile.read(tmp_path / "o" / f"{name}.mrc"))[low].any()
+        assert not np.asarray(mrcfile.read(tmp_path / "o" / f"{name}_prob.mrc"))[low].any()
+    assert s["contour"] == 3.0
 
 
 def test_prediction_grid_covers_the_input():
@@ -346,7 +410,7 @@ def test_default_model_search(real, tiny_ckpt, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(MODEL_ENV, str(tiny_ckpt))
     assert cli_main(["predict", str(src), "-o", str(tmp_path / "out2"), "--precision", "fp32"]) == 0
     assert read_json(tmp_path / "out2" / "summary.json")["model"]["path"] == str(tiny_ckpt.resolve())
-    assert "chimerax.cxc" in capsys.readouterr().out
+    assert "chimerax.py" in capsys.readouterr().out
 
 
 def _write_mrc(path, data, voxel=1.0):
@@ -470,7 +534,7 @@ def test_small_map_has_no_trimmed_outputs(tiny_ckpt, tmp_path):
     s = predict_map(src, tmp_path / "o", model=tiny_ckpt, trim=17.0)
     assert s["trimmed"] is None and "too small" in s["trimmed_note"]
     assert not list((tmp_path / "o").glob("*_trimmed.mrc"))
-    assert "helix_trimmed" not in (tmp_path / "o" / "chimerax.cxc").read_text()
+    assert "helix_trimmed" not in (tmp_path / "o" / "chimerax.py").read_text()
     s = predict_map(src, tmp_path / "o5", model=tiny_ckpt, trim=5.0)
     assert read_map(tmp_path / "o5" / "helix_trimmed.mrc").geometry.shape == (10, 20, 30)
 

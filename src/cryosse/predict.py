@@ -14,7 +14,8 @@ overlays the input in ChimeraX. Written into the output folder:
 * ``*_trimmed.mrc``: the same four with ``trim`` A (17 A, the authors' padding)
   removed from each face, the region the network sees with full context;
 * ``summary.json``: voxel counts and volumes, timing, model, device, precision;
-* ``chimerax.cxc``: opens the map with helix (yellow) and sheet (cyan) surfaces;
+* ``chimerax.py``: opens the map with helix (yellow) and sheet (cyan) surfaces in
+  ChimeraX (any session; the folder may be moved);
 * with a 4-class checkpoint (``classes: 4``), ``nucleic.mrc`` and
   ``nucleic_prob.mrc`` (and trimmed) for nucleic acids too (orange in ChimeraX),
   the masks then being the argmax over all four classes.
@@ -36,6 +37,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +81,7 @@ CLASS_NAMES_ALL = ("helix", "sheet", "nucleic")  # class 3 of a 4-class network:
 #: write again are removed, so one folder never mixes two predictions
 OUTPUT_NAMES = frozenset(
     f"{c}{kind}{trim}.mrc" for c in CLASS_NAMES_ALL for kind in ("", "_prob") for trim in ("", "_trimmed")
-) | {"chimerax.cxc", "summary.json"}
+) | {"chimerax.py", "chimerax.cxc", "summary.json"}  # .cxc: written by earlier versions
 STAGING_PREFIX = "cryosse-predict"
 
 
@@ -199,8 +201,12 @@ def segment(
     tile: int = DEFAULT_TILE,
     overlap: int = DEFAULT_OVERLAP,
     spacing: float = DEFAULT_SPACING_A,
+    contour: float | None = None,
 ) -> tuple[Prediction, dict[str, Any]]:
-    """Run the network over a map; return the prediction on the map's frame and run details."""
+    """Run the network over a map; return the prediction on the map's frame and run details.
+
+    ``contour``: voxels of the input map below this level are background in every output.
+    """
     timing: dict[str, float] = {}
     geom = dmap.geometry
     check_voxel_size(dmap)
@@ -237,14 +243,20 @@ def segment(
         fast.device,
     )
     t0 = time.perf_counter()
+    from tqdm import tqdm
+
+    bar = tqdm(total=plan.n_tiles, desc="tiles", unit="tile", disable=plan.n_tiles < 2, file=sys.stderr,
+               mininterval=2.0)  # fmt: skip
 
     def progress(done: int, total: int) -> None:
-        if total > 1:
-            log.info("tile %d/%d", done, total)
+        bar.update(done - bar.n)  # done/total, elapsed and the ETA
 
     n_classes = int(model.model_args["n_classes"])  # type: ignore[index]
     classes = tuple(range(1, n_classes))  # background is one minus their sum
-    probs = sliding_window_probabilities(fast, density, tile, overlap, classes=classes, progress=progress)
+    try:
+        probs = sliding_window_probabilities(fast, density, tile, overlap, classes=classes, progress=progress)
+    finally:
+        bar.close()
     if fast.device.type == "cuda":
         torch.cuda.synchronize()
     timing["network"] = time.perf_counter() - t0
@@ -257,6 +269,10 @@ def segment(
         back = [resample(DensityMap(probs[i], grid, path=f"{CLASS_NAMES_ALL[i]} probabilities"), geom)
                 for i in range(len(classes))]  # fmt: skip
         del probs
+    if contour is not None:  # below the user's contour level: background, whatever the network says
+        low = np.asarray(dmap.data) < contour
+        for b in back:
+            b[low] = 0.0
     masks = labels_from_probabilities(*back)
     timing["resample_back"] = time.perf_counter() - t0
     details = {
@@ -293,39 +309,58 @@ def _counts(helix: np.ndarray, sheet: np.ndarray, geom: MapGeometry, nucleic: np
     return out
 
 
-def _cxc_path(p: Path) -> str:
-    return '"' + str(p).replace('"', '\\"') + '"'
+CHIMERAX_TEMPLATE = """\
+# cryosse predict: helix (yellow) and sheet (cyan) regions over the input map, in ChimeraX.
+# Open it in any session, busy or new: `open /path/to/chimerax.py` in ChimeraX's command
+# line, or `chimerax chimerax.py`. It finds the outputs beside itself (the folder may be
+# moved) and the input map where it was, relative to this folder or by its absolute path.
+import os
+
+from chimerax.core.commands import run
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MAP_RELATIVE = {map_rel!r}
+MAP_ABSOLUTE = {map_abs!r}
+MAP_LEVEL = {level!r}  # {level_note}
+MASKS = {masks!r}
 
 
-def chimerax_script(map_path: Path, trimmed: bool, nucleic: bool = False) -> str:
-    """ChimeraX commands that open the map and the helix (yellow), sheet (cyan) and, for a
-    4-class model, nucleic-acid (orange) surfaces."""
-    lines = [
-        "# cryosse predict: helix (yellow) and sheet (cyan) regions over the input map.",
-        "# Open in a new ChimeraX session: `chimerax chimerax.cxc`, or `open /path/to/chimerax.cxc`.",
-        "# ChimeraX runs a .cxc from its own folder, so the outputs are named relative to it.",
-    ]
-    if map_path.name.endswith(".gz"):
-        lines.append(
-            "# The input is gzip-compressed; if ChimeraX refuses it, gunzip it and edit the line below."
-        )
-    lines += [
-        f"open {_cxc_path(map_path.resolve())} format mrc",
-        "volume #1 style mesh",
-        "open helix.mrc format mrc",
-        "volume #2 level 0.5 color yellow style surface",
-        "open sheet.mrc format mrc",
-        "volume #3 level 0.5 color cyan style surface",
-    ]
-    if nucleic:
-        lines += ["open nucleic.mrc format mrc", "volume #4 level 0.5 color orange style surface"]
-    if trimmed:
-        lines += [
-            "# The trimmed masks (17 A less on each face) are helix_trimmed.mrc and sheet_trimmed.mrc;",
-            "# the probabilities helix_prob.mrc and sheet_prob.mrc (threshold them with `volume #N level`).",
-        ]
-    lines += ["view", ""]
-    return "\n".join(lines)
+def _open(path, style):
+    models = run(session, "open " + _quote(path) + " format mrc")  # noqa: F821 (ChimeraX's session)
+    spec = " ".join(m.atomspec for m in models)
+    run(session, "volume " + spec + " " + style)  # noqa: F821
+    return models
+
+
+def _quote(path):
+    return '"' + path.replace('"', '\\\\"') + '"'
+
+
+for candidate in (os.path.join(HERE, MAP_RELATIVE) if MAP_RELATIVE else None, MAP_ABSOLUTE):
+    if candidate and os.path.exists(candidate):
+        _open(candidate, "style mesh level %g" % MAP_LEVEL)
+        break
+else:
+    session.logger.warning("cryosse: input map not found at %s; showing the masks only" % MAP_ABSOLUTE)  # noqa: F821
+for name, color in MASKS:
+    _open(os.path.join(HERE, name), "level 0.5 color " + color + " style surface")
+run(session, "view")  # noqa: F821
+"""
+
+
+def chimerax_script(map_path: Path, out_dir: Path, level: float, level_note: str, nucleic: bool = False) -> str:
+    """A Python script for ChimeraX that opens the map (mesh at ``level``) and the helix (yellow),
+    sheet (cyan) and, for a 4-class model, nucleic-acid (orange) surfaces. Model numbers are
+    read back from what it opens (it works in a busy session), and every path is found
+    relative to the script's folder first (it works after the folder is moved)."""
+    map_abs = str(map_path.resolve())
+    try:
+        map_rel = os.path.relpath(map_abs, out_dir.resolve())
+    except ValueError:  # another drive (Windows)
+        map_rel = ""
+    masks = [("helix.mrc", "yellow"), ("sheet.mrc", "cyan")] + ([("nucleic.mrc", "orange")] if nucleic else [])
+    return CHIMERAX_TEMPLATE.format(map_rel=map_rel, map_abs=map_abs, level=round(float(level), 6),
+                                    level_note=level_note, masks=masks)  # fmt: skip
 
 
 def predict_map(
@@ -340,11 +375,14 @@ def predict_map(
     spacing: float = DEFAULT_SPACING_A,
     threads: int | None = None,
     classes: int | None = None,
+    contour: float | None = None,
 ) -> dict[str, Any]:
     """Segment one map and write every output into ``out_dir``; return the summary.
 
     ``classes`` (3 or 4), when given, must be the checkpoint's class count: a
     3-class checkpoint for a 4-class request, or the reverse, is refused.
+    ``contour``: voxels of the map below this level are background in every output
+    (and the ChimeraX script shows the map at this level).
 
     Raises ``ValueError`` (``MapError``, ``CheckpointError``), ``FileNotFoundError``
     or ``RuntimeError`` with a message naming the input and the cause; in that
@@ -373,7 +411,7 @@ def predict_map(
     dmap = read_map(map_path)
     t_read = time.perf_counter() - t0
 
-    pred, details = segment(dmap, net, dev, precision, tile, overlap, spacing)
+    pred, details = segment(dmap, net, dev, precision, tile, overlap, spacing, contour)
     geom = pred.geometry
     n_trim = trim_counts(geom, trim)
     tgeom = trimmed_geometry(geom, n_trim)
@@ -419,6 +457,7 @@ def predict_map(
             },
         },
         **details,
+        "contour": contour,
         "trim_A": trim,
         "trim_voxels_xyz": list(n_trim),
         "full": _counts(pred.helix, pred.sheet, geom, nuc),
@@ -442,8 +481,13 @@ def predict_map(
         for name, data, dtype in arrays:
             write_map(stage / name, data, tgeom if name.endswith("_trimmed.mrc") else geom, dtype=dtype)
             names.append(name)
-        (stage / "chimerax.cxc").write_text(chimerax_script(map_path, tgeom is not None, nuc is not None))
-        names.append("chimerax.cxc")
+        if contour is not None:
+            level, note = contour, "the --contour level"
+        else:
+            data = np.asarray(dmap.data, np.float32)
+            level, note = float(data.mean() + 3.0 * data.std()), "mean + 3 sd of the map (no --contour given)"
+        (stage / "chimerax.py").write_text(chimerax_script(map_path, out_dir, level, note, nuc is not None))
+        names.append("chimerax.py")
         summary["files"] = sorted(names + ["summary.json"])
         summary["timing_s"] = {
             "load_model": t_model,
@@ -490,6 +534,7 @@ def _run(args: argparse.Namespace) -> int:
         spacing=args.spacing,
         threads=args.threads,
         classes=args.classes,
+        contour=args.contour,
     )
     full = s["full"]
     print(
@@ -499,7 +544,7 @@ def _run(args: argparse.Namespace) -> int:
            if "nucleic_voxels" in full else "")  # fmt: skip
         + ";"
         f" {s['precision']} on {s['device']}, {s['timing_s']['total']:.1f} s."
-        f" Outputs in {args.out}; view with: chimerax {Path(args.out) / 'chimerax.cxc'}"
+        f" Outputs in {args.out}; view in ChimeraX: open {Path(args.out) / 'chimerax.py'}"
     )
     return 0
 
@@ -512,7 +557,7 @@ def add_cli(subparsers) -> None:
             "Predict helix and sheet regions of a cryo-EM map (MRC/CCP4, gzip too, any voxel size,"
             " origin or axis order). Outputs overlay the input in ChimeraX: binary masks helix.mrc,"
             " sheet.mrc, probabilities helix_prob.mrc, sheet_prob.mrc, the same with --trim A removed"
-            " from each face (*_trimmed.mrc), summary.json and chimerax.cxc."
+            " from each face (*_trimmed.mrc), summary.json and chimerax.py (opens them in ChimeraX)."
         ),
     )
     p.add_argument("map", help="input map (.mrc, .map, .ccp4, optionally .gz)")
@@ -564,6 +609,14 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument(
         "--threads", type=AT_LEAST_ONE, default=None, help="CPU threads for PyTorch (default: PyTorch's choice)"
+    )
+    p.add_argument(
+        "--contour",
+        type=number(),
+        default=None,
+        help="the map's contour level (e.g. EMDB's recommended one): voxels below it are background in"
+        " every output, and the ChimeraX script shows the map at it (default: none; the script then"
+        " shows mean + 3 sd)",
     )
     p.add_argument(
         "--classes",
