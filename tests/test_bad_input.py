@@ -457,3 +457,16 @@ def test_pair_folders_follow_the_umask(tmp_path, inputs, capsys):
         os.umask(old)
     assert (tmp_path / "pair").stat().st_mode & 0o777 == 0o755
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in (tmp_path / "pair").iterdir())
+
+
+def test_every_option_of_every_subcommand_has_help():
+    import argparse
+
+    from cryosse.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    bare = [(name, a.option_strings or a.dest) for name, sp in sub.choices.items() for a in sp._actions
+            if not isinstance(a, argparse._HelpAction) and (not (a.help or "").strip() or "SPEC" in a.help)]  # fmt: skip
+    assert not bare, f"options without a help text (or citing SPEC, which users do not have): {bare}"
+    assert len(sub.choices) >= 15

@@ -602,23 +602,24 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--bootstrap", type=COUNT, default=0, help="bootstrap resamples for an interval (0 = none)")
     p.add_argument("--ci", type=number(0, 1, lo_open=True, hi_open=True), default=0.95,
                    help="confidence level of the interval, in (0, 1) (default 0.95)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     p.add_argument("--percent", action=argparse.BooleanOptionalAction, default=None,
                    help="print with one decimal (F1 in percent); detected from the values when omitted")
-    p.add_argument("--format", choices=["text", "tsv"], default="text")
+    p.add_argument("--format", choices=["text", "tsv"], default="text", help="tab-separated text, or a TSV table")
     p.set_defaults(func=_cmd_aggregate)
 
     e = subparsers.add_parser("evaluate", help="predict and score the test cases of one split with one checkpoint")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", help="a cryosse checkpoint, e.g. results/models/0/FL_DL.pt")
     e.add_argument("split_tsv", help="results/splits/split_{k}.tsv")
     e.add_argument("--dataset", required=True, help="results/dataset/dataset.tsv")
     e.add_argument("--out", required=True, help="per-case TSV to write")
     e.add_argument("--pred-dir", required=True, help="folder for predicted label maps (MRC)")
-    e.add_argument("--split", default="0")
-    e.add_argument("--role", default="test", choices=["train", "val", "test"])
+    e.add_argument("--split", default="0", help="split id recorded in the per-case table")
+    e.add_argument("--role", default="test", choices=["train", "val", "test"], help="which cases of the split to score")
     e.add_argument("--radius", type=POSITIVE, default=3.0, help="A around each CA for the residue vote")
-    e.add_argument("--ties", choices=TIE_RULES, default="background")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--ties", choices=TIE_RULES, default="background",
+                   help="residue vote ties: background, or the tied class nearest the CA")
+    e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     e.add_argument("--threads", type=AT_LEAST_ONE, default=1, help="CPU threads for PyTorch")
     e.set_defaults(func=_cmd_evaluate)
 

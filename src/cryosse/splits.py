@@ -858,7 +858,7 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sensitivity", type=number(1, 7.5), default=d.sensitivity, help="MMseqs2 -s (default %(default)s)")
     p.add_argument("--kmer", type=number(0, 7, integer=True), default=d.kmer, help="MMseqs2 -k (default %(default)s)")
     p.add_argument("--evalue", type=POSITIVE, default=d.evalue, help="MMseqs2 -e (default %(default)s)")
-    p.add_argument("--threads", type=AT_LEAST_ONE, default=1)
+    p.add_argument("--threads", type=AT_LEAST_ONE, default=1, help="MMseqs2 threads (default 1)")
 
 
 def _search_params(a: argparse.Namespace) -> SearchParams:
@@ -905,16 +905,19 @@ def add_cli(subparsers) -> None:
     d = SplitParams()
     p = subparsers.add_parser("make-splits", help="main and cross-validation splits (SPEC 6)",
                               description="Writes OUT_DIR/split_0.tsv .. split_N.tsv (and paper_cases.tsv)")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--clusters", required=True)
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--test", choices=["random", "paper"], default=d.test)
-    p.add_argument("--fractions", type=POSITIVE, nargs=3, default=list(d.fractions), metavar=("TRAIN", "VAL", "TEST"))
-    p.add_argument("--n-cv", type=COUNT, default=d.n_cv)
-    p.add_argument("--cv-max-cluster-size", type=AT_LEAST_ONE, default=d.cv_max_cluster_size)
-    p.add_argument("--cv-test-size", type=AT_LEAST_ONE, default=d.cv_test_size)
-    p.add_argument("--cv-val-size", type=AT_LEAST_ONE, default=d.cv_val_size)
+    p.add_argument("--dataset", required=True, help="results/dataset/dataset.tsv")
+    p.add_argument("--clusters", required=True, help="clusters.tsv written by `cryosse cluster`")
+    p.add_argument("--out-dir", required=True, help="folder for split_0.tsv ... split_N.tsv (candidates: the audit publishes them)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the random draws (default %(default)s)")
+    p.add_argument("--test", choices=["random", "paper"], default=d.test,
+                   help="main split's test set: random (stratified by quality bin) or the paper's 62 cases")
+    p.add_argument("--fractions", type=POSITIVE, nargs=3, default=list(d.fractions), metavar=("TRAIN", "VAL", "TEST"),
+                   help="shares of the main split (default: the paper's 1246 47 62)")
+    p.add_argument("--n-cv", type=COUNT, default=d.n_cv, help="cross-validation splits (default %(default)s)")
+    p.add_argument("--cv-max-cluster-size", type=AT_LEAST_ONE, default=d.cv_max_cluster_size,
+                   help="CV test and validation cases come from clusters of at most this many members")
+    p.add_argument("--cv-test-size", type=AT_LEAST_ONE, default=d.cv_test_size, help="cases per CV test set")
+    p.add_argument("--cv-val-size", type=AT_LEAST_ONE, default=d.cv_val_size, help="cases per CV validation set")
     p.add_argument("--paper-cases", help="the paper's case table (config/paper_test_cases.tsv)")
     p.add_argument("--entries", help="the entry table, to explain missing paper cases")
     p.add_argument("--dataset-rejected", help="results/dataset/rejected.tsv")
@@ -926,8 +929,8 @@ def add_cli(subparsers) -> None:
                               "exits 1 when an enforced split leaks")
     p.add_argument("--fasta", required=True, help="sequences.fasta")
     p.add_argument("--splits", nargs="+", required=True, help="split_0.tsv split_1.tsv ... in order")
-    p.add_argument("--out-tsv", required=True)
-    p.add_argument("--out-md", required=True)
+    p.add_argument("--out-tsv", required=True, help="the audit table to write (audit.tsv)")
+    p.add_argument("--out-md", required=True, help="the audit report to write (audit.md)")
     p.add_argument("--enforce", default="", help="comma-separated split numbers (default: all but 0)")
     _search_args(p)
     p.set_defaults(func=_cmd_audit)

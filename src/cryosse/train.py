@@ -884,7 +884,7 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--dataset", required=True, help="results/dataset/dataset.tsv")
     p.add_argument("--split-table", required=True, help="results/splits/split_{k}.tsv")
     p.add_argument("--split", required=True, help="split id recorded in the checkpoint (k)")
-    p.add_argument("--loss", required=True, choices=list(LOSSES))
+    p.add_argument("--loss", required=True, choices=list(LOSSES), help="the loss to train with")
     p.add_argument("--setting", required=True, help="e.g. lr0.001_g2 (docs/design.md)")
     p.add_argument("--out", required=True, help="folder for checkpoint.pt, history.tsv, state.pt")
     p.add_argument("--width", type=number(0, 4, lo_open=True), default=d.width, help="channel multiplier (1 = the paper's network)")
@@ -894,7 +894,8 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument(
         "--max-steps", type=int, default=d.max_steps_per_epoch, help="0 = every training pair per epoch"
     )
-    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"],
+                   help="auto: CUDA (bf16 autocast) when present, else the CPU")
     p.add_argument("--seed", type=COUNT, default=d.seed, help="seed of every random choice")
     p.add_argument("--threads", type=COUNT, default=d.threads, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--dropout", type=number(0, 1, hi_open=True), default=d.dropout, help=f"dropout probability (default {d.dropout:g}, the authors')")
@@ -922,5 +923,6 @@ def add_cli(subparsers: Any) -> None:
     s.add_argument("checkpoints", nargs="+", help=".../{split}/{loss}/{setting}/checkpoint.pt of one split")
     s.add_argument("--table", required=True, help="selection.tsv to write")
     s.add_argument("--models-dir", required=True, help="folder for {loss}.pt")
-    s.add_argument("--losses", nargs="*", default=None, choices=list(LOSSES))
+    s.add_argument("--losses", nargs="*", default=None, choices=list(LOSSES),
+                   help="losses that must each have a checkpoint (default: those found)")
     s.set_defaults(func=_cmd_select)
