@@ -25,6 +25,7 @@ from cryosse.io import atomic_path  # noqa: E402
 
 CLASSES = ("helix", "sheet")
 COLOURS = {"CE": "#4c72b0", "FL": "#dd8452", "DL": "#55a868", "CE_DL": "#c44e52", "FL_DL": "#8172b3"}
+LABELS = {"CE": "CE", "FL": "FL", "DL": "Dice", "CE_DL": "CE + Dice", "FL_DL": "FL + Dice"}
 FIGURES = ("focal_loss", "f1_by_loss", "per_case_vs_ce", "f1_vs_resolution", "training_curves", "slices")
 
 
@@ -62,28 +63,35 @@ def focal_loss_figure(gammas: Sequence[float]) -> plt.Figure:
 
 
 def f1_bar_figure(main: pd.DataFrame, n_boot: int, level: float, seed: int) -> plt.Figure:
+    """Weighted F1 per loss and class with bootstrap intervals; every bar labelled with its value
+    (a 0 stays visible) and each class with the number of test cases that have it."""
     losses = loss_order(main["loss"])
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5), layout="constrained", sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.8), layout="constrained", sharey=True)
     for ax, lev in zip(axes, ("voxel", "residue"), strict=True):
         x = np.arange(len(losses))
         for j, cls in enumerate(CLASSES):
-            vals, err = [], [[], []]
+            vals, err, n_cases = [], [[], []], 0
             for loss in losses:
                 d = main[main["loss"] == loss]
                 f = d[f"f1_{cls}" if lev == "voxel" else f"res_f1_{cls}"].to_numpy(float)
                 w = d[f"vox_true_{cls}" if lev == "voxel" else f"res_true_{cls}"].to_numpy(float)
+                n_cases = max(n_cases, int((np.isfinite(f) & (w > 0)).sum()))
                 m = weighted_mean(f, w)
                 lo, hi = bootstrap_ci(f, w, n_boot, level, seed)
-                vals.append(100 * m)
+                vals.append(100 * m if math.isfinite(m) else 0.0)
                 err[0].append(100 * (m - lo) if math.isfinite(lo) else 0)
                 err[1].append(100 * (hi - m) if math.isfinite(hi) else 0)
-            ax.bar(x + (j - 0.5) * 0.38, vals, 0.38, yerr=err, capsize=3, label=cls,
-                   color=("#4c72b0", "#c44e52")[j])
-        ax.set_xticks(x, losses)
+            xs = x + (j - 0.5) * 0.38
+            ax.bar(xs, vals, 0.38, yerr=err, capsize=3, label=f"{cls} ({n_cases} cases)", color=("#e8b000", "#00a0c0")[j],
+                   edgecolor="0.3", linewidth=0.5)  # fmt: skip
+            for xi, v in zip(xs, vals, strict=True):
+                ax.text(xi, 1.5, f"{v:.0f}", ha="center", va="bottom", fontsize=7, color="0.15")
+        ax.set_xticks(x, [LABELS.get(lo, lo) for lo in losses])
         ax.set_title(f"{lev} level")
         ax.set_ylim(0, 100)
+        ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel(f"weighted F1 (%), {round(level * 100)}% CI")
-    axes[0].legend(frameon=False)
+    axes[0].legend(frameon=False, fontsize=8, loc="upper left")
     return fig
 
 
@@ -96,7 +104,7 @@ def per_case_figure(main: pd.DataFrame) -> plt.Figure:
             d = main[main["loss"] == loss].set_index("pair_id")
             common = d.index.intersection(ce.index)
             ax.scatter(100 * ce.loc[common, f"f1_{cls}"].astype(float), 100 * d.loc[common, f"f1_{cls}"].astype(float),
-                       s=14, label=loss, color=COLOURS.get(loss), alpha=0.8)
+                       s=14, label=LABELS.get(loss, loss), color=COLOURS.get(loss), alpha=0.8)
         ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls="--")
         ax.set_xlim(0, 100)
         ax.set_ylim(0, 100)
@@ -116,7 +124,7 @@ def resolution_figure(main: pd.DataFrame) -> plt.Figure:
     for ax, cls in zip(axes, CLASSES, strict=True):
         for loss in loss_order(main["loss"]):
             d = main[main["loss"] == loss]
-            ax.scatter(d["resolution"].astype(float), 100 * d[f"f1_{cls}"].astype(float), s=14, label=loss,
+            ax.scatter(d["resolution"].astype(float), 100 * d[f"f1_{cls}"].astype(float), s=14, label=LABELS.get(loss, loss),
                        color=COLOURS.get(loss), alpha=0.8)
         ax.set_xlabel("map resolution (Å)")
         ax.set_title(cls)
@@ -142,8 +150,22 @@ def chosen_histories(selection_tsv: str | os.PathLike | None) -> dict[str, Path]
     return out
 
 
-def training_figure(histories: dict[str, Path]) -> plt.Figure:
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5), layout="constrained")
+def chosen_settings(selection_tsv: str | os.PathLike | None) -> dict[str, str]:
+    """loss -> its chosen setting name (e.g. ``lr0.001_g2``), for the legend."""
+    if not selection_tsv or not Path(selection_tsv).exists():
+        return {}
+    sel = pd.read_csv(selection_tsv, sep="\t", dtype={"setting": str, "loss": str})
+    if "chosen" in sel.columns:
+        sel = sel[sel["chosen"].astype(str).str.lower().isin(["true", "1", "yes"])]
+    return dict(zip(sel["loss"], sel["setting"], strict=True))
+
+
+def training_figure(histories: dict[str, Path], settings: dict[str, str] | None = None) -> plt.Figure:
+    """Training loss (relative to its first epoch: the losses have different scales) and the
+    validation figure, (helix F1 + sheet F1) / 2 in %, per epoch, for each loss's chosen setting."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.6), layout="constrained")
     if not histories:
         for ax in axes:
             ax.text(0.5, 0.5, "no training history found", ha="center", transform=ax.transAxes)
@@ -151,28 +173,29 @@ def training_figure(histories: dict[str, Path]) -> plt.Figure:
     for loss in loss_order(histories):
         h = pd.read_csv(histories[loss], sep="\t")
         x = h["epoch"] if "epoch" in h.columns else np.arange(1, len(h) + 1)
-        num = [c for c in h.columns if c != "epoch" and pd.api.types.is_numeric_dtype(h[c])]
-        losscols = [c for c in num if "loss" in c.lower()]
-        valcols = [c for c in num if c not in losscols and c.lower().startswith("val")]
-        valcols.sort(key=lambda c: c != "val_mean")  # the selection figure first
-        for c in losscols:
-            axes[0].plot(x, h[c], color=COLOURS.get(loss), ls="-" if "train" in c else "--", label=f"{loss} {c}")
-        for c in valcols[:1]:
-            axes[1].plot(x, h[c], color=COLOURS.get(loss), label=f"{loss} {c}")
-    axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("loss")
-    axes[1].set_xlabel("epoch")
-    axes[1].set_ylabel("validation figure")
+        label = LABELS.get(loss, loss) + (f" ({settings[loss]})" if settings and loss in settings else "")
+        if "train_loss" in h.columns and float(h["train_loss"].iloc[0]) > 0:
+            axes[0].plot(x, h["train_loss"] / float(h["train_loss"].iloc[0]), marker="o", ms=3,
+                         color=COLOURS.get(loss), label=label)  # fmt: skip
+        if "val_mean" in h.columns:
+            axes[1].plot(x, 100 * h["val_mean"], marker="o", ms=3, color=COLOURS.get(loss), label=label)
+    axes[0].set_ylabel("training loss / its first epoch's")
+    axes[1].set_ylabel("validation (helix F1 + sheet F1) / 2 (%)")
     for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(frameon=False, fontsize=7)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[1].legend(frameon=False, fontsize=7)
     return fig
 
 
 def slices_figure(main: pd.DataFrame, eval_dir: str | os.PathLike, n_cases: int, dataset_paths: dict[str, str],
                   split: str = "0") -> plt.Figure:
-    """A z slice of the centre box (most true helix + sheet voxels): density, truth, each loss's prediction."""
+    """One z slice of the centre box per case (the one with most helix + sheet voxels): density,
+    truth and each loss's prediction, all panels of a row on the same grid, with a colour key,
+    the slice's index and a 10 A scale bar."""
     from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
 
     from cryosse.geometry import read_map
 
@@ -182,8 +205,8 @@ def slices_figure(main: pd.DataFrame, eval_dir: str | os.PathLike, n_cases: int,
     order = first.sort_values(["vox_true_sheet", "pair_id"], ascending=[False, True])["pair_id"].tolist()
     cases = [c for c in order if c in dataset_paths][:n_cases]
     ncol = 2 + len(losses)
-    fig, axes = plt.subplots(max(1, len(cases)), ncol, figsize=(1.8 * ncol, 1.9 * max(1, len(cases))),
-                             layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(max(1, len(cases)), ncol, figsize=(1.75 * ncol, 1.95 * max(1, len(cases)) + 0.5),
+                             layout="constrained", squeeze=False)  # fmt: skip
     if not cases:
         axes[0, 0].text(0.5, 0.5, "no case to show", ha="center", transform=axes[0, 0].transAxes)
     for i, pid in enumerate(cases):
@@ -195,17 +218,26 @@ def slices_figure(main: pd.DataFrame, eval_dir: str | os.PathLike, n_cases: int,
         for loss in losses:
             p = Path(eval_dir) / split / loss / "pred" / f"{pid}.mrc"
             data = np.asarray(read_map(p).data) if p.exists() else np.zeros_like(lab)
-            panels.append((loss, data[k] if data.shape == lab.shape else np.zeros_like(lab[k]), cmap))
+            panels.append((LABELS.get(loss, loss), data[k] if data.shape == lab.shape else np.zeros_like(lab[k]), cmap))
+        side = max(lab.shape[1:])  # the same extent in every panel of the row
         for j, (name, img, cm) in enumerate(panels):
             ax = axes[i, j]
             kw = {"vmin": 0, "vmax": 2, "interpolation": "nearest"} if name != "map" else {}
             ax.imshow(img, cmap=cm, origin="lower", **kw)
+            ax.set_xlim(-0.5, side - 0.5)
+            ax.set_ylim(-0.5, side - 0.5)
+            ax.set_aspect("equal")
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(name, fontsize=8)
             if j == 0:
-                ax.set_ylabel(pid, fontsize=7)
+                ax.set_ylabel(f"{pid}\nz = {k + 1} of {lab.shape[0]}", fontsize=7)
+                ax.plot([2, 12], [2, 2], color="white", lw=2)  # 10 voxels = 10 A
+                ax.text(7, 3.5, "10 Å", color="white", fontsize=6, ha="center", va="bottom")
+    fig.legend(handles=[Patch(color="#e8b000", label="helix"), Patch(color="#00a0c0", label="sheet"),
+                        Patch(facecolor="white", edgecolor="0.5", label="background")],
+               loc="outside lower center", ncols=3, frameon=False, fontsize=8)  # fmt: skip
     return fig
 
 
@@ -235,6 +267,7 @@ def build_figures(
     written += save(f1_bar_figure(main, n_boot, level, seed), out / "f1_by_loss")
     written += save(per_case_figure(main), out / "per_case_vs_ce")
     written += save(resolution_figure(main), out / "f1_vs_resolution")
-    written += save(training_figure(chosen_histories(selection_tsv)), out / "training_curves")
+    written += save(training_figure(chosen_histories(selection_tsv), chosen_settings(selection_tsv)),
+                    out / "training_curves")
     written += save(slices_figure(main, eval_dir, n_slices, paths, str(main_split)), out / "slices")
     return written
