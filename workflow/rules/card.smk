@@ -24,7 +24,12 @@ rule dataset_card:
             for p in Path(workflow.basedir, "envs").glob("*.yaml")
         ),
     output:
-        md=RESULTS / "dataset_card.md",
+        md=report(
+            RESULTS / "dataset_card.md",
+            caption="../report/dataset_card.rst",
+            category="Dataset and splits",
+            labels={"name": "Dataset card"},
+        ),
         json=RESULTS / "dataset_card.json",
     log:
         LOGS / "dataset_card.log",

@@ -18,7 +18,12 @@ rule evaluate:
         split=RESULTS / "splits" / "split_{split}.tsv",
         dataset=RESULTS / "dataset" / "dataset.tsv",
     output:
-        per_case=RESULTS / "eval" / "{split}" / "{loss}" / "per_case.tsv",
+        per_case=report(
+            RESULTS / "eval" / "{split}" / "{loss}" / "per_case.tsv",
+            caption="../report/per_case.rst",
+            category="Per-case results",
+            labels={"split": "{split}", "loss": "{loss}"},
+        ),
         pred=directory(RESULTS / "eval" / "{split}" / "{loss}" / "pred"),
     log:
         LOGS / "evaluate" / "{split}" / "{loss}.log",

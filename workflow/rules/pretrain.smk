@@ -22,8 +22,8 @@ rule pretrain_source:
         directory(RESOURCES / "sources" / "{source}"),
     log:
         LOGS / "pretrain" / "source_{source}.log",
-    localrule: True
     retries: 2
+    localrule: True
     conda:
         "../../envs/acquire.yaml"
     threads: 1

@@ -19,12 +19,30 @@ FIGURES = [
     "slices",
 ]
 with_caption = report  # `report` starting a line would read as the directive
+# What the report calls each entry (its label), beside the caption in workflow/report/.
+TITLES = {
+    "table1": "Table 1: F1 per loss",
+    "table2": "Table 2: F1 per test case",
+    "tableS1": "Table S1: F1 per split",
+    "stats": "Intervals and paired tests",
+    "breakdown": "F1 by resolution and bin",
+    "table2_paper": "Table 2 beside the paper",
+    "fidelity": "Fidelity to the paper's cases",
+    "paper_unavailable": "Paper cases not built",
+    "focal_loss": "Focal loss curves",
+    "f1_by_loss": "F1 per loss",
+    "per_case_vs_ce": "Per case against CE",
+    "f1_vs_resolution": "F1 against resolution",
+    "training_curves": "Training curves",
+    "slices": "Map, truth and predictions",
+}
 TABLE_FILES = {
     f"{t}_{ext}": (
         with_caption(
             RESULTS / "tables" / f"{t}.html",
             caption=f"../report/{t}.rst",
             category="Tables",
+            labels={"name": TITLES[t]},
         )
         if ext == "html"
         else RESULTS / "tables" / f"{t}.{ext}"
@@ -38,6 +56,7 @@ FIGURE_FILES = {
             RESULTS / "figures" / f"{f}.png",
             caption=f"../report/{f}.rst",
             category="Figures",
+            labels={"name": TITLES[f]},
         )
         if ext == "png"
         else RESULTS / "figures" / f"{f}.pdf"

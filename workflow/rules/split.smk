@@ -73,7 +73,12 @@ rule split_audit:
         splits=expand(SPLIT_DIR / "candidates" / "split_{k}.tsv", k=SPLIT_IDS),
     output:
         audit_tsv=SPLIT_DIR / "audit.tsv",
-        audit_md=SPLIT_DIR / "audit.md",
+        audit_md=report(
+            SPLIT_DIR / "audit.md",
+            caption="../report/audit.rst",
+            category="Dataset and splits",
+            labels={"name": "Split leakage audit"},
+        ),
         splits=expand(SPLIT_DIR / "split_{k}.tsv", k=SPLIT_IDS),
     log:
         LOGS / "splits" / "audit.log",
