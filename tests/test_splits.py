@@ -352,3 +352,74 @@ def test_a_domain_of_a_longer_training_chain_is_related(tmp_path):
     with pytest.raises(RuntimeError, match=r"split 1: 1 pair\(s\) >= 0.35 identity.*domain \(test\)"):
         S.audit_splits(fasta, [split, split], tmp_path / "a.tsv", tmp_path / "a.md", S.SearchParams(), enforce=[1],
                        publish=[tmp_path / "p0.tsv", tmp_path / "p1.tsv"])  # fmt: skip
+
+
+# ---------------------------------------------------------------- space: chains of one map (issue 19)
+
+
+def _entry_dataset(tmp_path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Entry EMD-1 holds four unrelated chains packed together (each one's centre box inside its
+    neighbours' boxes); entries EMD-2..EMD-13 one chain each. Clusters: one per chain."""
+    from cryosse.io import write_json
+
+    rows, cluster_of = [], {}
+    pid_n = 0
+    for e in range(1, 14):
+        for c in ("ABCD" if e == 1 else "A"):
+            pid = f"{e}_{e:04d}_{c}"
+            lo = np.array([10.0 * "ABCD".index(c), 0, 0])  # EMD-1's chains 10 A apart: boxes overlap
+            folder = tmp_path / "pairs" / pid
+            folder.mkdir(parents=True)
+            write_json(folder / "record.json", {"box": {"lower_xyz": (lo - 17).tolist(), "upper_xyz": (lo + 47).tolist()},
+                                                "centre_box": {"lower_xyz": lo.tolist(), "upper_xyz": (lo + 30).tolist()}})  # fmt: skip
+            seq = "".join(np.random.default_rng(pid_n).choice(list("ACDEFGHIKLMNPQRSTVWY"), 80))  # unrelated chains
+            rows.append({"pair_id": pid, "emdb_id": f"EMD-{e}", "pdb_id": f"{e:04d}", "chain": c, "bin": 1 + pid_n % 3,
+                         "path": str(folder), "sequence": seq})  # fmt: skip
+            cluster_of[pid] = f"c{pid_n}"
+            pid_n += 1
+    return pd.DataFrame(rows), cluster_of
+
+
+def test_a_map_is_never_on_both_sides(tmp_path):
+    from cryosse.space import box_overlaps, entry_groups, read_boxes
+
+    ds, cluster_of = _entry_dataset(tmp_path)
+    entry_of = dict(zip(ds["pair_id"], ds["emdb_id"], strict=True))
+    groups = entry_groups(cluster_of, entry_of)
+    assert len({groups[p] for p in ds["pair_id"] if p.startswith("1_")}) == 1  # one map, one group
+    for seed in range(5):
+        role = S.main_split(ds, (10, 2, 3), seed, group_of=entry_of)
+        assert len({role[p] for p in ds["pair_id"] if p.startswith("1_")}) == 1
+        assert set(role.values()) == {"train", "val", "test"}
+    pairwise = S.main_split(ds, (10, 2, 3), 0)  # the paper's pair-level draw can split EMD-1
+    assert any(len({S.main_split(ds, (10, 2, 3), s)[p] for p in ds["pair_id"] if p.startswith("1_")}) > 1
+               for s in range(20)) and pairwise  # fmt: skip
+    clusters = pd.DataFrame({"pair_id": list(cluster_of), "cluster": [groups[p] for p in cluster_of]})
+    for role in S.cv_splits(clusters, 2, 4, 3, 2, seed=1):
+        assert len({role[p] for p in ds["pair_id"] if p.startswith("1_")}) == 1
+    boxes = read_boxes(ds)
+    split = pd.DataFrame({"pair_id": ds["pair_id"], "role": ["test" if p == "1_0001_B" else "train" for p in ds["pair_id"]],
+                          "cluster": "x"})  # fmt: skip
+    over = box_overlaps(split, boxes).set_index("pair_id")
+    assert over.loc["1_0001_B", "box_overlap"] == 1.0 and over.loc["1_0001_B", "overlapping_train"] in ("1_0001_A", "1_0001_C")
+
+
+@needs_mmseqs
+def test_the_audit_fails_a_split_with_a_chain_inside_a_training_box(tmp_path):
+    ds, cluster_of = _entry_dataset(tmp_path)
+    ds.to_csv(tmp_path / "dataset.tsv", sep="\t", index=False)
+    fasta = tmp_path / "s.fasta"
+    S.write_fasta(fasta, dict(zip(ds["pair_id"], ds["sequence"], strict=True)))
+    bad = tmp_path / "split_1.tsv"
+    roles = {p: "train" for p in ds["pair_id"]} | {"1_0001_B": "test", "5_0005_A": "val"}
+    pd.DataFrame({"pair_id": list(roles), "role": list(roles.values()), "cluster": list(roles)}).to_csv(bad, sep="\t", index=False)
+    with pytest.raises(RuntimeError, match=r"split 1: 1 pair\(s\) whose centre box lies inside the box of a training pair"):
+        S.audit_splits(fasta, [bad, bad], tmp_path / "a.tsv", tmp_path / "a.md", S.SearchParams(), enforce=[1],
+                       publish=[tmp_path / "p0", tmp_path / "p1"], dataset_tsv=tmp_path / "dataset.tsv")  # fmt: skip
+    assert "100% | 1_0001_" in (tmp_path / "a.md").read_text()
+    good = tmp_path / "split_1_good.tsv"
+    roles = {p: "train" for p in ds["pair_id"]} | {p: "test" for p in ds["pair_id"] if p.startswith("1_")}
+    pd.DataFrame({"pair_id": list(roles), "role": list(roles.values()), "cluster": list(roles)}).to_csv(good, sep="\t", index=False)
+    audit = S.audit_splits(fasta, [good, good], tmp_path / "b.tsv", tmp_path / "b.md", S.SearchParams(), enforce=[1],
+                           publish=[tmp_path / "q0", tmp_path / "q1"], dataset_tsv=tmp_path / "dataset.tsv")  # fmt: skip
+    assert audit["box_overlap"].max() == 0.0

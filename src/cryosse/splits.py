@@ -45,6 +45,7 @@ import pandas as pd
 
 from cryosse.argtypes import AT_LEAST_ONE, COUNT, FRACTION, POSITIVE, number
 from cryosse.io import atomic_path, atomic_write, write_tsv
+from cryosse.space import box_overlaps, entry_groups, read_boxes
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ CLUSTER_COLUMNS = ["pair_id", "cluster", "cluster_size"]
 HIT_COLUMNS = ["query", "target", "identity", "alnlen", "qlen", "tlen", "qcov", "tcov", "evalue"]
 AUDIT_COLUMNS = [
     "split", "role", "pair_id", "cluster", "max_identity", "nearest_train", "qcov", "tcov",
-    "leak", "enforced",
+    "box_overlap", "overlapping_train", "leak", "enforced",
 ]
 PAPER_COLUMNS = [
     "case_id", "emdb_id", "pdb_id", "chain", "resolution", "status", "pair_id", "role", "reason",
@@ -103,10 +104,13 @@ class SplitParams:
     cv_max_cluster_size: int = 3
     cv_test_size: int = 62
     cv_val_size: int = 47
+    main_split_by: str = "entry"  # entry: a map's pairs on one side; pair: the paper's pair-level draw
 
     def __post_init__(self) -> None:
         if self.test not in ("random", "paper"):
             raise ValueError(f"split.test must be 'random' or 'paper', got {self.test!r}")
+        if self.main_split_by not in ("entry", "pair"):
+            raise ValueError(f"split.main_split_by must be 'entry' or 'pair', got {self.main_split_by!r}")
         if len(self.fractions) != 3 or min(self.fractions) < 0 or sum(self.fractions) <= 0:
             raise ValueError(f"split.fractions must be three non-negative numbers, got {self.fractions}")
         if self.fractions[0] <= 0:
@@ -116,7 +120,7 @@ class SplitParams:
 
     @classmethod
     def from_config(cls, cfg: Mapping, seed: int) -> SplitParams:
-        keys = ("test", "n_cv", "cv_max_cluster_size", "cv_test_size", "cv_val_size")
+        keys = ("test", "n_cv", "cv_max_cluster_size", "cv_test_size", "cv_val_size", "main_split_by")
         kw = {k: cfg[k] for k in keys if k in cfg}
         if "fractions" in cfg:
             kw["fractions"] = tuple(float(x) for x in cfg["fractions"])
@@ -397,9 +401,20 @@ def _apportion(total: int, weights: Mapping[str, int], capacity: Mapping[str, in
 
 
 def main_split(
-    pairs: pd.DataFrame, fractions: Sequence[float], seed: int, fixed_test: Iterable[str] | None = None
+    pairs: pd.DataFrame,
+    fractions: Sequence[float],
+    seed: int,
+    fixed_test: Iterable[str] | None = None,
+    group_of: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Split 0: pair_id -> role. Random, stratified by ``bin``; or a fixed test set (the paper's)."""
+    """Split 0: pair_id -> role. Random, stratified by ``bin``; or a fixed test set (the paper's).
+
+    With ``group_of`` (pair -> its EMDB entry), whole groups are drawn (stratified by the bin
+    of their first pair), so no map has pairs on two sides; a fixed test set then keeps the
+    other pairs of its maps out of training (they join validation).
+    """
+    if group_of is not None:
+        return _main_split_grouped(pairs, fractions, seed, fixed_test, group_of)
     pairs = pairs.sort_values("pair_id", kind="stable")
     ids = pairs["pair_id"].tolist()
     bins = dict(zip(pairs["pair_id"], pairs["bin"].astype(str), strict=True))
@@ -425,6 +440,49 @@ def main_split(
     for b, m in rest.items():
         for p in m[: v_alloc[b]]:
             role[p] = "val"
+    return role
+
+
+def _main_split_grouped(pairs, fractions, seed, fixed_test, group_of) -> dict[str, str]:
+    pairs = pairs.sort_values("pair_id", kind="stable")
+    ids = pairs["pair_id"].tolist()
+    bins = dict(zip(pairs["pair_id"], pairs["bin"].astype(str), strict=True))
+    members: dict[str, list[str]] = {}
+    for p in ids:
+        members.setdefault(group_of.get(p, p), []).append(p)
+    role = dict.fromkeys(ids, "train")
+    fixed = sorted(set(fixed_test)) if fixed_test is not None else None
+    n_train, n_val, n_test = role_counts(len(ids), fractions, None if fixed is None else len(fixed))
+    if fixed is not None:
+        for p in fixed:
+            role[p] = "test"
+        for m in members.values():  # the rest of a test case's map never trains
+            if any(role[p] == "test" for p in m):
+                for p in m:
+                    if role[p] == "train":
+                        role[p] = "val"
+    rng = np.random.default_rng(seed)
+    by_bin: dict[str, list[str]] = {}
+    for g in sorted(members):
+        if all(role[p] == "train" for p in members[g]):
+            by_bin.setdefault(bins[members[g][0]], []).append(g)
+    order = {b: [m[i] for i in rng.permutation(len(m))] for b, m in sorted(by_bin.items())}
+    for target, want in (("test", 0 if fixed is not None else n_test), ("val", n_val)):
+        have = sum(1 for r in role.values() if r == target)
+        sizes = {b: sum(len(members[g]) for g in gs if role[members[g][0]] == "train") for b, gs in order.items()}
+        alloc = _apportion(max(0, want - have), sizes, sizes)
+        for b, gs in order.items():
+            room = alloc[b]
+            for g in gs:
+                if room <= 0:
+                    break
+                if role[members[g][0]] != "train" or (len(members[g]) > room and room < alloc[b]):
+                    continue  # first fit: a group too big for what is left waits (the first may overshoot)
+                for p in members[g]:
+                    role[p] = target
+                room -= len(members[g])
+    if "train" not in role.values():
+        raise ValueError(f"split 0: {len(ids)} pairs in {len(members)} entries leave nothing to train on")
     return role
 
 
@@ -664,8 +722,14 @@ def make_splits(
                 f"split.test = paper: none of the {len(status)} paper cases is in {dataset_tsv} "
                 f"(see the reasons in {paper_out or 'paper_cases.tsv'}); use split.test = random"
             )
-    roles = [main_split(pairs, params.fractions, params.seed, fixed)]
-    roles += cv_splits(clusters, params.n_cv, params.cv_max_cluster_size, params.cv_test_size,
+    # Pairs of one map share density: the CV splits draw groups joined by sequence cluster OR
+    # entry, and the main split whole entries unless split.main_split_by is "pair" (the paper's).
+    entry_of = dict(zip(pairs["pair_id"], pairs["emdb_id"].astype(str), strict=True))
+    group_of = entry_groups(cluster_of, entry_of)
+    by_entry = entry_of if params.main_split_by == "entry" else None
+    roles = [main_split(pairs, params.fractions, params.seed, fixed, by_entry)]
+    grouped = clusters.assign(cluster=[group_of[p] for p in clusters["pair_id"]])
+    roles += cv_splits(grouped, params.n_cv, params.cv_max_cluster_size, params.cv_test_size,
                        params.cv_val_size, params.seed)
     frames = [_split_frame(r, cluster_of) for r in roles]
     for k, (frame, path) in enumerate(zip(frames, split_paths, strict=True)):
@@ -713,8 +777,8 @@ def audit_split(k: int, split: pd.DataFrame, hits: pd.DataFrame, params: SearchP
         ident, near, qc, tc = best.get(rec["pair_id"], (0.0, "", 0.0, 0.0))
         rows.append({"split": k, "role": rec["role"], "pair_id": rec["pair_id"], "cluster": rec["cluster"],
                      "max_identity": round(ident, 3), "nearest_train": near, "qcov": round(qc, 3),
-                     "tcov": round(tc, 3), "leak": bool(near) and ident >= params.identity,
-                     "enforced": enforced})
+                     "tcov": round(tc, 3), "box_overlap": 0.0, "overlapping_train": "",
+                     "leak": bool(near) and ident >= params.identity, "enforced": enforced})
     return pd.DataFrame(rows, columns=AUDIT_COLUMNS)
 
 
@@ -745,6 +809,8 @@ def audit_splits(
     enforce: Iterable[int],
     publish: Sequence[str | os.PathLike] | None = None,
     main_test: str = "random",
+    dataset_tsv: str | os.PathLike | None = None,
+    max_box_overlap: float = 0.0,
 ) -> pd.DataFrame:
     """Audit split_0..split_n (``candidates`` in that order); write audit.tsv/.md.
 
@@ -768,6 +834,14 @@ def audit_splits(
     if hits.empty:
         hits = pd.DataFrame(columns=HIT_COLUMNS)
     frames = [audit_split(k, df, hits, params, k in enforce) for k, df in splits.items()]
+    if dataset_tsv is not None:  # space: a held-out centre box inside a training box of its map
+        ds = load_dataset(dataset_tsv)
+        boxes = read_boxes(ds[ds["pair_id"].isin(records)], Path(dataset_tsv).parent)
+        for k, frame in zip(splits, frames, strict=True):
+            space = box_overlaps(splits[k], boxes).set_index("pair_id")
+            frame["box_overlap"] = frame["pair_id"].map(space["box_overlap"]).fillna(0.0)
+            frame["overlapping_train"] = frame["pair_id"].map(space["overlapping_train"]).fillna("")
+            frame["leak"] = frame["leak"] | (frame["box_overlap"] > max_box_overlap)
     audit = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=AUDIT_COLUMNS)
     cv = [k for k in splits if k > 0]
     problems = structural_problems(splits, cv)
@@ -775,17 +849,25 @@ def audit_splits(
         if k not in enforce:
             problems[k] = []  # reported through the figures, not enforced
     write_tsv(audit_tsv, audit.assign(leak=audit["leak"].map(str), enforced=audit["enforced"].map(str)))
-    md = _audit_markdown(audit, splits, params, enforce, problems, binary, main_test)
+    md = _audit_markdown(audit, splits, params, enforce, problems, binary, main_test,
+                         max_box_overlap if dataset_tsv is not None else None)
     with atomic_write(audit_md) as fh:
         fh.write(md)
     failures = []
     for k in sorted(enforce & set(splits)):
         leaks = audit[(audit["split"] == k) & audit["leak"]]
-        if len(leaks):
+        seq = leaks[leaks["max_identity"] >= params.identity]
+        if len(seq):
             ex = "; ".join(f"{r.pair_id} ({r.role}) {r.max_identity:.2f} to {r.nearest_train}"
-                           for r in leaks.head(5).itertuples())
-            failures.append(f"split {k}: {len(leaks)} pair(s) >= {params.identity:.2f} identity "
+                           for r in seq.head(5).itertuples())
+            failures.append(f"split {k}: {len(seq)} pair(s) >= {params.identity:.2f} identity "
                             f"to a training chain: {ex}")
+        space = leaks[leaks["box_overlap"].astype(float) > max_box_overlap]
+        if len(space):
+            ex = "; ".join(f"{r.pair_id} ({r.role}) {100 * float(r.box_overlap):.0f}% inside {r.overlapping_train}"
+                           for r in space.head(5).itertuples())
+            failures.append(f"split {k}: {len(space)} pair(s) whose centre box lies inside the box of a training "
+                            f"pair of the same map: {ex}")
         failures += [f"split {k}: {msg}" for msg in problems.get(k, [])]
     for k in splits:
         a = audit[audit["split"] == k]
@@ -801,7 +883,7 @@ def audit_splits(
     return audit
 
 
-def _audit_markdown(audit, splits, params, enforce, problems, binary, main_test) -> str:
+def _audit_markdown(audit, splits, params, enforce, problems, binary, main_test, max_box=None) -> str:
     lines = [
         "# Leakage audit of the splits",
         "",
@@ -811,8 +893,13 @@ def _audit_markdown(audit, splits, params, enforce, problems, binary, main_test)
         f"its alignment meets the coverage rule (`-c {params.coverage:g} --cov-mode {params.cov_mode}`), "
         "the same rule that built the clusters. Enforced splits fail the workflow on any such hit.",
         "",
-        "| split | kind | train | val | test | max identity val | max identity test | pairs >= threshold | enforced | status |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        ("Space: for every validation and test pair, the largest share of its centre box inside the box "
+         "of one training pair of the same map (a training box carries the density and labels of every "
+         f"chain in it); more than {100 * max_box:.0f}% is a leak." if max_box is not None else
+         "Space: not checked (no dataset table given)."),
+        "",
+        "| split | kind | train | val | test | max identity val | max identity test | max box overlap | leaks | enforced | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for k, df in splits.items():
         a = audit[audit["split"] == k]
@@ -826,8 +913,9 @@ def _audit_markdown(audit, splits, params, enforce, problems, binary, main_test)
         leaks = int(a["leak"].sum())
         bad = leaks > 0 or bool(problems.get(k))
         status = ("FAIL" if bad else "pass") if k in enforce else ("reported" if leaks else "pass")
+        box = f"{100 * a['box_overlap'].astype(float).max():.0f}%" if len(a) else "-"
         lines.append(f"| {k} | {kind} | {n.get('train', 0)} | {n.get('val', 0)} | {n.get('test', 0)} | "
-                     f"{mx('val')} | {mx('test')} | {leaks} | {'yes' if k in enforce else 'no'} | {status} |")
+                     f"{mx('val')} | {mx('test')} | {box} | {leaks} | {'yes' if k in enforce else 'no'} | {status} |")
     main = ("the paper's own test cases, validation drawn by quality bin from the rest"
             if main_test == "paper" else "random, stratified by quality bin, like the paper's main split")
     lines += ["", f"Split 0 ({main}) does not require sequence independence, as in the paper: its "
@@ -839,10 +927,11 @@ def _audit_markdown(audit, splits, params, enforce, problems, binary, main_test)
             lines += [f"## Split {k}", ""]
             lines += [f"- {msg}" for msg in problems.get(k, [])]
             if len(a):
-                lines += ["| pair | role | identity | nearest training chain | qcov | tcov |", "|---|---|---|---|---|---|"]
+                lines += ["| pair | role | identity | nearest training chain | qcov | tcov | box overlap | training box |",
+                          "|---|---|---|---|---|---|---|---|"]
                 for r in a.head(50).itertuples():
                     lines.append(f"| {r.pair_id} | {r.role} | {r.max_identity:.3f} | {r.nearest_train} | "
-                                 f"{r.qcov:.2f} | {r.tcov:.2f} |")
+                                 f"{r.qcov:.2f} | {r.tcov:.2f} | {100 * float(r.box_overlap):.0f}% | {r.overlapping_train} |")
                 if len(a) > 50:
                     lines.append(f"\n... and {len(a) - 50} more (audit.tsv lists them all)")
             lines.append("")
@@ -887,13 +976,14 @@ def _cmd_make_splits(a: argparse.Namespace) -> int:
 def _cmd_audit(a: argparse.Namespace) -> int:
     enforce = [int(x) for x in a.enforce.split(",") if x.strip()] if a.enforce else [
         k for k in range(1, len(a.splits))]
-    audit = audit_splits(a.fasta, a.splits, a.out_tsv, a.out_md, _search_params(a), enforce)
+    audit = audit_splits(a.fasta, a.splits, a.out_tsv, a.out_md, _search_params(a), enforce,
+                         dataset_tsv=a.dataset, max_box_overlap=a.max_box_overlap)
     print(f"audit passed: {len(audit)} validation/test pairs checked; report {a.out_md}")
     return 0
 
 
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("cluster", help="cluster central-chain sequences with MMseqs2 (SPEC 6)",
+    p = subparsers.add_parser("cluster", help="cluster central-chain sequences with MMseqs2 at 35% identity",
                               description="dataset.tsv -> sequences.fasta + clusters.tsv (single linkage "
                               "over MMseqs2 hits at the identity/coverage thresholds)")
     p.add_argument("--dataset", required=True, help="dataset.tsv")
@@ -903,7 +993,7 @@ def add_cli(subparsers) -> None:
     p.set_defaults(func=_cmd_cluster)
 
     d = SplitParams()
-    p = subparsers.add_parser("make-splits", help="main and cross-validation splits (SPEC 6)",
+    p = subparsers.add_parser("make-splits", help="the main split and the cross-validation splits",
                               description="Writes OUT_DIR/split_0.tsv .. split_N.tsv (and paper_cases.tsv)")
     p.add_argument("--dataset", required=True, help="results/dataset/dataset.tsv")
     p.add_argument("--clusters", required=True, help="clusters.tsv written by `cryosse cluster`")
@@ -924,14 +1014,18 @@ def add_cli(subparsers) -> None:
     p.add_argument("--acquire-rejected", help="results/acquire/rejected.tsv")
     p.set_defaults(func=_cmd_make_splits)
 
-    p = subparsers.add_parser("audit", help="leakage audit of split files (SPEC 6)",
-                              description="Searches every val/test sequence against the training ones; "
-                              "exits 1 when an enforced split leaks")
+    p = subparsers.add_parser("audit", help="leakage audit of split files (sequence identity and box overlap)",
+                              description="Searches every val/test sequence against the training ones and, with "
+                              "--dataset, measures how much of each val/test centre box lies inside a training box "
+                              "of the same map; exits 1 when an enforced split leaks")
     p.add_argument("--fasta", required=True, help="sequences.fasta")
     p.add_argument("--splits", nargs="+", required=True, help="split_0.tsv split_1.tsv ... in order")
     p.add_argument("--out-tsv", required=True, help="the audit table to write (audit.tsv)")
     p.add_argument("--out-md", required=True, help="the audit report to write (audit.md)")
     p.add_argument("--enforce", default="", help="comma-separated split numbers (default: all but 0)")
+    p.add_argument("--dataset", default=None, help="dataset.tsv: also check the boxes of pairs of one map")
+    p.add_argument("--max-box-overlap", type=FRACTION, default=0.0,
+                   help="largest share of a val/test centre box allowed inside a training box of its map")
     _search_args(p)
     p.set_defaults(func=_cmd_audit)
 

@@ -100,6 +100,7 @@ rule tables:
         ci=config["evaluate"]["ci"],
         seed=config["seed"],
         bands=config["evaluate"]["resolution_bands"],
+        main_split_by=config["split"]["main_split_by"],
     script:
         "../../scripts/report_tables.py"
 

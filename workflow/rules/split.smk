@@ -71,6 +71,7 @@ rule split_audit:
     input:
         fasta=SPLIT_DIR / "sequences.fasta",
         splits=expand(SPLIT_DIR / "candidates" / "split_{k}.tsv", k=SPLIT_IDS),
+        dataset=RESULTS / "dataset" / "dataset.tsv",
     output:
         audit_tsv=SPLIT_DIR / "audit.tsv",
         audit_md=report(
