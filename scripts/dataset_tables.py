@@ -1,4 +1,4 @@
-"""Rule dataset_tables: the dataset table (kept pairs) and the rejection table."""
+"""Rule dataset_tables: the dataset table (kept pairs), the rejection table, every scored chain's quality."""
 
 import sys
 
@@ -6,4 +6,5 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
 
 from cryosse.dataset.pairs import aggregate  # noqa: E402
 
-aggregate(snakemake.input.tables, snakemake.output.dataset, snakemake.output.rejected)  # noqa: F821
+aggregate(snakemake.input.tables, snakemake.output.dataset, snakemake.output.rejected,  # noqa: F821
+          snakemake.output.quality)  # noqa: F821

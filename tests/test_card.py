@@ -152,3 +152,18 @@ def test_the_card_sets_the_dataset_beside_the_paper():
     assert rows["sheet share of centre-box residues (%)"]["paper"] == 13.5
     assert rows["bin 2 (% of pairs in bins 1-3; paper: its test set)"]["ours"] == "2 (50%)"
     assert rows["bin 1 (% of pairs in bins 1-3; paper: its test set)"]["paper"] == "10 (16%)"
+
+
+def test_the_card_shows_how_binning_hangs_on_the_contour():
+    import pandas as pd
+
+    from cryosse.card import quality_summary
+
+    q = pd.DataFrame({"pair_id": list("abcde"), "status": ["kept", "kept", "rejected", "rejected", "kept"],
+                      "contour_source": ["author", "author", "estimated", "estimated", "author"],
+                      "bin": [1, 2, 4, 4, 3], "bin_at_0.8x": [1, 1, 4, 3, 3], "bin_at_1.2x": [1, 3, 4, 4, 3],
+                      "cyl_score": [0.6, 0.5, 0.3, float("nan"), 0.45], "pr_diff": [0.1, 0.2, 0.6, 0.5, 0.3]})  # fmt: skip
+    s = quality_summary(q)
+    assert s["chains"] == 5 and s["bins_by_contour_source"] == {"author": {"1": 1, "2": 1, "3": 1}, "estimated": {"4": 2}}
+    assert s["bin_changes_at_0.8x_or_1.2x"] == 2 and s["bin_4_share"] == 0.4
+    assert s["score_quantiles"]["pr_diff"]["p50"] == 0.3

@@ -215,6 +215,25 @@ def beside_the_paper(dataset: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+def quality_summary(quality: pd.DataFrame) -> dict[str, Any]:
+    """Every scored chain (kept or not): bins by contour source, score quantiles, and how many
+    bins change when the contour moves by 20% either way (how much binning hangs on it)."""
+    if quality.empty:
+        return {"chains": 0}
+    q = quality.copy()
+    for col in ("bin", "bin_at_0.8x", "bin_at_1.2x", "cyl_score", "pr_diff"):
+        q[col] = pd.to_numeric(q[col], errors="coerce")
+    bins = {str(src): {str(int(b)): int(n) for b, n in sorted(g["bin"].dropna().value_counts().items())}
+            for src, g in q.groupby(q["contour_source"].fillna("unknown"))}  # fmt: skip
+    quant = {}
+    for col in ("cyl_score", "pr_diff"):
+        v = q[col].dropna()
+        quant[col] = {f"p{int(100 * x)}": round(float(v.quantile(x)), 3) for x in (0.1, 0.25, 0.5, 0.75, 0.9)} if len(v) else {}
+    moved = q[(q["bin_at_0.8x"] != q["bin"]) | (q["bin_at_1.2x"] != q["bin"])]
+    return {"chains": len(q), "bins_by_contour_source": bins, "score_quantiles": quant,
+            "bin_changes_at_0.8x_or_1.2x": len(moved), "bin_4_share": round(float((q["bin"] == 4).mean()), 3)}  # fmt: skip
+
+
 def split_sizes(splits: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, int]]:
     out = {}
     for k in sorted(splits, key=lambda s: (len(s), s)):
@@ -279,6 +298,7 @@ def build_card(
     dataset: str | os.PathLike,
     dataset_rejected: str | os.PathLike,
     splits: Sequence[str | os.PathLike],
+    quality: str | os.PathLike | None = None,
     audit: str | os.PathLike,
     output_roots: Sequence[str | os.PathLike],
     env_files: Sequence[str | os.PathLike] = (),
@@ -317,6 +337,8 @@ def build_card(
             "bins": bin_counts(ds),
             "rejections": reason_counts(rejections),
             "beside_the_paper": beside_the_paper(ds),
+            "quality": quality_summary(read_table(quality, "quality table", ["pair_id", "bin"]))
+            if quality is not None else {"chains": 0},
         },
         "splits": split_sizes(split_tables),
         "audit": {"summary": audit_rows, "leaks_total": int(sum(r["leaks"] for r in audit_rows)),
@@ -360,6 +382,17 @@ def render_markdown(card: Mapping[str, Any], max_ids: int = 8, max_files: int = 
         out.append("None.")
     out += ["", "### Quality bins of the kept pairs", ""]
     out += _md_table(["bin", "pairs"], sorted(cnt["bins"].items())) if cnt["bins"] else ["No pairs."]
+    qs = cnt.get("quality", {})
+    if qs.get("chains"):
+        out += ["", "### Quality scores of every scored chain (kept or not)", ""]
+        out += _md_table(["contour source", "bin 1", "bin 2", "bin 3", "bin 4"],
+                         [(src, *(b.get(str(k), 0) for k in (1, 2, 3, 4))) for src, b in qs["bins_by_contour_source"].items()])  # fmt: skip
+        out += ["", *_md_table(["score", "10%", "25%", "50%", "75%", "90%"],
+                               [(name, *v.values()) for name, v in qs["score_quantiles"].items() if v])]  # fmt: skip
+        out += ["", f"{qs['bin_changes_at_0.8x_or_1.2x']} of {qs['chains']} chains change bin when the contour moves "
+                f"by 20% either way; {100 * qs['bin_4_share']:.0f}% are in bin 4. A run where most chains fall in "
+                "bin 4, or whose bins hang on the contour, has contour levels that do not fit its maps "
+                "(an estimated level: mean + 3 sd of the full map)."]  # fmt: skip
     out += ["", "### Beside the paper (Mu et al. 2024: 1355 pairs, 37.3% helix, 13.5% sheet)", ""]
     out += _md_table(["", "this dataset", "the paper"], [(r["what"], r["ours"], r["paper"]) for r in cnt["beside_the_paper"]])
     out += ["", "A paper-scale run far from these numbers gathered a different population (check "

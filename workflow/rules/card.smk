@@ -13,6 +13,7 @@ rule dataset_card:
         acquire_rejected=RESULTS / "acquire" / "rejected.tsv",
         dataset=RESULTS / "dataset" / "dataset.tsv",
         dataset_rejected=RESULTS / "dataset" / "rejected.tsv",
+        quality=RESULTS / "dataset" / "quality.tsv",
         splits=expand(
             RESULTS / "splits" / "split_{k}.tsv", k=range(config["split"]["n_cv"] + 1)
         ),

@@ -10,6 +10,7 @@ from cryosse.dataset.resources import entry_mem_mb
 dataset_targets = lambda: [
     RESULTS / "dataset" / "dataset.tsv",
     RESULTS / "dataset" / "rejected.tsv",
+    RESULTS / "dataset" / "quality.tsv",
 ]
 
 
@@ -39,6 +40,7 @@ rule dataset_tables:
     output:
         dataset=RESULTS / "dataset" / "dataset.tsv",
         rejected=RESULTS / "dataset" / "rejected.tsv",
+        quality=RESULTS / "dataset" / "quality.tsv",
     log:
         LOGS / "dataset" / "tables.log",
     conda:

@@ -35,12 +35,12 @@ log = logging.getLogger(__name__)
 
 ENTRY_COLUMNS = [
     "entry", "pair_id", "emdb_id", "pdb_id", "chain", "status", "stage", "reason",
-    "resolution", "bin", "cyl_score", "n_helices", "precision", "recall", "pr_diff",
+    "resolution", "bin", "bin_at_0.8x", "bin_at_1.2x", "cyl_score", "n_helices", "precision", "recall", "pr_diff",
     "contour", "contour_source", "n_ca_helix", "n_ca_sheet", "n_ca_other",
     "nx", "ny", "nz", "sequence", "dssp_engine", "path",
 ]  # fmt: skip
 DATASET_COLUMNS = [
-    "pair_id", "emdb_id", "pdb_id", "chain", "resolution", "bin", "cyl_score", "pr_diff",
+    "pair_id", "emdb_id", "pdb_id", "chain", "resolution", "bin", "bin_at_0.8x", "bin_at_1.2x", "cyl_score", "pr_diff",
     "n_ca_helix", "n_ca_sheet", "n_ca_other", "nx", "ny", "nz", "sequence", "dssp_engine", "path",
 ]  # fmt: skip
 REJECTED_COLUMNS = ["stage", "id", "reason"]
@@ -205,7 +205,15 @@ def build_pair(
     prec, rec = precision_recall(raw, geom, contour, atoms, q)
     pr_diff = abs(prec - rec)
     b = quality_bin(cyl, pr_diff, q)
-    scores = {"bin": b, "cyl_score": cyl, "n_helices": n_hel, "precision": prec, "recall": rec, "pr_diff": pr_diff}
+    # How much the bin hangs on the contour the depositors chose: the bin at 0.8x and 1.2x it.
+    around = {}
+    for f, col in ((0.8, "bin_at_0.8x"), (1.2, "bin_at_1.2x")):
+        level = contour + (f - 1.0) * abs(contour)
+        cyl_f, _ = chain_cylinder_score(raw, geom, level, ca_chain, cls_chain, q)
+        p_f, r_f = precision_recall(raw, geom, level, atoms, q)
+        around[col] = quality_bin(cyl_f, abs(p_f - r_f), q)
+    scores = {"bin": b, **around, "cyl_score": cyl, "n_helices": n_hel, "precision": prec, "recall": rec,
+              "pr_diff": pr_diff}
     if b not in params.keep_bins:
         why = f" no helix of >= {q.helix_min_residues} residues to score, and the paper bins on both scores;" if not np.isfinite(cyl) else ""
         raise PairRejected(f"bin {b} (cyl {_fmt(cyl)}, |P-R| {pr_diff:.2f});{why}".rstrip(";"), scores)
@@ -342,7 +350,11 @@ def _entry_table(rows: list[dict], classes: int = PAPER_CLASSES) -> pd.DataFrame
     for col in columns:
         if col not in df:
             df[col] = None
-    return df[columns]
+    df = df[columns].copy()
+    for col in INT_COLUMNS:  # "3", not "3.0", where other rows of the entry have none
+        if col in df:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
+    return df
 
 
 def load_inputs(map_path: str | os.PathLike, model_path: str | os.PathLike, engine: str) -> tuple[DensityMap, Model, dict]:
@@ -435,9 +447,19 @@ def build_entry(
     return df
 
 
+QUALITY_COLUMNS = ["pair_id", "status", "contour_source", "bin", "bin_at_0.8x", "bin_at_1.2x", "cyl_score",
+                   "precision", "recall", "pr_diff"]  # fmt: skip
+#: integer columns of the per-entry and dataset tables (written as integers, empty where unknown)
+INT_COLUMNS = ("bin", "bin_at_0.8x", "bin_at_1.2x", "n_helices", "n_ca_helix", "n_ca_sheet", "n_ca_other",
+               NA_COLUMN, "nx", "ny", "nz")  # fmt: skip
+
+
 def aggregate(entry_tables: list[str | os.PathLike], dataset_path: str | os.PathLike,
-              rejected_path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa: F821  # fmt: skip
-    """Dataset table (kept pairs, sorted by pair_id) and rejection table (stage, id, reason).
+              rejected_path: str | os.PathLike, quality_path: str | os.PathLike | None = None,
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa: F821  # fmt: skip
+    """Dataset table (kept pairs, sorted by pair_id) and rejection table (stage, id, reason);
+    with ``quality_path``, the scores of every chain that was scored, kept or not (the card's
+    bin distribution needs the bin-4 chains too).
 
     Entry tables of a 4-class run carry ``n_na``, and so does the dataset table.
     """
@@ -453,13 +475,17 @@ def aggregate(entry_tables: list[str | os.PathLike], dataset_path: str | os.Path
                          "rebuild the dataset stage with one `classes` setting")
     columns = _with_na(DATASET_COLUMNS, 4 if any(with_na) else PAPER_CLASSES)
     dataset = kept.reindex(columns=columns)
-    for col in ("bin", "n_ca_helix", "n_ca_sheet", "n_ca_other", NA_COLUMN, "nx", "ny", "nz"):
-        if col not in dataset:
-            continue
-        dataset[col] = dataset[col].astype("Int64")
+    for col in INT_COLUMNS:
+        if col in dataset:
+            dataset[col] = dataset[col].astype("Int64")
     rej = df[df["status"] != "kept"]
     ids = rej["pair_id"].where(rej["pair_id"].notna() & (rej["pair_id"] != ""), rej["entry"])
     rejected = pd.DataFrame({"stage": rej["stage"].values, "id": ids.values, "reason": rej["reason"].values})
     write_tsv(dataset_path, dataset, float_format="%.4f")
     write_tsv(rejected_path, rejected)
+    if quality_path is not None:
+        scored = df[df["bin"].notna()].sort_values("pair_id", kind="stable").reindex(columns=QUALITY_COLUMNS)
+        for col in ("bin", "bin_at_0.8x", "bin_at_1.2x"):
+            scored[col] = scored[col].astype("Int64")
+        write_tsv(quality_path, scored, float_format="%.4f")
     return dataset, rejected
