@@ -54,11 +54,20 @@ def entry_groups(cluster_of: Mapping[str, str], entry_of: Mapping[str, str]) -> 
 
 
 def read_boxes(dataset: pd.DataFrame, base: str | os.PathLike = ".") -> dict[str, dict]:
-    """pair -> {entry, box (lo, hi), centre (lo, hi)} in A, from each pair's record.json."""
+    """pair -> {entry, box (lo, hi), centre (lo, hi)} in A, from each pair's record.json, for the
+    pairs that share their map with another (a pair alone in its map overlaps no training box)."""
     out = {}
-    for pid, entry, path in zip(dataset["pair_id"], dataset["emdb_id"], dataset["path"], strict=True):
+    shared = dataset["emdb_id"].duplicated(keep=False)
+    for pid, entry, path in zip(dataset["pair_id"][shared], dataset["emdb_id"][shared], dataset["path"][shared],
+                                strict=True):  # fmt: skip
         folder = Path(path) if Path(path).is_absolute() or Path(path).exists() else Path(base) / path
-        rec = read_json(folder / "record.json")
+        try:
+            rec = read_json(folder / "record.json")
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(
+                f"{pid}: {folder / 'record.json'} is missing: the dataset table names a pair folder that is not"
+                " there (rerun the dataset stage)"
+            ) from exc
         box, centre = rec["box"], rec["centre_box"]
         out[pid] = {
             "entry": str(entry),
