@@ -3,9 +3,10 @@
 ``GOLDEN`` holds digests of the dataset stage's outputs in a 3-class run (dataset pair,
 entry and dataset tables), recorded with the code before the fourth class existed
 (commit 201e33e): a 3-class run must still give exactly these bytes. The tables and the
-pair record were updated once since, when they gained the bins at 0.8x and 1.2x the
-contour (issue 19); the map, labels and arrays are those of 201e33e. Training, evaluation
-and prediction round differently on other CPUs, so their digests are not pinned here;
+pair record were updated twice since, when they gained the bins at 0.8x and 1.2x the
+contour and the share of the box inside the map (issue 19), and the arrays gained the
+``inside`` mask (this box reaches past its map); the map, labels and other arrays are
+those of 201e33e. Training, evaluation and prediction round differently on other CPUs, so their digests are not pinned here;
 ``three_class_run`` still computes them, for comparing two versions of the code on one
 machine (the restructuring check of issue 15).
 """
@@ -26,18 +27,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo_structures"
 
 GOLDEN: dict[str, str] = {
-    "entry_tsv_EMD-90001": "83cd557e8c345c8dc3ee753fa140cee09fb81e68718d208b775e2d375cad97e3",
-    "entry_tsv_EMD-90002": "32e596be2e4221fa7789463ed2a21139371385ebaf6f6444719ab3bae043310d",
-    "dataset_tsv": "ae6ac68beafd7d021dc439bbb395acdeb9863880ad39c8aeca6466c257bb6706",
+    "entry_tsv_EMD-90001": "f9b63d4bbf3b0b4b9c82c180ebc22cea047ff902c623acac89bbe7e85d70072d",
+    "entry_tsv_EMD-90002": "2e51fed378d459d234355767f851199745193771260dca5970e42bb071aa5f6d",
+    "dataset_tsv": "8989b20298e3d0b1edc8e9966e6ff4961f990fc073da8817efe5e1c6dee3c3fb",
     "map.mrc": "bf71ee4623fce8732bbf7c4a904775f08762ad5874e12405cab340c10846c6c0",
     "labels.mrc": "162f3a1bfbc9cc1a993eaa01bd294385c136708045c4e0d570e1756f7beca688",
-    "record.json": "5b2825f2bc582d53da250c358b42d26ebc0cfce1743cdaab208c11636f35d169",
-    "npz_keys": "f5b826264a8e8eb8c553e1ae9890757456e24edc3f5fde6b2e9ff9da716cb850",
+    "record.json": "2c6700fb16c8dfff23736725b71d494a23ed7ff09b92355127480eb74f48b947",
+    "npz_keys": "8a40ab9c57acd4f9f8db5567ad1a7b8845e2db15af1872d1847130a326548e89",
     "npz_ca_class": "885b2502509c219ab690204042a2195028920c8b25fa75a79ee288400c9e45d3",
     "npz_ca_in_centre": "78e6283a3e33d7c5d3bf6c90610693d81b09b979bac7d2bf8de8193c54e37bd7",
     "npz_ca_xyz": "2f4f1e05a8ffc471c2aeee2898679655f75553e60f8bb35d48452125b12acf74",
     "npz_centre": "af820a48b68a8b77a1158f8f350d4247a69d34e622a7f8eca983bd19fe657b5b",
     "npz_density": "879ed85bf58c78fd1f362a3703f7baca335c2aebcc709902c594919376dc24dd",
+    "npz_inside": "e413bce2151bae3ed738e709e3ac1c3e77d469d9a1129a32733be1479a9d0243",
     "npz_labels": "617be81bccd8351ab0b34033766038e4c38b96fd5e904858f5aeb33ae6106460",
     "npz_origin_xyz": "c276b11d530a4a7ce315a38c6cfa69f34500852cc50b367e04505d1c93f4a54d",
     "npz_voxel_size": "fc6986bca557ac3b85f9aa49769e20c6868a49568c50ac8de693e049551eabaa",
@@ -147,7 +149,7 @@ def test_three_class_outputs_unchanged(tmp_path):
     if not GOLDEN:
         pytest.fail("no golden digests recorded:\n" + json.dumps(got, indent=1))
     portable = {k: v for k, v in GOLDEN.items() if k.startswith(_PORTABLE)}
-    assert len(portable) == 15
+    assert len(portable) == 16
     assert {k: got[k] for k in portable} == portable
 
 
@@ -253,7 +255,7 @@ def test_nucleic_counts_only_in_four_class_tables(na_entry, tmp_path):
     d4, _ = aggregate([e4], tmp_path / "d4.tsv", tmp_path / "r4.tsv")
     d3, _ = aggregate([e3], tmp_path / "d3.tsv", tmp_path / "r3.tsv")
     assert list(d3.columns) == DATASET_COLUMNS
-    assert list(d4.columns) == DATASET_COLUMNS[:11] + ["n_na"] + DATASET_COLUMNS[11:]
+    assert list(d4.columns) == DATASET_COLUMNS[:14] + ["n_na"] + DATASET_COLUMNS[14:]
     with pytest.raises(ValueError, match="mixed"):
         aggregate([e3, e4], tmp_path / "dx.tsv", tmp_path / "rx.tsv")
 

@@ -27,8 +27,12 @@ from cryosse.dataset.labels import label_box
 from cryosse.dataset.pairs import (
     DATASET_COLUMNS,
     DatasetParams,
+    PairRejected,
     aggregate,
+    box_inside,
     build_entry,
+    build_pair,
+    load_inputs,
     pair_id,
 )
 from cryosse.dataset.quality import QualityParams, helix_score, near_mask, quality_bin
@@ -431,6 +435,48 @@ def test_chain_near_the_edge_gets_zeros_not_wrapped(tmp_path):
     assert np.all(a[:, :, ix + 2 :] == 0) and np.any(b[:, :, ix + 2 :] != 0)
     # The low-x faces are not polluted by wrapped density from the high-x side.
     assert np.allclose(a[:, :, :5], b[:, :, :5], atol=1e-5)
+    # The voxels past the map are marked: exactly those beyond the map's last x plane.
+    inside = box_inside(box.geometry, small.geometry)
+    assert inside[:, :, : ix + 1].all() and not inside[:, :, ix + 1 :].any()
+    assert box_inside(box.geometry, big.geometry).all()
+
+
+def test_box_past_the_map_is_rejected_or_masked(tmp_path):
+    from cryosse.evaluate import score_case
+    from cryosse.patches import PatchSampler
+    from cryosse.train import load_pair
+
+    model = read_model(need(GINS))
+    xyz = model.chain_atoms["A"]
+    data, geom, contour = simulate(xyz, len(model.keys), voxel=(1.0, 1.0, 1.0), margin=30.0)
+    hi_x = int(np.ceil((xyz[:, 0].max() - 3.0 - geom.origin[0]) / 1.0))  # a map cut through the chain's edge
+    small = MapGeometry((data.shape[0], data.shape[1], hi_x + 1), geom.voxel_size, geom.origin)
+    write_map(tmp_path / "small.mrc", np.ascontiguousarray(data[:, :, : hi_x + 1]), small)
+    dmap, mdl, classes = load_inputs(tmp_path / "small.mrc", need(GINS), "pydssp")
+    ids = {"emdb_id": "EMD-9999", "pdb_id": "6eyc", "resolution": 6.0}
+    base = dataclasses.replace(DatasetParams(), keep_bins=(1, 2, 3, 4), require_helix=False)
+    with pytest.raises(PairRejected, match=r"of the box lies inside the map \(need 95%\)"):
+        build_pair(dmap, mdl, classes, "A", tmp_path / "strict", dataclasses.replace(base, min_box_inside=0.95),
+                   contour, "simulated", ids)  # fmt: skip
+    row = build_pair(dmap, mdl, classes, "A", tmp_path / "masked", base, contour, "simulated", ids)
+    assert 0.5 < row["box_inside"] < 0.95
+    with np.load(tmp_path / "masked" / "arrays.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    inside = arrays["inside"]
+    assert inside.mean() == pytest.approx(row["box_inside"], abs=1e-4) and not inside[:, :, -1].any()
+    # Beyond the map the voxels are unknown: no loss there, no score there.
+    pair = load_pair("masked", tmp_path / "masked")
+    _, _, mask = PatchSampler(patch=0).window(pair, np.random.default_rng(0))
+    z0, z1, y0, y1, x0, x1 = pair.centre
+    centre = np.zeros(inside.shape, bool)
+    centre[z0:z1, y0:y1, x0:x1] = True
+    assert (centre & ~inside).any() and mask.sum() == (centre & inside).sum()
+    wrong_outside = np.where(inside, arrays["labels"], 1)  # "helix" on every voxel past the map
+    assert score_case(wrong_outside, arrays)["f1_helix"] == pytest.approx(1.0)
+    # Solvent instead (mask_outside false, for simulated maps that end in empty space): no mask.
+    build_pair(dmap, mdl, classes, "A", tmp_path / "solvent", dataclasses.replace(base, mask_outside=False),
+               contour, "simulated", ids)  # fmt: skip
+    assert "inside" not in np.load(tmp_path / "solvent" / "arrays.npz").files
 
 
 # ---------------------------------------------------------------- CLI and job resources

@@ -186,6 +186,16 @@ def test_fine_tuning_starts_from_a_checkpoint(tmp_path):
     cfg.width, cfg.init_from = 0.25, str(tmp_path / "start.pt")
     with pytest.raises(CheckpointError, match="set train.width"):
         train_setting(ds, split, 0, "CE", "lr1e-09", tmp_path / "ft2", cfg)
+    # a start with other classes (a 4-class model fine-tuned to 3): every layer but the output one
+    start4 = DeepSSETracerUNet(width=0.125, dropout=0.0, n_classes=4)
+    save_checkpoint(tmp_path / "start4.pt", start4)
+    cfg.width, cfg.init_from = 0.125, str(tmp_path / "start4.pt")
+    meta = train_setting(ds, split, 0, "CE", "lr1e-09", tmp_path / "ft3", cfg)
+    got, _ = load_checkpoint(tmp_path / "ft3" / "checkpoint.pt")
+    assert meta["init_from"]["new_output_layer"] == "yes" and got.model_args["n_classes"] == 3
+    assert torch.allclose(
+        start4.state_dict()["down1.0.weight"], got.state_dict()["down1.0.weight"], atol=1e-6
+    )
 
 
 def test_bad_inputs_are_named(tmp_path):

@@ -154,7 +154,11 @@ def score_case(
         raise ValueError(f"prediction shape {pred.shape} differs from the labels' {labels.shape}")
     centre = [int(v) for v in np.asarray(arrays["centre"]).ravel()]
     sl = centre_slices(centre)
-    row = voxel_scores(pred[sl], labels[sl], n_classes)
+    if "inside" in arrays:  # voxels of the box beyond the map are unknown: not scored
+        keep = np.asarray(arrays["inside"], bool)[sl]
+        row = voxel_scores(pred[sl][keep], labels[sl][keep], n_classes)
+    else:
+        row = voxel_scores(pred[sl], labels[sl], n_classes)
     in_centre = np.asarray(arrays["ca_in_centre"], bool)
     ca = np.asarray(arrays["ca_xyz"], float).reshape(-1, 3)[in_centre]
     true_res = np.asarray(arrays["ca_class"]).ravel()[in_centre]

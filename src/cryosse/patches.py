@@ -106,6 +106,8 @@ class PatchSampler:
         mask = np.zeros(pair.density.shape, bool)
         z0, z1, y0, y1, x0, x1 = pair.centre
         mask[z0:z1, y0:y1, x0:x1] = True
+        if getattr(pair, "inside", None) is not None:
+            mask &= pair.inside  # voxels beyond the map are unknown: out of the loss
         dens, lab = pair.density, pair.labels
         if self.patch > 0:
             point = self._point(pair, rng)

@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 
 from cryosse import __version__
-from cryosse.argtypes import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, number
+from cryosse.argtypes import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, number
 from cryosse.classes import NAMES, PAPER_CLASSES, check_classes, require_dataset_classes
 from cryosse.infer import pick_device, predict_probabilities
 from cryosse.io import atomic_path, write_tsv
@@ -215,6 +215,7 @@ class Pair:
     density: np.ndarray  # float32 [z, y, x]
     labels: np.ndarray  # uint8 [z, y, x]
     centre: tuple[int, int, int, int, int, int]  # z0, z1, y0, y1, x0, x1
+    inside: np.ndarray | None = None  # bool [z, y, x]: within the map (None: the whole box is)
 
 
 def _with_nucleic(columns: list[str], classes: int) -> list[str]:
@@ -235,6 +236,7 @@ def load_pair(pair_id: str, folder: str | Path, classes: int = PAPER_CLASSES) ->
             density = np.asarray(z["density"], np.float32)
             labels = np.asarray(z["labels"])
             centre = tuple(int(v) for v in np.asarray(z["centre"]).reshape(-1))
+            inside = np.asarray(z["inside"], bool) if "inside" in z.files else None
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{pair_id}: {path} is not a usable pair file ({exc})") from exc
     if density.ndim != 3 or labels.shape != density.shape:
@@ -251,7 +253,9 @@ def load_pair(pair_id: str, folder: str | Path, classes: int = PAPER_CLASSES) ->
         raise ValueError(
             f"{pair_id}: labels must be 0..{classes - 1} for {classes} classes, found {int(labels.max())}"
         )
-    return Pair(pair_id, density, labels.astype(np.uint8), centre)  # type: ignore[arg-type]
+    if inside is not None and inside.shape != density.shape:
+        raise ValueError(f"{pair_id}: inside mask {inside.shape} does not match the density {density.shape}")
+    return Pair(pair_id, density, labels.astype(np.uint8), centre, inside)  # type: ignore[arg-type]
 
 
 def read_split_pairs(dataset_tsv: str | Path, split_tsv: str | Path) -> dict[str, list[tuple[str, Path]]]:
@@ -362,8 +366,11 @@ def validate(model: torch.nn.Module, pairs: Sequence[Pair], device: torch.device
     for p in pairs:  # fp32, as the final evaluation predicts: the chosen epoch is judged as it will be used
         prob = predict_probabilities(model, p.density, device)
         z0, z1, y0, y1, x0, x1 = p.centre
-        pred = prob.argmax(0)[z0:z1, y0:y1, x0:x1]
-        f = f1_scores(pred, p.labels[z0:z1, y0:y1, x0:x1], classes)
+        pred, truth = prob.argmax(0)[z0:z1, y0:y1, x0:x1], p.labels[z0:z1, y0:y1, x0:x1]
+        if p.inside is not None:  # voxels beyond the map are not scored
+            keep = p.inside[z0:z1, y0:y1, x0:x1]
+            pred, truth = pred[keep], truth[keep]
+        f = f1_scores(pred, truth, classes)
         for k in classes:
             per[k].append(f[k])
     out = {}
@@ -691,13 +698,25 @@ def _start_weights(model: DeepSSETracerUNet, init_from: str) -> dict[str, str]:
     if init_from == "package" and not path.is_file():
         raise FileNotFoundError(f"{path}: the model shipped with cryosse is missing; reinstall cryosse")
     src, meta = load_checkpoint(path)
-    if src.model_args["width"] != model.model_args["width"] or checkpoint_classes(meta) != model.model_args["n_classes"]:
+    if src.model_args["width"] != model.model_args["width"]:
         raise CheckpointError(
-            f"{path}: width {src.model_args['width']:g} and {checkpoint_classes(meta)} classes, but this run trains "
-            f"width {model.model_args['width']:g} with {model.model_args['n_classes']} classes; set train.width to match"
+            f"{path}: width {src.model_args['width']:g}, but this run trains width {model.model_args['width']:g};"
+            " set train.width to match"
         )
-    model.load_state_dict(src.state_dict())
-    return {"path": "package" if init_from == "package" else str(path), "weights_sha256": str(meta["weights_sha256"])}
+    weights = src.state_dict()
+    new_head = checkpoint_classes(meta) != model.model_args["n_classes"]
+    if new_head:  # e.g. the 3-class shipped model fine-tuned to 4 classes: all but the output layer
+        weights = {k: v for k, v in weights.items() if not k.startswith("out.")}
+        log.info(
+            "%s: %d classes, this run %d: the output layer starts fresh, the rest from the checkpoint",
+            path, checkpoint_classes(meta), model.model_args["n_classes"],
+        )  # fmt: skip
+    model.load_state_dict(weights, strict=not new_head)
+    return {
+        "path": "package" if init_from == "package" else str(path),
+        "weights_sha256": str(meta["weights_sha256"]),
+        **({"new_output_layer": "yes"} if new_head else {}),
+    }
 
 
 def _state_classes(st: Any) -> int | None:
@@ -916,7 +935,8 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument(
         "--classes", type=int, choices=[3, 4], default=3, help="3 (the paper) or 4 (with nucleic acids)"
     )
-    p.add_argument("--progress-interval", type=POSITIVE, default=d.progress_interval_s, help="seconds between progress lines")
+    p.add_argument("--progress-interval", type=NON_NEGATIVE, default=d.progress_interval_s,
+                   help="seconds between progress lines (0: every step)")
     p.set_defaults(func=_cmd_train)
 
     s = subparsers.add_parser("select", help="pick the best setting per loss from trained checkpoints")

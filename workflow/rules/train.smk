@@ -1,6 +1,7 @@
 # train stage (SPEC 7-9): one job per (split, loss, setting), then model selection per split.
 # The loss registry (cryosse.losses.LOSSES) and the setting names (cryosse.train) feed the
 # wildcards, so a loss or setting the package does not know never becomes a job.
+import os
 from functools import partial
 
 from cryosse.losses import LOSSES
@@ -23,9 +24,10 @@ if _unknown:
 train_targets = partial(workflow_targets, TRAIN, RESULTS)
 train_checkpoints = partial(split_checkpoints, TRAIN, RESULTS)
 # Fine-tuning (train.init_from): the starting weights are an input, so new ones retrain;
-# "package" is the shipped model, named relative to the workflow (moving it reruns nothing).
+# "package" is the shipped model, named relative to the working directory (moving both together
+# reruns nothing).
 TRAIN_START = (
-    [str(shipped_model_path().relative_to(workflow.basedir))]
+    [os.path.relpath(shipped_model_path())]
     if TRAIN.get("init_from") == "package"
     else [TRAIN["init_from"]] if TRAIN.get("init_from") else []
 )

@@ -28,7 +28,7 @@ from cryosse.dataset.labels import label_box
 from cryosse.dataset.quality import QualityParams, chain_cylinder_score, precision_recall, quality_bin
 from cryosse.dataset.structure import Model, ModelError, read_model
 from cryosse.density import normalise_density
-from cryosse.geometry import DensityMap, MapError, read_map, write_map
+from cryosse.geometry import DensityMap, MapError, MapGeometry, read_map, write_map
 from cryosse.io import read_json, remove_stale_staging, sha256_file, staging_dir, write_json, write_tsv
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,13 @@ log = logging.getLogger(__name__)
 ENTRY_COLUMNS = [
     "entry", "pair_id", "emdb_id", "pdb_id", "chain", "status", "stage", "reason",
     "resolution", "bin", "bin_at_0.8x", "bin_at_1.2x", "cyl_score", "n_helices", "precision", "recall", "pr_diff",
+    "box_inside",
     "contour", "contour_source", "n_ca_helix", "n_ca_sheet", "n_ca_other",
     "nx", "ny", "nz", "sequence", "dssp_engine", "path",
 ]  # fmt: skip
 DATASET_COLUMNS = [
     "pair_id", "emdb_id", "pdb_id", "chain", "resolution", "bin", "bin_at_0.8x", "bin_at_1.2x", "cyl_score", "pr_diff",
+    "box_inside",
     "n_ca_helix", "n_ca_sheet", "n_ca_other", "nx", "ny", "nz", "sequence", "dssp_engine", "path",
 ]  # fmt: skip
 REJECTED_COLUMNS = ["stage", "id", "reason"]
@@ -68,6 +70,8 @@ class DatasetParams:
     quality: QualityParams = field(default_factory=QualityParams)
     keep_bins: tuple[int, ...] = (1, 2, 3)
     require_helix: bool = True  # PAPER: a chain needs a helix; pretraining keeps all-beta chains too
+    min_box_inside: float = 0.5  # CHOSEN: a box mostly outside its map (a cropped or small map) is rejected
+    mask_outside: bool = True  # voxels of the box beyond the map: out of loss and metrics (else solvent)
     classes: int = PAPER_CLASSES  # the top-level config key; 4 labels nucleic acids as class 3
 
     def __post_init__(self) -> None:
@@ -195,6 +199,14 @@ def build_pair(
         )
     box = chain_box(atoms, dmap.geometry, params.padding, params.spacing)
     geom = box.geometry
+    inside = box_inside(geom, dmap.geometry)
+    box_in = round(float(inside.mean()), 4)
+    if box_in < params.min_box_inside:
+        raise PairRejected(
+            f"only {100 * box_in:.0f}% of the box lies inside the map (need {100 * params.min_box_inside:.0f}%):"
+            " the map is cropped or small around this chain",
+            {"box_inside": box_in},
+        )
     try:
         raw = crop(dmap, box)
     except MapError as exc:
@@ -213,7 +225,7 @@ def build_pair(
         p_f, r_f = precision_recall(raw, geom, level, atoms, q)
         around[col] = quality_bin(cyl_f, abs(p_f - r_f), q)
     scores = {"bin": b, **around, "cyl_score": cyl, "n_helices": n_hel, "precision": prec, "recall": rec,
-              "pr_diff": pr_diff}
+              "pr_diff": pr_diff, "box_inside": box_in}
     if b not in params.keep_bins:
         why = f" no helix of >= {q.helix_min_residues} residues to score, and the paper bins on both scores;" if not np.isfinite(cyl) else ""
         raise PairRejected(f"bin {b} (cyl {_fmt(cyl)}, |P-R| {pr_diff:.2f});{why}".rstrip(";"), scores)
@@ -280,6 +292,8 @@ def build_pair(
                 origin_xyz=np.asarray(geom.origin, np.float64),
                 voxel_size=np.float64(geom.voxel_size[0]),
                 **extra,
+                # only where part of the box lies beyond the map: those voxels are unknown, not solvent
+                **({"inside": inside} if params.mask_outside and not inside.all() else {}),
             )
         c_lo, c_hi = box.centre_bounds_xyz()
         b_lo, b_hi = box.box_bounds_xyz()
@@ -315,6 +329,16 @@ def build_pair(
         "nx": nx, "ny": ny, "nz": nz, "sequence": record["sequence"],
         "dssp_engine": params.dssp_engine, "path": str(out_dir),
     }  # fmt: skip
+
+
+def box_inside(box: MapGeometry, map_geom: MapGeometry) -> np.ndarray:
+    """Bool [z, y, x] of the box's voxels whose centres lie within the map's voxel-centre extent."""
+    lo, hi = map_geom.lower - 1e-6, map_geom.upper + 1e-6
+    axes = []
+    for a, n in zip((2, 1, 0), box.shape, strict=True):  # z, y, x of the box grid
+        coords = box.origin[a] + box.voxel_size[a] * np.arange(n)
+        axes.append((coords >= lo[a]) & (coords <= hi[a]))
+    return axes[0][:, None, None] & axes[1][None, :, None] & axes[2][None, None, :]
 
 
 def _params_dict(params: DatasetParams) -> dict:
@@ -427,8 +451,8 @@ def build_entry(
                   "sequence": sequences.get(choice.chain, ""), "contour": contour, "contour_source": source, **base}  # fmt: skip
         if choice.group in kept_for or not (choice.kept or choice.standby):
             reason = choice.reason
-            if choice.group in kept_for and (choice.kept or choice.standby):
-                reason = f"duplicate of chain {kept_for[choice.group]} (the group's pair)"
+            if choice.group in kept_for and kept_for[choice.group] != choice.group:  # the first chain failed
+                reason = f"duplicate of chain {kept_for[choice.group]} (the group's pair; chain {choice.group} failed)"
             rows.append({**common, "status": "rejected", "stage": "dataset", "reason": reason})
             continue
         try:
@@ -448,7 +472,7 @@ def build_entry(
 
 
 QUALITY_COLUMNS = ["pair_id", "status", "contour_source", "bin", "bin_at_0.8x", "bin_at_1.2x", "cyl_score",
-                   "precision", "recall", "pr_diff"]  # fmt: skip
+                   "precision", "recall", "pr_diff", "box_inside"]  # fmt: skip
 #: integer columns of the per-entry and dataset tables (written as integers, empty where unknown)
 INT_COLUMNS = ("bin", "bin_at_0.8x", "bin_at_1.2x", "n_helices", "n_ca_helix", "n_ca_sheet", "n_ca_other",
                NA_COLUMN, "nx", "ny", "nz")  # fmt: skip
