@@ -108,6 +108,7 @@ def test_paper_run_of_a_local_mirror(tmp_path, root):
         "train": {
             "losses": ["CE", "FL_DL"],
             "width": 0.125,
+            "init_from": "",  # from scratch, as at paper scale (the demo fine-tunes the shipped width-0.25 model)
             "lrs": [1.0e-3],
             "gammas": [2],
             "splits": [0],
