@@ -443,7 +443,8 @@ def test_snakemake_four_class_demo(tmp_path):
     cfg = {
         "entries": str(tmp_path / "entries.tsv"), "results": "results", "resources": "resources", "logs": "logs",
         "acquire": {"simulate": {"structures": str(structures)}},
-        "split": {"fractions": [50, 17, 33], "n_cv": 0, "paper_cases": str(ROOT / "config" / "paper_test_cases.tsv")},
+        "split": {"fractions": [50, 17, 33], "n_cv": 0, "paper_cases": str(ROOT / "config" / "paper_test_cases.tsv"),
+                  "min_train_pairs": 2},
         "train": {"losses": ["FL_DL"], "gammas": [2], "splits": [0], "max_epochs": 2, "max_steps_per_epoch": 2,
                   "patch": 24},
         "evaluate": {"bootstrap": 10},

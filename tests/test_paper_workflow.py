@@ -104,7 +104,7 @@ def test_paper_run_of_a_local_mirror(tmp_path, root):
         "resources": "resources/paper",
         "logs": "logs/paper",
         "acquire": {"mirror": str(mirror), "retries": 0},
-        "split": {"test": "paper", "n_cv": 0, "fractions": [70, 15, 15]},
+        "split": {"test": "paper", "n_cv": 0, "fractions": [70, 15, 15], "min_train_pairs": 2},
         "train": {
             "losses": ["CE", "FL_DL"],
             "width": 0.125,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import random
 from pathlib import Path
@@ -169,10 +170,30 @@ def test_cv_splits_too_few_clusters_says_how_many():
         S.cv_splits(cl, n_cv=4, max_cluster_size=3, test_size=62, val_size=47, seed=1)
 
 
-def test_cv_splits_cap_test_size_by_what_fits():
+def test_cv_splits_cap_test_size_by_what_fits(caplog):
     cl = _clusters([1] * 10 + [8])
-    out = S.cv_splits(cl, n_cv=4, max_cluster_size=3, test_size=62, val_size=47, seed=3)
+    with caplog.at_level("WARNING", logger="cryosse.splits"):
+        out = S.cv_splits(cl, n_cv=4, max_cluster_size=3, test_size=62, val_size=47, seed=3)
     assert [sum(r == "test" for r in o.values()) for o in out] == [2, 2, 2, 2]
+    # the caps are said, not silent
+    assert "test sets of 2 case(s), not split.cv_test_size 62" in caplog.text
+    assert "validation case(s), not split.cv_val_size 47" in caplog.text
+
+
+def test_a_dataset_too_small_for_its_splits_stops(tmp_path):
+    cl = _clusters([1, 1, 1, 1])
+    cl["pair_id"] = [f"{1000 + i}_{p.split('_')[0]}X_A" for i, p in enumerate(cl["pair_id"])]
+    cl["cluster"] = cl["pair_id"]
+    cl.to_csv(tmp_path / "clusters.tsv", sep="\t", index=False)
+    _write_dataset(tmp_path / "d.tsv", dict.fromkeys(cl["pair_id"], "MKV" * 20))
+    paths = [tmp_path / f"split_{k}.tsv" for k in range(3)]
+    params = S.SplitParams(seed=1, n_cv=2, cv_test_size=1, cv_val_size=1, fractions=(50, 25, 25))
+    with pytest.raises(ValueError, match=r"4 pairs are too few.*split 0 trains on 2 pair\(s\).*min_train_pairs \(5\)"):
+        S.make_splits(tmp_path / "d.tsv", tmp_path / "clusters.tsv", paths, params)
+    assert not any(p.exists() for p in paths)  # nothing half-made
+    S.make_splits(tmp_path / "d.tsv", tmp_path / "clusters.tsv", paths,
+                  dataclasses.replace(params, min_train_pairs=2))  # fmt: skip
+    assert all(p.exists() for p in paths)
 
 
 def _write_dataset(path: Path, records: dict[str, str], bins=None, extra=None) -> pd.DataFrame:

@@ -105,6 +105,7 @@ class SplitParams:
     cv_test_size: int = 62
     cv_val_size: int = 47
     main_split_by: str = "entry"  # entry: a map's pairs on one side; pair: the paper's pair-level draw
+    min_train_pairs: int = 5  # CHOSEN: a split that would train on fewer pairs stops the run
 
     def __post_init__(self) -> None:
         if self.test not in ("random", "paper"):
@@ -115,12 +116,16 @@ class SplitParams:
             raise ValueError(f"split.fractions must be three non-negative numbers, got {self.fractions}")
         if self.fractions[0] <= 0:
             raise ValueError("split.fractions: the training share must be > 0")
-        if self.n_cv < 0 or self.cv_max_cluster_size < 1 or self.cv_test_size < 1 or self.cv_val_size < 1:
-            raise ValueError("split: n_cv >= 0, cv_max_cluster_size, cv_test_size and cv_val_size >= 1")
+        if (self.n_cv < 0 or self.cv_max_cluster_size < 1 or self.cv_test_size < 1 or self.cv_val_size < 1
+                or self.min_train_pairs < 1):  # fmt: skip
+            raise ValueError(
+                "split: n_cv >= 0, cv_max_cluster_size, cv_test_size, cv_val_size and min_train_pairs >= 1"
+            )
 
     @classmethod
     def from_config(cls, cfg: Mapping, seed: int) -> SplitParams:
-        keys = ("test", "n_cv", "cv_max_cluster_size", "cv_test_size", "cv_val_size", "main_split_by")
+        keys = ("test", "n_cv", "cv_max_cluster_size", "cv_test_size", "cv_val_size", "main_split_by",
+                "min_train_pairs")
         kw = {k: cfg[k] for k in keys if k in cfg}
         if "fractions" in cfg:
             kw["fractions"] = tuple(float(x) for x in cfg["fractions"])
@@ -531,6 +536,11 @@ def cv_splits(
             f"{n_pairs} pairs. Lower split.n_cv, raise split.cv_max_cluster_size, or add entries."
         )
     t = max(1, min(test_size, n_small // n_cv, n_pairs - 2))
+    if t < test_size:
+        log.warning(
+            "cross-validation: test sets of %d case(s), not split.cv_test_size %d: the %d pairs in clusters of at "
+            "most %d members fill %d disjoint test sets only that far", t, test_size, n_small, max_cluster_size, n_cv,
+        )  # fmt: skip
     rng = np.random.default_rng([seed, 0])
     pool = [small[i] for i in rng.permutation(len(small))]
     tests: list[list[str]] = []
@@ -552,6 +562,10 @@ def cv_splits(
         n_test = sum(sizes[c] for c in test_clusters)
         v = min(val_size, n_pairs - n_test - 1)
         val_clusters, _ = _fill(cand, sizes, v)
+        got = sum(sizes[c] for c in val_clusters)
+        if val_clusters and got < val_size:
+            log.warning("cross-validation split %d: %d validation case(s), not split.cv_val_size %d (%d pairs)",
+                        k, got, val_size, n_pairs)  # fmt: skip
         if not val_clusters:
             raise ValueError(
                 f"cross-validation split {k}: no cluster of at most {max_cluster_size} members "
@@ -732,6 +746,15 @@ def make_splits(
     roles += cv_splits(grouped, params.n_cv, params.cv_max_cluster_size, params.cv_test_size,
                        params.cv_val_size, params.seed)
     frames = [_split_frame(r, cluster_of) for r in roles]
+    small = {k: int((f["role"] == "train").sum()) for k, f in enumerate(frames)}
+    small = {k: n for k, n in small.items() if n < params.min_train_pairs}
+    if small:
+        raise ValueError(
+            f"{dataset_tsv}: {len(pairs)} pairs are too few for these splits: "
+            + ", ".join(f"split {k} trains on {n} pair(s)" for k, n in small.items())
+            + f", below split.min_train_pairs ({params.min_train_pairs}). Add entries, lower split.n_cv or"
+            " split.cv_test_size / cv_val_size, or lower split.min_train_pairs"
+        )
     for k, (frame, path) in enumerate(zip(frames, split_paths, strict=True)):
         write_tsv(path, frame)
         n = frame["role"].value_counts()
@@ -963,7 +986,8 @@ def _cmd_cluster(a: argparse.Namespace) -> int:
 def _cmd_make_splits(a: argparse.Namespace) -> int:
     params = SplitParams(seed=a.seed, test=a.test, fractions=tuple(a.fractions), n_cv=a.n_cv,
                          cv_max_cluster_size=a.cv_max_cluster_size, cv_test_size=a.cv_test_size,
-                         cv_val_size=a.cv_val_size)
+                         cv_val_size=a.cv_val_size, min_train_pairs=a.min_train_pairs,
+                         main_split_by=a.main_split_by)
     out = Path(a.out_dir)
     paths = [out / f"split_{k}.tsv" for k in range(params.n_cv + 1)]
     paper_out = out / "paper_cases.tsv" if (a.test == "paper" or a.paper_cases) else None
@@ -1008,6 +1032,10 @@ def add_cli(subparsers) -> None:
                    help="CV test and validation cases come from clusters of at most this many members")
     p.add_argument("--cv-test-size", type=AT_LEAST_ONE, default=d.cv_test_size, help="cases per CV test set")
     p.add_argument("--cv-val-size", type=AT_LEAST_ONE, default=d.cv_val_size, help="cases per CV validation set")
+    p.add_argument("--min-train-pairs", type=AT_LEAST_ONE, default=d.min_train_pairs,
+                   help="stop when a split would train on fewer pairs")
+    p.add_argument("--main-split-by", choices=["entry", "pair"], default=d.main_split_by,
+                   help="entry: the main split keeps each map's pairs on one side; pair: the paper's pair-level draw")
     p.add_argument("--paper-cases", help="the paper's case table (config/paper_test_cases.tsv)")
     p.add_argument("--entries", help="the entry table, to explain missing paper cases")
     p.add_argument("--dataset-rejected", help="results/dataset/rejected.tsv")
