@@ -496,6 +496,17 @@ def test_cli_build_pair(tmp_path, hb_map, capsys):
     assert rec["resolution"] == 6.0 and rec["dssp_engine"] == "pydssp"
     assert main([*args[:6], "Q", *args[7:]]) == 1
     assert "chain Q" in capsys.readouterr().err
+    # without --emdb-id the pair is named from the inputs, not "0_..."
+    assert main([*args[:-2], "--out", str(tmp_path / "p2")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["pair_id"] == "HB_5ME2_B"
+
+
+def test_map_entry_id_from_file_names():
+    from cryosse.dataset.cli import map_entry_id
+
+    assert map_entry_id("/x/emd_3488.map.gz") == "EMD-3488"
+    assert map_entry_id("EMD-21457_seg.mrc") == "EMD-21457"
+    assert map_entry_id("A-1.0APIX.mrc") == "A-1.0APIX"
 
 
 def test_entry_mem_mb_reads_the_gzip_size(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 from cryosse.argtypes import POSITIVE, number
@@ -29,7 +30,9 @@ def add_cli(subparsers) -> None:
                    help="author contour level; default: mean + contour_sd sd of the full map (estimated)")
     p.add_argument("--resolution", type=number(0, 30, lo_open=True), default=None,
                    help="map resolution in A, recorded in the pair (0-30; the method is for 5-10 A)")
-    p.add_argument("--emdb-id", default="EMD-0", help="EMDB id to record (default EMD-0)")
+    p.add_argument("--emdb-id", default=None,
+                   help="EMDB id to record (default: from the map's file name, emd_3488.map -> EMD-3488, else its stem);"
+                        " with the PDB id and chain it names the pair")
     p.add_argument("--pdb-id", default="", help="PDB id to record (default: the model file's stem)")
     p.add_argument("--config", default=None,
                    help="a workflow config file (checked as the workflow checks it); its dataset: section and "
@@ -40,6 +43,13 @@ def add_cli(subparsers) -> None:
     p.add_argument("--keep-any-bin", action="store_true",
                    help="write the pair even when its quality bin is not kept (the bin is still recorded)")
     p.set_defaults(func=_build_pair)
+
+
+def map_entry_id(path: str | Path) -> str:
+    """The EMDB id in a map's file name (``emd_3488.map.gz``, ``EMD-3488.mrc``), else the name without extensions."""
+    name = Path(path).name
+    m = re.match(r"(?i)emd[_-]?(\d{4,})", name)
+    return f"EMD-{m.group(1)}" if m else Path(name.removesuffix(".gz")).stem
 
 
 def _build_pair(args: argparse.Namespace) -> int:
@@ -60,7 +70,7 @@ def _build_pair(args: argparse.Namespace) -> int:
     dmap, model, classes = load_inputs(args.map, args.model, params.dssp_engine)
     contour, source = contour_level(dmap, args.contour, params.contour_sd)
     pdb_id = args.pdb_id or Path(args.model).name.split(".")[0].upper()
-    ids = {"emdb_id": args.emdb_id, "pdb_id": pdb_id, "resolution": args.resolution}
+    ids = {"emdb_id": args.emdb_id or map_entry_id(args.map), "pdb_id": pdb_id, "resolution": args.resolution}
     try:
         row = build_pair(dmap, model, classes, args.chain, args.out, params, contour, source, ids)
     except PairRejected as exc:
