@@ -207,6 +207,11 @@ def test_nucleic_labels_land_on_the_backbone(na_entry):
     table4, folder4 = na_entry[4]
     table3, folder3 = na_entry[3]
     assert table4.loc[0, "status"] == "kept", table4.loc[0, "reason"]
+    # the two DNA strands are listed too, as not protein, with what the labels make of them
+    for table, what in ((table3, "background in the labels"), (table4, "label class 3")):
+        dna = table[table["reason"].fillna("").str.startswith("not protein")]
+        assert list(dna["chain"]) == ["B", "C"] and (dna["status"] == "rejected").all()
+        assert dna["reason"].str.contains("DNA/RNA chain of 11 nucleotide").all() and dna["reason"].str.contains(what).all()
     z4, z3 = np.load(folder4 / "arrays.npz"), np.load(folder3 / "arrays.npz")
     lab4, lab3 = z4["labels"], z3["labels"]
     geom = MapGeometry(lab4.shape, (1.0, 1.0, 1.0), tuple(z4["origin_xyz"]))
@@ -371,6 +376,8 @@ def test_four_class_train_evaluate_tables_predict(four_class_run):
     assert t1.loc[0, "f1_nucleic"] == pytest.approx(row["f1_nucleic"])
     t2 = pd.read_csv(tmp / "tables" / "table2.tsv", sep="\t")
     assert {"FL_DL_nucleic", "FL_DL_residue_nucleic"} <= set(t2.columns) and written
+    assert t2.loc[0, "n_na"] == row["n_na"] and t2.iloc[-1]["n_na"] == row["n_na"]  # the case, the total
+    assert "Count (H/S/O/NA)" in (tmp / "tables" / "table2.md").read_text()
 
     out = tmp / "predict"
     s = predict_map(tmp / "pairs" / "90101_1LCD_A" / "map.mrc", out, model=tmp / "train" / "checkpoint.pt",

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryosse.classes import NA_COLUMN
 from cryosse.evaluate import (
     bootstrap_ci,
     loss_order,
@@ -229,8 +230,10 @@ def _case_label(r: pd.Series) -> str:
     return f"{r['pair_id']} ({num(r.get('resolution'), '{:.1f}')})"
 
 
-def _counts(r: pd.Series, prefix: str = "n_ca_") -> str:
-    return "/".join(num(r.get(f"{prefix}{c}"), "{:.0f}") for c in ("helix", "sheet", "other"))
+def _counts(r: pd.Series, prefix: str = "n_ca_", nucleic: bool = False) -> str:
+    """CA counts H/S/O (and nucleotides, ``n_na``, for 4 classes)."""
+    parts = [num(r.get(f"{prefix}{c}"), "{:.0f}") for c in ("helix", "sheet", "other")]
+    return "/".join(parts + ([num(r.get(NA_COLUMN), "{:.0f}")] if nucleic else []))
 
 
 def table2(main: pd.DataFrame, residue_loss: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -241,14 +244,17 @@ def table2(main: pd.DataFrame, residue_loss: str) -> tuple[pd.DataFrame, pd.Data
     first = main.drop_duplicates("pair_id").set_index("pair_id")
     by = {loss: main[main["loss"] == loss].set_index("pair_id") for loss in losses}
     classes = _scored(main)
+    nucleic = NUCLEIC in classes
+    count_cols = [f"n_ca_{c}" for c in ("helix", "sheet", "other")] + ([NA_COLUMN] if nucleic else [])
+    count_head = "Count (H/S/O/NA)" if nucleic else "Count (H/S/O)"
     rows, shown = [], []
     for pid in cases:
         m = first.loc[pid]
         r: dict[str, Any] = {"pair_id": pid, "resolution": m.get("resolution", math.nan)}
-        for c in ("helix", "sheet", "other"):
-            r[f"n_ca_{c}"] = m.get(f"n_ca_{c}", math.nan)
+        for col in count_cols:
+            r[col] = m.get(col, math.nan)
         t = {"EMDB_PDB_Chain (resolution in Å)": _case_label(pd.Series({"pair_id": pid, **r})),
-             "Count (H/S/O)": _counts(pd.Series(r))}
+             count_head: _counts(pd.Series(r), nucleic=nucleic)}
         for loss in losses:
             d = by[loss]
             for c in classes:
@@ -264,10 +270,9 @@ def table2(main: pd.DataFrame, residue_loss: str) -> tuple[pd.DataFrame, pd.Data
         shown.append(t)
     # Bottom row: weighted averages (voxel F1 by true voxels, residue F1 by true residues).
     avg: dict[str, Any] = {"pair_id": "Weighted Average", "resolution": math.nan}
-    for c in ("helix", "sheet", "other"):
-        col = f"n_ca_{c}"
+    for col in count_cols:
         avg[col] = float(pd.to_numeric(first[col], errors="coerce").sum()) if col in first.columns else math.nan
-    t = {"EMDB_PDB_Chain (resolution in Å)": "Weighted Average", "Count (H/S/O)": _counts(pd.Series(avg))}
+    t = {"EMDB_PDB_Chain (resolution in Å)": "Weighted Average", count_head: _counts(pd.Series(avg), nucleic=nucleic)}
     for loss in losses:
         for c in classes:
             v = weighted_mean(*_w(by[loss], "voxel", c))

@@ -464,6 +464,12 @@ def build_entry(
         except (ValueError, RuntimeError, OSError) as exc:
             log.exception("%s chain %s", entry, choice.chain)
             rows.append({**common, "status": "rejected", "stage": "dataset", "reason": f"{type(exc).__name__}: {exc}"})
+    for chain, n in model.nucleic_chains.items():  # listed, so that no chain of the model goes unmentioned
+        role = "its nucleotides label class 3 (nucleic acid) where they fall in a box" if params.classes == 4 \
+            else "background in the labels (classes: 4 labels nucleic acid)"
+        rows.append({"entry": entry, "pair_id": pair_id(emdb_id, pdb_id, chain), "chain": chain, **base,
+                     "status": "rejected", "stage": "dataset",
+                     "reason": f"not protein: DNA/RNA chain of {n} nucleotide(s); {role}"})  # fmt: skip
     if not choices:
         rows.append(_reject_row(entry, "dataset", "no protein chain to use", **base))
     df = _entry_table(rows, params.classes)

@@ -44,6 +44,7 @@ class Model:
     chain_atoms: dict[str, np.ndarray] = field(default_factory=dict)
     n_nucleic: int = 0
     n_atoms: int = 0
+    nucleic_chains: dict[str, int] = field(default_factory=dict)  # DNA/RNA-only chain -> nucleotides
     na: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (M, 3) float64
 
     def chain_index(self, chain: str) -> np.ndarray:
@@ -149,12 +150,14 @@ def read_model(path: str | os.PathLike) -> Model:
     n_nucleic = 0
     n_atoms = 0
     na: list[list[float]] = []
+    na_count: dict[str, int] = {}
     for ch in model:
         for res in ch:
             n_atoms += len(res)
             info = gemmi.find_tabulated_residue(res.name)
             if info is not None and info.is_nucleic_acid():
                 n_nucleic += 1
+                na_count[ch.name] = na_count.get(ch.name, 0) + 1
                 for name in NUCLEOTIDE_ATOMS:
                     rep = res.find_atom(name, "*")
                     if rep is not None:
@@ -196,5 +199,6 @@ def read_model(path: str | os.PathLike) -> Model:
         chain_atoms={k: np.asarray(v, float).reshape(-1, 3) for k, v in atoms.items()},
         n_nucleic=n_nucleic,
         n_atoms=n_atoms,
+        nucleic_chains={c: n for c, n in na_count.items() if c not in atoms},
         na=np.asarray(na, float).reshape(-1, 3),
     )
