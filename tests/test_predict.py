@@ -101,6 +101,17 @@ def test_outputs_overlay_the_input(real, tiny_ckpt, tmp_path, name):
     _check_overlay(src, out, summary)
 
 
+def test_warns_on_maps_unlike_the_training_maps(real, tiny_ckpt, tmp_path, caplog):
+    from cryosse.predict import input_warnings
+
+    assert input_warnings((1.0, 1.0, 1.0), 6.5) == [] and input_warnings((2.02, 2.02, 2.02), None) == []
+    assert "blur it" in input_warnings((1.05,) * 3, 3.2)[0]
+    with caplog.at_level("WARNING", logger="cryosse.predict"):
+        s = predict_map(real / MAPS["gz_11.4A_nstart"], tmp_path / "o", model=tiny_ckpt, resolution=30.0)
+    assert len(s["warnings"]) == 2 and "11.40 A hold no detail finer than 22.8 A" in s["warnings"][0]
+    assert "emd_3197.map.gz" in caplog.text and "outside the 5-10 A" in caplog.text
+
+
 def _check_overlay(src, out, summary):
     inp = read_map(src).geometry
     half = np.asarray(inp.voxel_size) / 2

@@ -74,6 +74,29 @@ DEFAULT_TILE = 128
 DEFAULT_OVERLAP = 32
 #: refuse 1 A grids beyond this many voxels (about 12 bytes each are held in memory)
 MAX_GRID_VOXELS = 1024**3
+#: what the models were made for: the paper's 5-10 A maps; the shipped model's simulated maps
+#: were sampled at 0.8-2.5 A voxels (config/pretrain.yaml). Outside these, predict warns.
+TRAINED_RESOLUTION_A = (5.0, 10.0)
+TRAINED_MAX_VOXEL_A = 2.5
+
+
+def input_warnings(voxel_size: tuple[float, float, float], resolution: float | None) -> list[str]:
+    """What makes a map unlike those the model was trained on (empty when nothing does)."""
+    out = []
+    vs = max(voxel_size)
+    lo, hi = TRAINED_RESOLUTION_A
+    if vs > TRAINED_MAX_VOXEL_A:
+        out.append(
+            f"voxels of {vs:.2f} A hold no detail finer than {2 * vs:.1f} A (Nyquist); the model was trained on"
+            f" {lo:g}-{hi:g} A maps sampled at <= {TRAINED_MAX_VOXEL_A:g} A: expect little of the segmentation"
+        )
+    if resolution is not None and not lo - 1.0 <= resolution <= hi + 2.0:
+        out.append(
+            f"a {resolution:g} A map is outside the {lo:g}-{hi:g} A the model was trained for:"
+            + (" blur it to 6-8 A first (e.g. ChimeraX 'volume gaussian')" if resolution < lo
+               else " helices and sheets are rarely resolved there")  # fmt: skip
+        )
+    return out
 
 CLASS_NAMES = ("helix", "sheet")  # network classes 1 and 2; 0 is background
 CLASS_NAMES_ALL = ("helix", "sheet", "nucleic")  # class 3 of a 4-class network: nucleic acid
@@ -376,13 +399,16 @@ def predict_map(
     threads: int | None = None,
     classes: int | None = None,
     contour: float | None = None,
+    resolution: float | None = None,
 ) -> dict[str, Any]:
     """Segment one map and write every output into ``out_dir``; return the summary.
 
     ``classes`` (3 or 4), when given, must be the checkpoint's class count: a
     3-class checkpoint for a 4-class request, or the reverse, is refused.
     ``contour``: voxels of the map below this level are background in every output
-    (and the ChimeraX script shows the map at this level).
+    (and the ChimeraX script shows the map at this level). ``resolution`` (A), when given,
+    is checked against what the model was trained for; the voxel size always is: what
+    is off is logged and listed in the summary's ``warnings``.
 
     Raises ``ValueError`` (``MapError``, ``CheckpointError``), ``FileNotFoundError``
     or ``RuntimeError`` with a message naming the input and the cause; in that
@@ -410,6 +436,9 @@ def predict_map(
     t0 = time.perf_counter()
     dmap = read_map(map_path)
     t_read = time.perf_counter() - t0
+    warnings = input_warnings(dmap.geometry.voxel_size, resolution)
+    for w in warnings:
+        log.warning("%s: %s", map_path, w)
 
     pred, details = segment(dmap, net, dev, precision, tile, overlap, spacing, contour)
     geom = pred.geometry
@@ -438,6 +467,8 @@ def predict_map(
             "axis_order_crs": dmap.header.get("axis_order_crs"),
             "gzip": dmap.header.get("gzip"),
         },
+        "resolution_A": resolution,
+        "warnings": warnings,
         "grid": {**pred.grid.to_dict(), "resampled": pred.grid != geom},
         "model": {
             "path": str(Path(ckpt).resolve()),
@@ -535,6 +566,7 @@ def _run(args: argparse.Namespace) -> int:
         threads=args.threads,
         classes=args.classes,
         contour=args.contour,
+        resolution=args.resolution,
     )
     full = s["full"]
     print(
@@ -617,6 +649,13 @@ def add_cli(subparsers) -> None:
         help="the map's contour level (e.g. EMDB's recommended one): voxels below it are background in"
         " every output, and the ChimeraX script shows the map at it (default: none; the script then"
         " shows mean + 3 sd)",
+    )
+    p.add_argument(
+        "--resolution",
+        type=number(0, lo_open=True),
+        default=None,
+        help="the map's resolution in A (e.g. EMDB's): a warning when it is far from the 5-10 A the model was"
+        " trained for (the voxel size is always checked)",
     )
     p.add_argument(
         "--classes",
