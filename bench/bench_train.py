@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
 from cryosse.infer import conv_flops, pad_to_multiple, pick_device
 from cryosse.losses import make_loss
 from cryosse.model import DeepSSETracerUNet
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _sync(device: torch.device) -> None:
@@ -58,6 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--matmul", type=int, default=4096, help="edge of the matrices of the peak measurement")
     ap.add_argument("--skip-train", action="store_true", help="inference only (e.g. too little memory)")
+    ap.add_argument("--config", default=str(ROOT / "config" / "config.yaml"),
+                    help="the run whose training cost to estimate from the measured speed (its train: grid)")
+    ap.add_argument("--boxes", type=int, default=1246, help="training boxes per epoch (the paper's 1246)")
+    ap.add_argument("--box-voxels", type=float, default=5.9e5,
+                    help="mean voxels of a padded box (5.9e5: median of 1260 boxes cut from real chains)")
     args = ap.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -120,6 +128,28 @@ def main(argv: list[str] | None = None) -> None:
             f"{what:>13}: {dt:8.3f} s/box  {voxels / dt:12.0f} voxels/s  "
             f"{achieved / 1e9:8.1f} GFLOP/s  {achieved / peak:6.1%} of matmul peak"
         )
+    if not args.skip_train:
+        paper_cost(args, voxels / rows[1][1])
+
+
+def paper_cost(args: argparse.Namespace, train_voxels_per_s: float) -> None:
+    """What the run of ``--config`` costs at the measured training speed: jobs, hours per epoch, total."""
+    import yaml
+
+    from cryosse.train import grid_settings
+
+    train = yaml.safe_load(Path(args.config).read_text())["train"]
+    per_split = sum(len(grid_settings(loss, train["lrs"], train["gammas"], train["term_weights"]))
+                    for loss in train["losses"])  # fmt: skip
+    jobs = per_split * len(train["splits"])
+    epoch_h = args.boxes * args.box_voxels / train_voxels_per_s / 3600
+    epochs = int(train["max_epochs"])
+    print(
+        f"cost of {args.config}: {per_split} settings x {len(train['splits'])} splits = {jobs} training jobs at"
+        f" width {train['width']:g} (this run measured width {args.width:g}); one epoch of {args.boxes} boxes"
+        f" of {args.box_voxels:.2g} voxels: {epoch_h:.2f} h here; {jobs} jobs x {epochs} epochs (the cap;"
+        f" early stopping ends most sooner): at most {jobs * epochs * epoch_h:.0f} device-hours"
+    )
 
 
 if __name__ == "__main__":
