@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from cryosse.argtypes import POSITIVE, number
+from cryosse.argtypes import FRACTION, POSITIVE, number
 
 
 def add_cli(subparsers) -> None:
@@ -42,6 +42,9 @@ def add_cli(subparsers) -> None:
                    help="3 (the paper) or 4 (nucleic acids are class 3); default: the config's classes, else 3")
     p.add_argument("--keep-any-bin", action="store_true",
                    help="write the pair even when its quality bin is not kept (the bin is still recorded)")
+    p.add_argument("--min-box-inside", type=FRACTION, default=None,
+                   help="least share of the padded box that must lie inside the map (default: the config's, 0.5);"
+                        " 0 keeps a tight crop around the chain, its voxels beyond the map left out of the scores")
     p.set_defaults(func=_build_pair)
 
 
@@ -67,6 +70,8 @@ def _build_pair(args: argparse.Namespace) -> int:
         params = dataclasses.replace(params, dssp_engine=args.engine)
     if args.keep_any_bin:
         params = dataclasses.replace(params, keep_bins=(1, 2, 3, 4))
+    if args.min_box_inside is not None:
+        params = dataclasses.replace(params, min_box_inside=args.min_box_inside)
     dmap, model, classes = load_inputs(args.map, args.model, params.dssp_engine)
     contour, source = contour_level(dmap, args.contour, params.contour_sd)
     pdb_id = args.pdb_id or Path(args.model).name.split(".")[0].upper()
