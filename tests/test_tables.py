@@ -188,3 +188,133 @@ def test_snakemake_tables_forcerun_touches_no_training_output(tmp_path, root):
                          text=True, env=env, cwd=wf)
     assert rep.returncode == 0, rep.stderr[-3000:]
     assert (wf / "report.html").stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------------- external tools (issue 18)
+
+
+def external_per_case(tmp: Path, tool: str, f1s: dict[str, tuple[float, float] | None]) -> Path:
+    """A tool's per-case table as the score_external rule writes it; None = no prediction for the case."""
+    rows = []
+    for i, (pid, v) in enumerate(f1s.items()):
+        emdb, pdb, chain = pid.split("_", 2)
+        row = {"pair_id": pid, "split": "0", "loss": tool, "setting": "external", "gamma": math.nan,
+               "best_val": math.nan, "emdb_id": f"EMD-{emdb}", "pdb_id": pdb, "chain": chain, "resolution": 5.5 + i,
+               "bin": 1 + i % 3, "n_ca_helix": 20 + i, "n_ca_sheet": 10 + i, "n_ca_other": 30}
+        if v is None:
+            row.update(status="missing", reason=f"no {pid}_helix.mrc + {pid}_sheet.mrc or {pid}.mrc in preds")
+        else:
+            fh, fs = v
+            row.update(status="ok", reason="", f1_helix=fh, f1_sheet=fs, vox_true_helix=100 + 50 * i,
+                       vox_true_sheet=0 if math.isnan(fs) else 40 + 10 * i, res_f1_helix=fh, res_f1_sheet=fs,
+                       res_true_helix=20 + i, res_true_sheet=0 if math.isnan(fs) else 10 + i, coverage=1.0)
+        rows.append(row)
+    path = tmp / "results" / "external" / "0" / tool / "per_case.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False, na_rep="NA")
+    return path
+
+
+def test_tables_with_an_external_tool(tmp_path):
+    f1 = {"CE": {PAIRS[0]: (0.5, 0.2), PAIRS[1]: (0.7, math.nan), PAIRS[2]: (0.6, 0.4)},
+          "FL_DL": {PAIRS[0]: (0.6, 0.5), PAIRS[1]: (0.8, math.nan), PAIRS[2]: (0.5, 0.6)}}
+    paths = [synthetic_per_case(tmp_path, "0", loss, v) for loss, v in f1.items()]
+    for p, val in zip(paths, (0.40, 0.35), strict=True):  # CE has the better validation figure here
+        df = pd.read_csv(p, sep="\t")
+        df["best_val"] = val
+        df.to_csv(p, sep="\t", index=False, na_rep="NA")
+    tool = external_per_case(tmp_path, "Thresh", {PAIRS[0]: (0.3, 0.1), PAIRS[1]: None, PAIRS[2]: (0.4, 0.2)})
+    out = tmp_path / "tables"
+    tb.build_tables(paths, out, n_boot=50, seed=1, external=[tool])
+    t1 = pd.read_csv(out / "table1.tsv", sep="\t").set_index("loss")
+    assert list(t1.index) == ["CE", "FL_DL", "Thresh"]  # our five first, then the tools
+    # The tool's row: its two scored cases, weighted as ours.
+    assert t1.at["Thresh", "f1_helix"] == pytest.approx((0.3 * 100 + 0.4 * 200) / 300)
+    assert t1.at["Thresh", "n_cases"] == 2 and math.isnan(t1.at["Thresh", "gamma"])
+    md = (out / "table1.md").read_text()
+    assert "| Thresh (external) |" in md
+    assert f"Thresh: 1 of 3 cases left out ({PAIRS[1]}: missing (no {PAIRS[1]}_helix.mrc" in md
+    assert "Paired tests of each tool against CE, our loss with the highest validation F1" in md
+    t2 = pd.read_csv(out / "table2.tsv", sep="\t", keep_default_na=False, na_values=["NA"]).set_index("pair_id")
+    assert t2.at[PAIRS[0], "Thresh_helix"] == pytest.approx(0.3) and math.isnan(t2.at[PAIRS[1], "Thresh_helix"])
+    assert t2.at["Weighted Average", "Thresh_helix"] == pytest.approx(t1.at["Thresh", "f1_helix"])
+    assert t2.at["Weighted Average", "CE_helix"] == pytest.approx(t1.at["CE", "f1_helix"])  # ours unchanged
+    st = pd.read_csv(out / "stats.tsv", sep="\t")
+    v = st[(st["level"] == "voxel") & (st["class"] == "helix") & (st["loss"] == "Thresh")].iloc[0]
+    assert v["vs_best_loss"] == "CE" and v["vs_best_n"] == 2
+    assert v["vs_best_mean_diff"] == pytest.approx(((0.3 - 0.5) + (0.4 - 0.6)) / 2)
+    assert st.loc[st["loss"] != "Thresh", "vs_best_loss"].isna().all()
+    shown = (out / "stats.md").read_text()
+    assert "| tool vs CE: Δ (mean, points) | tool vs CE: Wilcoxon p |" in shown
+    assert "| 3 | +3.3 | 0.75 | NA | NA |" in shown  # FL_DL against CE kept beside it; no tool columns for ours
+    s1 = pd.read_csv(out / "tableS1.tsv", sep="\t")
+    assert "Thresh" not in set(s1["loss"])  # scored on the main split only: not a cross-validation row
+    # Without a validation figure the best loss is the best on the test cases.
+    for p in paths:
+        df = pd.read_csv(p, sep="\t")
+        df["best_val"] = math.nan
+        df.to_csv(p, sep="\t", index=False, na_rep="NA")
+    tb.build_tables(paths, tmp_path / "t2", n_boot=0, external=[tool])
+    st2 = pd.read_csv(tmp_path / "t2" / "stats.tsv", sep="\t")
+    assert set(st2.loc[st2["loss"] == "Thresh", "vs_best_loss"]) == {"FL_DL"}
+    # No tool: the tables as they were (no extra column, no footnote).
+    tb.build_tables(paths, tmp_path / "none", n_boot=0)
+    assert "external" not in (tmp_path / "none" / "table1.md").read_text()
+    assert "vs_best_loss" not in pd.read_csv(tmp_path / "none" / "stats.tsv", sep="\t").columns
+    # A tool named like one of our losses is refused.
+    clash = external_per_case(tmp_path / "c", "CE", {PAIRS[0]: (0.3, 0.1)})
+    with pytest.raises(ValueError, match="named like our losses"):
+        tb.build_tables(paths, tmp_path / "clash", n_boot=0, external=[clash])
+
+
+def test_snakemake_scores_an_external_tool_into_the_tables(tmp_path, root):
+    """A copy of the workflow with stored results of two losses and a simple external tool's predictions
+    (a density threshold, as probability maps on its own 0.8 A grid with NSTART origins; one test case
+    without files): score_external, tables and figures run; the tool has a row in Table 1, columns in
+    Table 2, a paired test against our best loss, and the missing case is in the footnote."""
+    from test_score import threshold_tool
+
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    for name in ("Snakefile", "workflow", "scripts", "config", "src", "envs"):
+        src = root / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, wf / name)
+    proj = make_project(wf, PAIRS, losses=("CE", "FL_DL"))
+    for loss in ("CE", "FL_DL"):
+        d = wf / "results/eval/0" / loss
+        ev.evaluate_split(proj["models"][loss], proj["split"], proj["dataset"], d / "per_case.tsv", d / "pred",
+                          device="cpu")
+    (wf / "results/train/0").mkdir(parents=True)
+    pd.DataFrame({"split": [0, 0], "loss": ["CE", "FL_DL"], "setting": ["lr0.001"] * 2, "chosen": [True] * 2}).to_csv(
+        wf / "results/train/0/selection.tsv", sep="\t", index=False)
+    preds = wf / "preds" / "thresh"
+    preds.mkdir(parents=True)
+    for pid in PAIRS[:2]:  # the third test case has no prediction
+        threshold_tool(wf / "results/dataset/pairs" / pid, preds, pid)
+    (wf / "test.yaml").write_text(
+        "results: results\nlogs: logs\ntrain:\n  splits: [0]\n  losses: [CE, FL_DL]\n"
+        "evaluate:\n  bootstrap: 20\n  slice_cases: 1\nexternal:\n  tools: {Thresh: preds/thresh}\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    snake = [sys.executable, "-m", "snakemake", "--snakefile", str(wf / "Snakefile"), "--directory", str(wf),
+             "--cores", "1", "--configfile", "config/config.yaml", "config/demo.yaml", "test.yaml",
+             "--allowed-rules", "score_external", "tables", "figures", "--"]
+    run = subprocess.run(snake + ["tables", "figures"], capture_output=True, text=True, env=env, cwd=wf)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "score_external" in run.stderr
+    pc = pd.read_csv(wf / "results/external/0/Thresh/per_case.tsv", sep="\t", keep_default_na=False,
+                     na_values=["NA"]).set_index("pair_id")
+    assert list(pc["status"]) == ["ok", "ok", "missing"] and pc["coverage"].iloc[:2].between(0.5, 1).all()
+    t1 = pd.read_csv(wf / "results/tables/table1.tsv", sep="\t").set_index("loss")
+    assert list(t1.index) == ["CE", "FL_DL", "Thresh"] and t1.at["Thresh", "n_cases"] == 2
+    assert t1.at["Thresh", "f1_helix"] > 0.3  # the threshold finds the helix block
+    md = (wf / "results/tables/table1.md").read_text()
+    assert "Thresh (external)" in md and f"1 of 3 cases left out ({PAIRS[2]}: missing" in md
+    t2 = pd.read_csv(wf / "results/tables/table2.tsv", sep="\t", keep_default_na=False, na_values=["NA"])
+    assert {"Thresh_helix", "Thresh_sheet"} <= set(t2.columns)
+    st = pd.read_csv(wf / "results/tables/stats.tsv", sep="\t")
+    assert st.loc[st["loss"] == "Thresh", "vs_best_n"].eq(2).all()
+    assert (wf / "results/figures/f1_by_loss.png").stat().st_size > 0
+    # A new prediction file reruns the scoring (the rule's inputs are the folder's files).
+    threshold_tool(wf / "results/dataset/pairs" / PAIRS[2], preds, PAIRS[2])
+    dry = subprocess.run(snake[:-1] + ["-n", "--", "tables"], capture_output=True, text=True, env=env, cwd=wf)
+    assert dry.returncode == 0 and "score_external" in dry.stdout + dry.stderr, dry.stderr[-2000:]

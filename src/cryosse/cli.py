@@ -23,6 +23,7 @@ _MODULES = (
     "cryosse.train",
     "cryosse.evaluate",
     "cryosse.predict",
+    "cryosse.score_cli",
 )
 
 

@@ -253,20 +253,31 @@ def build_figures(
     level: float = 0.95,
     seed: int = 42,
     n_slices: int = 3,
+    external: Iterable[str | os.PathLike] = (),
 ) -> list[Path]:
-    """Write every figure (PNG + PDF) from stored results; returns the files written."""
+    """Write every figure (PNG + PDF) from stored results; returns the files written.
+
+    ``external``: external tools' per-case tables; each tool appears beside our losses in
+    the F1, per-case and resolution figures (over the cases our losses were scored on), not
+    in the slices (its predictions are not stored here)."""
     out = Path(out_dir)
     allres = read_eval_results(per_case)
     main = allres[allres["split"].astype(str) == str(main_split)]
     if main.empty:
         raise ValueError(f"no evaluated case for the main split {main_split}")
+    external = list(external)
+    with_tools = main
+    if external:
+        ext = read_eval_results(external)
+        ext = ext[(ext["split"].astype(str) == str(main_split)) & ext["pair_id"].isin(set(main["pair_id"]))]
+        with_tools = pd.concat([main, ext], ignore_index=True)
     ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str, "path": str})
     paths = dict(zip(ds["pair_id"], ds["path"], strict=True))
     written: list[Path] = []
     written += save(focal_loss_figure(gammas), out / "focal_loss")
-    written += save(f1_bar_figure(main, n_boot, level, seed), out / "f1_by_loss")
-    written += save(per_case_figure(main), out / "per_case_vs_ce")
-    written += save(resolution_figure(main), out / "f1_vs_resolution")
+    written += save(f1_bar_figure(with_tools, n_boot, level, seed), out / "f1_by_loss")
+    written += save(per_case_figure(with_tools), out / "per_case_vs_ce")
+    written += save(resolution_figure(with_tools), out / "f1_vs_resolution")
     written += save(training_figure(chosen_histories(selection_tsv), chosen_settings(selection_tsv)),
                     out / "training_curves")
     written += save(slices_figure(main, eval_dir, n_slices, paths, str(main_split)), out / "slices")

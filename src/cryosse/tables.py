@@ -161,8 +161,9 @@ def _gamma(df: pd.DataFrame) -> float:
     return float(g.iloc[0]) if len(g) else math.nan
 
 
-def table1(main: pd.DataFrame, paper_columns: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per loss (paper order): best gamma, weighted voxel F1 helix / sheet / mean."""
+def table1(main: pd.DataFrame, paper_columns: bool = False, tools: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per loss (paper order): best gamma, weighted voxel F1 helix / sheet / mean; then one row
+    per external tool (``tools``: names in the ``loss`` column), shown as ``NAME (external)``."""
     rows, shown = [], []
     for loss in loss_order(main["loss"]):
         d = main[main["loss"] == loss]
@@ -170,7 +171,8 @@ def table1(main: pd.DataFrame, paper_columns: bool = False) -> tuple[pd.DataFram
         s = weighted_mean(*_w(d, "voxel", "sheet"))
         g = _gamma(d) if loss in ("FL", "FL_DL") else math.nan
         r = {"loss": loss, "gamma": g, "f1_helix": h, "f1_sheet": s}
-        t = {"Loss function": loss, "γ": num(g), "F1 helix (%)": pct(h), "F1 sheet (%)": pct(s)}
+        t = {"Loss function": _shown_name(loss, tools), "γ": num(g), "F1 helix (%)": pct(h),
+             "F1 sheet (%)": pct(s)}
         if NUCLEIC in _scored(main):  # 4 classes: a column after sheet; the mean stays the paper's
             r[f"f1_{NUCLEIC}"] = weighted_mean(*_w(d, "voxel", NUCLEIC))
             t["F1 nucleic acid (%)"] = pct(r[f"f1_{NUCLEIC}"])
@@ -188,16 +190,20 @@ def table1(main: pd.DataFrame, paper_columns: bool = False) -> tuple[pd.DataFram
     return pd.DataFrame(rows), pd.DataFrame(shown)
 
 
-def stats_table(main: pd.DataFrame, n_boot: int, level: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def stats_table(main: pd.DataFrame, n_boot: int, level: float, seed: int,
+                tools: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Weighted F1 with bootstrap intervals and a paired Wilcoxon test against CE, per loss,
-    class and level (voxel, residue)."""
+    class and level (voxel, residue). With external ``tools``, each tool is also tested against
+    our best loss (:func:`best_loss`) over the cases both have (``vs_best_*`` columns)."""
     rows = []
     losses = loss_order(main["loss"])
+    best = best_loss(main, tools)[0] if tools else None
     for lev in ("voxel", "residue"):
         for cls in CLASSES:
             ref = None
             if "CE" in losses:
                 ref = main[main["loss"] == "CE"].set_index("pair_id")
+            top = main[main["loss"] == best].set_index("pair_id") if best else None
             for loss in losses:
                 d = main[main["loss"] == loss].set_index("pair_id")
                 f, w = _w(d, lev, cls)
@@ -211,19 +217,53 @@ def stats_table(main: pd.DataFrame, n_boot: int, level: float, seed: int) -> tup
                     t = paired_test(fa, fb)
                     r.update(vs_ce_n=t["n"], vs_ce_mean_diff=t["mean_diff"], vs_ce_median_diff=t["median_diff"],
                              vs_ce_p=t["p"])
+                if top is not None and loss in tools:
+                    common = d.index.intersection(top.index)
+                    t = paired_test(_w(top.loc[common], lev, cls)[0], _w(d.loc[common], lev, cls)[0])
+                    r.update(vs_best_loss=best, vs_best_n=t["n"], vs_best_mean_diff=t["mean_diff"],
+                             vs_best_median_diff=t["median_diff"], vs_best_p=t["p"])
                 rows.append(r)
     df = pd.DataFrame(rows)
     for c in ("vs_ce_n", "vs_ce_mean_diff", "vs_ce_median_diff", "vs_ce_p"):
         if c not in df.columns:
             df[c] = math.nan
     shown = pd.DataFrame({
-        "Level": df["level"], "Class": df["class"], "Loss": df["loss"], "F1 (%)": df["f1"].map(pct),
+        "Level": df["level"], "Class": df["class"], "Loss": [_shown_name(x, tools) for x in df["loss"]],
+        "F1 (%)": df["f1"].map(pct),
         f"{round(level * 100)}% CI": [f"{pct(a)}-{pct(b)}" for a, b in zip(df["ci_lo"], df["ci_hi"], strict=True)],
         "cases": df["n_cases"],
         "Δ vs CE (mean, points)": df["vs_ce_mean_diff"].map(lambda v: num(100 * v, "{:+.1f}")),
         "Wilcoxon p": df["vs_ce_p"].map(lambda v: num(v, "{:.3g}")),
     })
+    if best:  # only with external tools: the tables of a run without them stay as they were
+        shown[f"tool vs {best}: Δ (mean, points)"] = df["vs_best_mean_diff"].map(lambda v: num(100 * v, "{:+.1f}"))
+        shown[f"tool vs {best}: Wilcoxon p"] = df["vs_best_p"].map(lambda v: num(v, "{:.3g}"))
     return df, shown
+
+
+def _shown_name(loss: str, tools: Sequence[str]) -> str:
+    return f"{loss} (external)" if loss in tools else loss
+
+
+def best_loss(main: pd.DataFrame, tools: Sequence[str] = ()) -> tuple[str, str]:
+    """Our loss an external tool is tested against, and how it was chosen: the highest
+    validation figure of the chosen models (``best_val``, the figure model selection used)
+    when every loss has one, else the highest Table-1 mean voxel F1 on the test cases."""
+    ours = [x for x in loss_order(main["loss"]) if x not in tools]
+    if not ours:
+        raise ValueError("no result of our own losses to compare the external tools with")
+    val = {}
+    for loss in ours:
+        v = pd.to_numeric(main.loc[main["loss"] == loss, "best_val"], errors="coerce").dropna() \
+            if "best_val" in main.columns else pd.Series(dtype=float)
+        val[loss] = float(v.iloc[0]) if len(v) else math.nan
+    if all(math.isfinite(v) for v in val.values()):
+        return max(ours, key=lambda x: val[x]), "highest validation F1"
+    mean = {}
+    for loss in ours:
+        d = main[main["loss"] == loss]
+        mean[loss] = (weighted_mean(*_w(d, "voxel", "helix")) + weighted_mean(*_w(d, "voxel", "sheet"))) / 2
+    return max(ours, key=lambda x: mean[x] if math.isfinite(mean[x]) else -1.0), "highest test mean F1"
 
 
 def _case_label(r: pd.Series) -> str:
@@ -489,6 +529,40 @@ CAPTIONS = {
 }
 
 
+def read_external(paths: Iterable[str | os.PathLike], losses: Iterable[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """External tools' per-case tables (``results/external/{split}/{tool}/per_case.tsv``): the scored
+    rows (as :func:`read_eval_results` reads ours) and every row, for the cases left out."""
+    paths = list(paths)
+    if not paths:
+        return pd.DataFrame(columns=["loss", "pair_id", "split"]), pd.DataFrame(columns=["loss", "pair_id", "status"])
+    ok = read_eval_results(paths)
+    every = pd.concat([pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False) for p in paths], ignore_index=True)
+    clash = sorted(set(every["loss"]) & set(losses))
+    if clash:
+        raise ValueError(f"external tool(s) {', '.join(clash)} named like our losses; give the tools other names")
+    return ok, every
+
+
+def external_note(every: pd.DataFrame, cases: Sequence[str], best: tuple[str, str] | None = None) -> str:
+    """The tables' footnote on the external tools: what they are, the cases each one lacks, and
+    the loss the paired test compares them with."""
+    tools = loss_order(every["loss"])
+    if not tools:
+        return ""
+    note = (f" External tool(s) {', '.join(tools)}: other tools' predictions of the same test cases, scored as ours"
+            " (cryosse score: centre box, same residue vote); a case without a scorable prediction is left out"
+            " of that tool's figures only.")  # fmt: skip
+    for tool in tools:
+        d = every[(every["loss"] == tool) & every["pair_id"].isin(list(cases))]
+        bad = d[d["status"] != "ok"]
+        if len(bad):
+            why = "; ".join(f"{r.pair_id}: {r.status} ({r.reason})" for r in bad.itertuples())
+            note += f" {tool}: {len(bad)} of {len(d)} cases left out ({why})."
+    if best:
+        note += f" Paired tests of each tool against {best[0]}, our loss with the {best[1]}."
+    return note
+
+
 def build_tables(
     per_case: Iterable[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -502,6 +576,7 @@ def build_tables(
     seed: int = 42,
     bands: Sequence[float] = (5.0, 6.0, 7.0, 8.0, 10.0),
     main_split_by: str = "entry",
+    external: Iterable[str | os.PathLike] = (),
 ) -> list[Path]:
     """Write every table from the stored per-case results; returns the files written.
 
@@ -510,6 +585,11 @@ def build_tables(
     ``paper_cases`` (config/paper_test_cases.tsv) turns on the side-by-side Table 2
     and the fidelity table; ``paper_split_cases`` (results/splits/paper_cases.tsv)
     adds the list of paper cases the run could not use.
+
+    ``external``: external tools' per-case tables (``score_external``); each tool gets a
+    row in Table 1, columns in Table 2, rows in the intervals and tests (with a paired test
+    against our best loss) and in the breakdown, over the main split's test cases that our
+    losses were scored on. Table S1 and the paper comparisons stay ours only.
     """
     out = Path(out_dir)
     allres = read_eval_results(per_case)
@@ -518,13 +598,20 @@ def build_tables(
     main = allres[allres["split"].astype(str) == str(main_split)]
     if main.empty:
         raise ValueError(f"no evaluated case for the main split {main_split}")
+    ext_ok, ext_every = read_external(external, set(allres["loss"]))
+    tools = tuple(loss_order(ext_every["loss"]))
+    cases = sorted(main["pair_id"].unique())
+    ext_main = ext_ok[(ext_ok["split"].astype(str) == str(main_split)) & ext_ok["pair_id"].isin(cases)]
+    with_tools = pd.concat([main, ext_main], ignore_index=True) if tools else main
+    best = best_loss(main) if tools else None
+    ext_note = external_note(ext_every, cases, best)
     written: list[Path] = []
     built = {
-        "table1": table1(main, paper_columns),
-        "table2": table2(main, residue_loss),
+        "table1": table1(with_tools, paper_columns, tools),
+        "table2": table2(with_tools, residue_loss),
         "tableS1": tableS1(allres, paper_columns),
-        "stats": stats_table(main, n_boot, level, seed),
-        "breakdown": breakdown(main, bands),
+        "stats": stats_table(with_tools, n_boot, level, seed, tools),
+        "breakdown": breakdown(with_tools, bands),
     }
     if paper_cases:
         paper = read_paper_cases(paper_cases)
@@ -539,6 +626,8 @@ def build_tables(
             note += (" Main split drawn by EMDB entry: no map has pairs in both training and test."
                      if main_split_by == "entry" else
                      " Main split drawn pair by pair, as the paper's: chains of one map can sit on both sides.")  # fmt: skip
+        if stem in ("table1", "table2", "stats", "breakdown"):
+            note += ext_note
         if stem == "tableS1" and n_splits == 1:
             note += (" Only the main split was trained in this run, so there is no spread over splits (sd NA):"
                      " train the cross-validation splits too (train.splits: [0, 1, 2, 3, 4]; the demo:"

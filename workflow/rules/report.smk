@@ -79,6 +79,7 @@ report_targets = lambda: []
 rule tables:
     input:
         per_case=evaluate_targets(),
+        external=external_targets(),
         paper=["config/paper_test_cases.tsv"] if PAPER_RUN else [],
         paper_split=[RESULTS / "splits" / "paper_cases.tsv"] if PAPER_RUN else [],
     output:
@@ -108,6 +109,7 @@ rule tables:
 rule figures:
     input:
         per_case=evaluate_targets(),
+        external=external_targets(),
         dataset=RESULTS / "dataset" / "dataset.tsv",
         selection=RESULTS / "train" / MAIN_SPLIT / "selection.tsv",
     output:
