@@ -5,7 +5,8 @@ authors timed: 81 s on CPU, 7 s on GPU), prints:
 
 * time per map of the plain fp32 path (``infer.predict_probabilities``: padding to 8,
   batch norm as trained, default layout) and of the fast path ``cryosse predict`` uses
-  (batch norm folded, bf16 where the hardware has it, channels-last 3D, padding to 4);
+  (batch norm folded, the faster of fp32 and bf16 on this machine, channels-last 3D, padding to 4),
+  and the other precision beside it;
 * achieved FLOP/s (convolution FLOPs counted analytically from the layers' shapes)
   over the FLOP/s of a large matrix product in the same precision, measured here;
 * label agreement of the fast path with the fp32 path, for a network trained here
@@ -202,7 +203,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--precision", default="auto", help="fast path precision (auto: bf16 where native)")
+    ap.add_argument("--precision", default="auto", help="fast path precision (auto: the faster of fp32 and bf16 here, timed as cryosse predict does)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--matmul", type=int, default=4096, help="edge of the matrices of the peak measurement")
     ap.add_argument("--model", default=None, help="a trained width-1 checkpoint for the agreement figure")
@@ -227,6 +228,12 @@ def main() -> None:
     }
     if fast.dtype != torch.float32:
         fns["mm_fast"] = matmul_fn(dev, fast.dtype, args.matmul)
+    # both precisions, whichever `auto` took: bf16 runs at native speed only with AVX512-BF16/AMX
+    other = None
+    if dev.type == "cpu":
+        other = prepare_model(net, dev, "bf16" if fast.dtype == torch.float32 else "fp32")
+        fns["other"] = lambda: sliding_window_probabilities(other, density)
+        fns["mm_other"] = matmul_fn(dev, other.dtype, args.matmul)
     t = best_times(fns, dev, args.repeat)
     mm32 = 2 * args.matmul**3 / t["mm32"]
     mm_fast = 2 * args.matmul**3 / t.get("mm_fast", t["mm32"])
@@ -245,12 +252,18 @@ def main() -> None:
     rows = [
         ("fp32 plain (pad 8)", t_ref, f8, mm32),
         ("fp32 folded+CL (pad 4)", t_fast32, f4, mm32),
-        (f"fast: {fdt} folded+CL (pad 4)", t_fast, f4, mm_fast),
+        (f"fast ({args.precision}): {fdt} folded+CL (pad 4)", t_fast, f4, mm_fast),
     ]
+    if other is not None:
+        odt = str(other.dtype).replace("torch.", "")
+        rows.append((f"{odt} folded+CL (pad 4)", t["other"], f4, 2 * args.matmul**3 / t["mm_other"]))
     print(f"  {'path':34s} {'s/map':>7s} {'GFLOP':>7s} {'GFLOP/s':>8s} {'of matmul':>9s}")
     for name, tt, f, mm in rows:
         print(f"  {name:34s} {tt:7.2f} {f / 1e9:7.0f} {f / tt / 1e9:8.0f} {f / tt / mm:9.2f}")
     print(f"  speed-up of the fast path over plain fp32: {t_ref / t_fast:.1f}x")
+    if other is not None:
+        print(f"  --precision {args.precision} took {fdt}; {str(other.dtype).replace('torch.', '')} runs"
+              f" {t['other'] / t_fast:.2f}x the time here (CPU native bf16: {cpu_supports_bf16()})")
 
     # 2. agreement with fp32
     if args.model:
