@@ -245,6 +245,18 @@ def test_roles_exclude_relatives_and_draw_whole_families(provenance):
     assert (capped["role"] == "train").sum() == capped["families"].nunique()
 
 
+def test_too_few_structures_stop_the_inventory_by_name(provenance, tmp_path, caplog):
+    from cryosse.pretrain.inventory import run_inventory
+
+    base, _ = provenance
+    out = {k: tmp_path / f"{k}.tsv" for k in ("structures", "chains", "rejected", "families", "roles")}
+    with caplog.at_level("WARNING", logger="cryosse.pretrain.inventory"), \
+            pytest.raises(ValueError, match=r"prov.tsv: 4 usable structure\(s\) in \d+ sequence families .* too few"):
+        run_inventory(base / "prov.tsv", base, "", [], InventoryParams(), out, 0.0, 0.0, seed=1)  # no validation
+    roles = run_inventory(base / "prov.tsv", base, "", [], InventoryParams(), out, 0.25, 0.25, seed=1)
+    assert set(roles["role"]) >= {"train", "val"} and "a smaller set makes a model" in caplog.text
+
+
 # ------------------------------------------------------------------ pairs
 
 

@@ -240,6 +240,16 @@ def run_inventory(provenance_tsv, sources_dir, exclude_fasta, exclude_structures
                      ("families", families), ("roles", roles)):  # fmt: skip
         write_tsv(out[name], df)
     counts = roles["role"].value_counts().to_dict()
+    n_fam = families["family"].replace("", np.nan).nunique()
     log.info("%d structures (%s), %d chains, %d families, %d files rejected", len(structures), counts,
-             len(chains), families["family"].replace("", np.nan).nunique(), len(rejected))  # fmt: skip
+             len(chains), n_fam, len(rejected))  # fmt: skip
+    if not counts.get("train") or not counts.get("val"):
+        raise ValueError(
+            f"{provenance_tsv}: {len(structures)} usable structure(s) in {n_fam} sequence families ({counts}) are too"
+            f" few to train and validate on (whole families go to each role; val_fraction {val_fraction},"
+            f" holdout_fraction {holdout_fraction}): add sources (see {out['rejected']} for the files left out)"
+        )
+    if n_fam < 40 or len(chains) < 300:
+        log.warning("only %d chains in %d families: the shipped model was pretrained on 420 chains in 148 families;"
+                    " a smaller set makes a model that generalises less", len(chains), n_fam)  # fmt: skip
     return roles
