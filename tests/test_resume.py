@@ -33,6 +33,7 @@ OVERLAY = """# tests/test_resume.py: a reduced demo
 entries: config/test_entries.tsv
 split:
   n_cv: 1
+  min_train_pairs: 2  # 8 entries: split 1 trains on 3 pairs
 train:
   losses: [CE]
   splits: [0]

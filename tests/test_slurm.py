@@ -180,6 +180,7 @@ OVERLAY = """# tests/test_slurm.py: a reduced demo
 entries: config/test_entries.tsv
 split:
   n_cv: 1
+  min_train_pairs: 2  # 8 entries: split 1 trains on 3 pairs
 """
 
 
