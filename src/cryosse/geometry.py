@@ -69,14 +69,6 @@ class MapGeometry:
         xyz = np.atleast_2d(np.asarray(xyz, float))
         return np.all((xyz >= self.lower + margin) & (xyz <= self.upper - margin), axis=1)
 
-    def trimmed(self, n: int) -> MapGeometry:
-        """The geometry left after removing ``n`` voxels from every face."""
-        shape = tuple(s - 2 * n for s in self.shape)
-        if min(shape) < 1:
-            raise ValueError(f"cannot trim {n} voxels per face from a map of shape {self.shape}")
-        origin = tuple(o + n * v for o, v in zip(self.origin, self.voxel_size, strict=False))
-        return MapGeometry(shape, self.voxel_size, origin)  # type: ignore[arg-type]
-
     def voxel_centres(self) -> np.ndarray:
         """All voxel centres as an array ``(nz, ny, nx, 3)`` of (x, y, z) A."""
         nz, ny, nx = self.shape

@@ -27,10 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: classes scored by the Dice term of a 3-class network: 1 helix, 2 sheet (0 is background);
-#: by default the term takes every non-background class of the logits (3 nucleic acid too)
-DICE_CLASSES = (1, 2)
-
 
 def _check(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
     if logits.dim() != 5:
