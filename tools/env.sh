@@ -10,7 +10,7 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 
 stamp_now="$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.cryosse-stamp 2>/dev/null)" != "$stamp_now" ]; then
-    echo "[env] setting up .venv (pinned packages, CPU torch; about a minute)" >&2
+    echo "[env] setting up .venv (pinned packages; minutes the first time: PyTorch is a large download, see the README)" >&2
     [ -x .venv/bin/python ] || "$PY" -m venv .venv
     .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "is ignored" >&2 || true
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v "is ignored" >&2 || true
