@@ -98,6 +98,7 @@ def input_warnings(voxel_size: tuple[float, float, float], resolution: float | N
         )
     return out
 
+
 CLASS_NAMES_ALL = ("helix", "sheet", "nucleic")  # class 3 of a 4-class network: nucleic acid
 #: every file a prediction can write: an earlier prediction's files that the new one does not
 #: write again are removed, so one folder never mixes two predictions
