@@ -872,7 +872,7 @@ def audit_splits(
         if k not in enforce:
             problems[k] = []  # reported through the figures, not enforced
     write_tsv(audit_tsv, audit.assign(leak=audit["leak"].map(str), enforced=audit["enforced"].map(str)))
-    md = _audit_markdown(audit, splits, params, enforce, problems, binary, main_test,
+    md = _audit_markdown(audit, splits, params, enforce, problems, mmseqs_version(binary), main_test,
                          max_box_overlap if dataset_tsv is not None else None)
     with atomic_write(audit_md) as fh:
         fh.write(md)
@@ -906,12 +906,13 @@ def audit_splits(
     return audit
 
 
-def _audit_markdown(audit, splits, params, enforce, problems, binary, main_test, max_box=None) -> str:
+def _audit_markdown(audit, splits, params, enforce, problems, version, main_test, max_box=None) -> str:
+    """The audit's report; ``version``: the MMseqs2 version the search ran (rendering runs no tool)."""
     lines = [
         "# Leakage audit of the splits",
         "",
         f"Every validation and test sequence (central chain) searched against the training "
-        f"sequences of its split with MMseqs2 {mmseqs_version(binary)} (`-s {params.sensitivity:g} -k {params.kmer}`, "
+        f"sequences of its split with MMseqs2 {version} (`-s {params.sensitivity:g} -k {params.kmer}`, "
         f"`-e {params.evalue:g}`). A hit counts when its identity is >= {params.identity:.2f} and "
         f"its alignment meets the coverage rule (`-c {params.coverage:g} --cov-mode {params.cov_mode}`), "
         "the same rule that built the clusters. Enforced splits fail the workflow on any such hit.",
