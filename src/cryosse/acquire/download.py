@@ -224,15 +224,6 @@ def verify_map(path: Path) -> None:
         raise VerifyError(f"{path.name}: bad MRC map ({str(exc).split(': ', 1)[-1]})") from exc
 
 
-def verify_header(path: Path) -> None:
-    from cryosse.acquire.emdb import HeaderError, parse_header
-
-    try:
-        parse_header(Path(path))
-    except HeaderError as exc:
-        raise VerifyError(f"{Path(path).name}: bad EMDB header ({str(exc).split(': ', 1)[-1]})") from exc
-
-
 def verify_model(path: Path) -> None:
     """A (gzipped) mmCIF that gemmi parses into a model with atoms."""
     import gemmi

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from cryosse.acquire.download import fetch_bytes
+from cryosse.acquire.download import VerifyError, fetch_bytes
 
 log = logging.getLogger(__name__)
 
@@ -291,3 +291,11 @@ def write_entry_table(path: str | os.PathLike, rows: list[dict[str, Any]]) -> No
         w.writeheader()
         for r in rows:
             w.writerow(r)
+
+
+def verify_header(path: str | os.PathLike) -> None:
+    """A downloaded EMDB header that parses (the verifier :func:`download.fetch_file` takes)."""
+    try:
+        parse_header(Path(path))
+    except HeaderError as exc:
+        raise VerifyError(f"{Path(path).name}: bad EMDB header ({str(exc).split(': ', 1)[-1]})") from exc

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cryosse.acquire import download as dl
-from cryosse.acquire.emdb import HeaderError, header_v3_xml, parse_header
+from cryosse.acquire.emdb import HeaderError, header_v3_xml, parse_header, verify_header
 from cryosse.acquire.records import check_ids, emdb_number, empty_record
 from cryosse.io import atomic_write, read_json, sha256_file, write_json
 
@@ -171,7 +171,7 @@ def simulate_entry_files(entry: dict[str, Any], folder: Path, settings: AcquireS
     if map_path.exists() and header_path.exists():
         try:
             dl.verify_map(map_path)
-            dl.verify_header(header_path)
+            verify_header(header_path)
             return
         except dl.VerifyError:
             pass
@@ -253,7 +253,7 @@ def _acquire(entry: dict[str, Any], folder: Path, settings: AcquireSettings, rec
         simulate_entry_files(entry, folder, settings)
     else:
         loc = remote_locations(settings, emdb_id, None)
-        dl.fetch_file(loc["header"], header_path, dl.verify_header, what=f"{emdb_id} header", **kw)
+        dl.fetch_file(loc["header"], header_path, verify_header, what=f"{emdb_id} header", **kw)
     meta = parse_header(header_path)
     if meta["emdb_id"] != emdb_id:
         raise _Reject(f"header names {meta['emdb_id']}, not {emdb_id}")
