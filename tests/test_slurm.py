@@ -231,7 +231,7 @@ def test_demo_dataset_and_splits_through_slurm(tmp_path: Path) -> None:
 
 def test_failure_hints_read_slurm_logs(tmp_path: Path) -> None:
     """No SLURM needed: the onerror hints from job logs in the plugin's layout."""
-    from cryosse.cluster import failure_hints
+    from cryosse.slurm_hints import failure_hints
 
     logs = tmp_path / "slurm_logs"
     (logs / "rule_dataset_entry" / "EMD-1").mkdir(parents=True)

@@ -2,7 +2,7 @@
 # SLURM job id and log; the SLURM plugin alone does not when squeue is the status command.
 import time
 
-from cryosse.cluster import failure_hints
+from cryosse.slurm_hints import failure_hints
 
 CLUSTER_RUN_STARTED = time.time()
 
