@@ -14,6 +14,14 @@ os.environ.update(
     )
 )
 
+
+# Wildcards shared by every rule: a split is a number; an entry is one folder name (its id
+# is checked by the acquisition, which writes a bad id's rejection instead of failing the DAG).
+wildcard_constraints:
+    split=r"\d+",
+    entry=r"[^/]+",
+
+
 RESULTS = Path(config.get("results", "results"))
 RESOURCES = Path(config.get("resources", "resources"))
 LOGS = Path(config.get("logs", "logs"))
