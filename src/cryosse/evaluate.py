@@ -448,6 +448,44 @@ PER_CASE_FIRST = [
 ]
 
 
+def read_case_tables(split_tsv: str | os.PathLike, dataset_tsv: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The split table and the dataset table (indexed by pair id), their required columns checked."""
+    sp = pd.read_csv(split_tsv, sep="\t", dtype=str)
+    for col in ("pair_id", "role"):
+        if col not in sp.columns:
+            raise ValueError(f"{split_tsv}: column {col!r} missing (have {', '.join(sp.columns)})")
+    ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str, "emdb_id": str, "pdb_id": str, "chain": str})
+    if "pair_id" not in ds.columns or "path" not in ds.columns:
+        raise ValueError(f"{dataset_tsv}: columns pair_id and path are required")
+    return sp, ds.set_index("pair_id", drop=False)
+
+
+def role_cases(sp: pd.DataFrame, role: str, split_tsv: str | os.PathLike) -> list[str]:
+    """The sorted pair ids of one role of a split table; none is an error."""
+    cases = sorted(sp.loc[sp["role"] == role, "pair_id"])
+    if not cases:
+        raise ValueError(f"{split_tsv}: no {role} cases")
+    return cases
+
+
+def add_pair_meta(row: dict[str, Any], ds: pd.DataFrame, pid: str) -> pd.Series | None:
+    """Copy a pair's dataset columns (ids, resolution, bin, counts) into its per-case row; its record or None."""
+    meta = ds.loc[pid] if pid in ds.index else None
+    if meta is not None:
+        for c in PER_CASE_FIRST[8:]:
+            if c in ds.columns:
+                row[c] = meta[c]
+    return meta
+
+
+def write_per_case(df: pd.DataFrame, out_tsv: str | os.PathLike) -> pd.DataFrame:
+    """Write a per-case table with PER_CASE_FIRST's columns first; the table as written."""
+    cols = [c for c in PER_CASE_FIRST if c in df.columns] + [c for c in df.columns if c not in PER_CASE_FIRST]
+    df = df[cols]
+    write_tsv(out_tsv, df, na_rep="NA")
+    return df
+
+
 def evaluate_split(
     checkpoint: str | os.PathLike,
     split_tsv: str | os.PathLike,
@@ -476,18 +514,9 @@ def evaluate_split(
     model, meta = load_checkpoint(checkpoint, map_location=dev)
     n_classes = checkpoint_classes(meta)
     info = _loss_params(meta)
-    sp = pd.read_csv(split_tsv, sep="\t", dtype=str)
-    for col in ("pair_id", "role"):
-        if col not in sp.columns:
-            raise ValueError(f"{split_tsv}: column {col!r} missing (have {', '.join(sp.columns)})")
-    ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str, "emdb_id": str, "pdb_id": str, "chain": str})
-    if "pair_id" not in ds.columns or "path" not in ds.columns:
-        raise ValueError(f"{dataset_tsv}: columns pair_id and path are required")
+    sp, ds = read_case_tables(split_tsv, dataset_tsv)
     require_classes(meta, dataset_classes(ds.columns), checkpoint, f"the dataset {dataset_tsv}")
-    ds = ds.set_index("pair_id", drop=False)
-    cases = sorted(sp.loc[sp["role"] == role, "pair_id"])
-    if not cases:
-        raise ValueError(f"{split_tsv}: no {role} cases")
+    cases = role_cases(sp, role, split_tsv)
     if "split" in meta and str(meta["split"]) != str(split):
         raise ValueError(f"{checkpoint}: trained on split {meta['split']}, but split {split} is being evaluated")
     leaked = sorted(set(cases) & set(meta.get("train_pairs", []) or []))
@@ -500,11 +529,7 @@ def evaluate_split(
     for pid in cases:
         row: dict[str, Any] = {"pair_id": pid, "split": str(split), "loss": info["loss_name"] or "",
                                "setting": info["setting"], "gamma": info["gamma"], "best_val": info["best_val"]}
-        meta_row = ds.loc[pid] if pid in ds.index else None
-        if meta_row is not None:
-            for c in PER_CASE_FIRST[8:]:
-                if c in ds.columns:
-                    row[c] = meta_row[c]
+        meta_row = add_pair_meta(row, ds, pid)
         try:
             if meta_row is None:
                 raise ValueError(f"{pid}: not in {dataset_tsv}")
@@ -521,10 +546,7 @@ def evaluate_split(
     if not (df["status"] == "ok").any():
         raise RuntimeError(f"{checkpoint}: no {role} case of {split_tsv} could be evaluated: "
                            + "; ".join(df["reason"].astype(str)))
-    cols = [c for c in PER_CASE_FIRST if c in df.columns] + [c for c in df.columns if c not in PER_CASE_FIRST]
-    df = df[cols]
-    write_tsv(out_tsv, df, na_rep="NA")
-    return df
+    return write_per_case(df, out_tsv)
 
 
 def read_eval_results(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:

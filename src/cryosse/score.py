@@ -45,9 +45,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryosse.evaluate import PER_CASE_FIRST, centre_slices, load_pair_arrays, score_case
+from cryosse.evaluate import (
+    add_pair_meta,
+    centre_slices,
+    load_pair_arrays,
+    read_case_tables,
+    role_cases,
+    score_case,
+    write_per_case,
+)
 from cryosse.geometry import DensityMap, MapError, MapGeometry, read_map, resample
-from cryosse.io import read_json, write_tsv
+from cryosse.io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -531,26 +539,13 @@ def score_external_split(
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of {tool}'s predictions (external.tools.{tool})")
-    sp = pd.read_csv(split_tsv, sep="\t", dtype=str)
-    for col in ("pair_id", "role"):
-        if col not in sp.columns:
-            raise ValueError(f"{split_tsv}: column {col!r} missing (have {', '.join(sp.columns)})")
-    ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str, "emdb_id": str, "pdb_id": str, "chain": str})
-    if "pair_id" not in ds.columns or "path" not in ds.columns:
-        raise ValueError(f"{dataset_tsv}: columns pair_id and path are required")
-    ds = ds.set_index("pair_id", drop=False)
-    cases = sorted(sp.loc[sp["role"] == role, "pair_id"])
-    if not cases:
-        raise ValueError(f"{split_tsv}: no {role} cases")
+    sp, ds = read_case_tables(split_tsv, dataset_tsv)
+    cases = role_cases(sp, role, split_tsv)
     rows = []
     for pid in cases:
         row: dict[str, Any] = {"pair_id": pid, "split": str(split), "loss": tool, "setting": "external",
                                "gamma": math.nan, "best_val": math.nan}
-        meta = ds.loc[pid] if pid in ds.index else None
-        if meta is not None:
-            for c in PER_CASE_FIRST[8:]:
-                if c in ds.columns:
-                    row[c] = meta[c]
+        meta = add_pair_meta(row, ds, pid)
         try:
             files = find_prediction(folder, pid)
         except (FileNotFoundError, ValueError) as exc:
@@ -579,8 +574,6 @@ def score_external_split(
         raise RuntimeError(f"{tool}: none of the {len(cases)} {role} cases of {split_tsv} could be scored from "
                            f"{folder} (expected {{pair_id}}_helix.mrc + {{pair_id}}_sheet.mrc or {{pair_id}}.mrc): "
                            + "; ".join(df["reason"].astype(str).head(3)))
-    cols = [c for c in PER_CASE_FIRST if c in df.columns] + [c for c in df.columns if c not in PER_CASE_FIRST]
-    df = df[cols]
-    write_tsv(out_tsv, df, na_rep="NA")
+    df = write_per_case(df, out_tsv)
     log.info("%s: %d of %d %s cases scored", tool, int((df["status"] == "ok").sum()), len(df), role)
     return df
