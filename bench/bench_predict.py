@@ -6,10 +6,11 @@ authors timed: 81 s on CPU, 7 s on GPU), prints:
 * time per map of the plain fp32 path (``infer.predict_probabilities``: padding to 8,
   batch norm as trained, default layout) and of the fast path ``cryosse predict`` uses
   (batch norm folded, the faster of fp32 and bf16 on this machine, channels-last 3D, padding to 4),
-  and the other precision beside it;
+  the other precision beside it, and ``--precision int8`` (with the time of its calibration
+  on the map's densest cube, paid once per map);
 * achieved FLOP/s (convolution FLOPs counted analytically from the layers' shapes)
   over the FLOP/s of a large matrix product in the same precision, measured here;
-* label agreement of the fast path with the fp32 path, for a network trained here
+* label agreement of the fast path and of int8 with the fp32 path, for a network trained here
   for a few steps on the real labelled boxes (or ``--model``), and for a "knife-edge"
   random network whose classes are balanced so that most voxels sit near a decision
   boundary (a worst case, reported for information);
@@ -41,6 +42,7 @@ from torch import nn
 from cryosse.geometry import read_map
 from cryosse.infer import (
     POOL_FACTOR,
+    calibration_cube,
     conv_flops,
     cpu_supports_bf16,
     normalise_density,
@@ -50,7 +52,13 @@ from cryosse.infer import (
     prepare_model,
     sliding_window_probabilities,
 )
-from cryosse.model import PAD_MULTIPLE, DeepSSETracerUNet, load_checkpoint, save_checkpoint
+from cryosse.model import (
+    PAD_MULTIPLE,
+    DeepSSETracerUNet,
+    load_checkpoint,
+    save_checkpoint,
+    shipped_model_path,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"
@@ -165,11 +173,17 @@ def knife_edge(net: nn.Module, density: np.ndarray, spread: float = 3.0, seed: i
     return net
 
 
-def agreement(net: nn.Module, density: np.ndarray, dev: torch.device, precision: str) -> tuple[float, float]:
+def agreement(net: nn.Module, density: np.ndarray, dev: torch.device, precision: str) -> str:
+    """Fraction of voxels whose label at ``precision`` equals fp32's (plain, pad 8; and the same
+    padding), and the Dice of its helix and sheet masks with fp32's (plain)."""
     ref = predict_probabilities(net, density, dev).argmax(0)
     p32 = sliding_window_probabilities(prepare_model(net, dev, "fp32"), density).argmax(0)
-    fast = sliding_window_probabilities(prepare_model(net, dev, precision), density).argmax(0)
-    return float((fast == ref).mean()), float((fast == p32).mean())
+    fm = prepare_model(net, dev, precision, calibration=calibration_cube(density) if precision == "int8" else None)
+    fast = sliding_window_probabilities(fm, density).argmax(0)
+    n = [((fast == c).sum() + (ref == c).sum(), 2 * ((fast == c) & (ref == c)).sum()) for c in (1, 2)]
+    dice = [f"{both / total:.3f}" if total else "- (none)" for total, both in n]
+    return (f"vs fp32 plain (pad 8) {(fast == ref).mean():.4%}, vs fp32 same padding {(fast == p32).mean():.4%};"
+            f" Dice with fp32 helix {dice[0]}, sheet {dice[1]}")  # fmt: skip
 
 
 def big_run(n: int, ckpt: Path, device: str, threads: int, tmp: Path) -> dict:
@@ -234,6 +248,9 @@ def main() -> None:
         other = prepare_model(net, dev, "bf16" if fast.dtype == torch.float32 else "fp32")
         fns["other"] = lambda: sliding_window_probabilities(other, density)
         fns["mm_other"] = matmul_fn(dev, other.dtype, args.matmul)
+        fast8 = prepare_model(net, dev, "int8", calibration=calibration_cube(density))
+        fns["int8"] = lambda: sliding_window_probabilities(fast8, density)
+        fns["int8_calibrate"] = lambda: prepare_model(net, dev, "int8", calibration=calibration_cube(density))
     t = best_times(fns, dev, args.repeat)
     mm32 = 2 * args.matmul**3 / t["mm32"]
     mm_fast = 2 * args.matmul**3 / t.get("mm_fast", t["mm32"])
@@ -257,9 +274,15 @@ def main() -> None:
     if other is not None:
         odt = str(other.dtype).replace("torch.", "")
         rows.append((f"{odt} folded+CL (pad 4)", t["other"], f4, 2 * args.matmul**3 / t["mm_other"]))
+    if "int8" in t:
+        rows.append(("int8 folded (pad 4)", t["int8"], f4, None))
     print(f"  {'path':34s} {'s/map':>7s} {'GFLOP':>7s} {'GFLOP/s':>8s} {'of matmul':>9s}")
     for name, tt, f, mm in rows:
-        print(f"  {name:34s} {tt:7.2f} {f / 1e9:7.0f} {f / tt / 1e9:8.0f} {f / tt / mm:9.2f}")
+        print(f"  {name:34s} {tt:7.2f} {f / 1e9:7.0f} {f / tt / 1e9:8.0f} " + (f"{f / tt / mm:9.2f}" if mm else f"{'-':>9s}"))
+    if "int8" in t:
+        print(f"  int8: {t['fast32'] / t['int8']:.2f}x faster than fp32 folded+CL; its calibration on the map's"
+              f" densest 32^3 cube takes {t['int8_calibrate']:.2f} s a map"
+              f" (so {t['int8'] + t['int8_calibrate']:.2f} s in all)")
     print(f"  speed-up of the fast path over plain fp32: {t_ref / t_fast:.1f}x")
     if other is not None:
         print(f"  --precision {args.precision} took {fdt}; {str(other.dtype).replace('torch.', '')} runs"
@@ -273,28 +296,26 @@ def main() -> None:
         t0 = time.perf_counter()
         trained = train_briefly(args.train_steps, 40)
         label = f"width-1 trained here ({args.train_steps} Adam steps on 40^3 patches, {time.perf_counter() - t0:.0f} s)"
-    print(f"\nlabel agreement of the fast path ({fdt}) with fp32")
-    print(f"  {label}:")
+    precisions = [args.precision] + (["int8"] if dev.type == "cpu" else [])
+    print(f"\nlabel agreement with fp32 of the fast path ({args.precision}: {fdt}) and of int8")
     maps = {"bench map": density}
-    box = REAL / "emd8518_5u8s_A" / "A-1.0APIX.mrc"
-    if box.exists():
-        maps["EMD-8518 box"] = normalise_density(np.asarray(read_map(box).data))
-    for name, d in maps.items():
-        cls = (
-            np.bincount(
-                sliding_window_probabilities(prepare_model(trained, dev, "fp32"), d).argmax(0).ravel(),
-                minlength=3,
-            )
-            / d.size
-        )
-        a_ref, a_32 = agreement(trained, d, dev, args.precision)
-        print(
-            f"    {name:13s} classes bg/helix/sheet {np.round(cls, 3).tolist()}: vs fp32 plain (pad 8) {a_ref:.4%}, vs fp32 same padding {a_32:.4%}"
-        )
+    for name, folder, mrc in (("EMD-8518 box", "emd8518_5u8s_A", "A-1.0APIX.mrc"), ("EMD-3488 map", "emd3488_5me2", "emd_3488.mrc")):
+        if (REAL / folder / mrc).exists():
+            maps[name] = normalise_density(np.asarray(read_map(REAL / folder / mrc).data))
+    shipped, _ = load_checkpoint(shipped_model_path())
+    for name_, model in ((label, trained), ("the shipped model (width 0.25, docs/model_card.md)", shipped)):
+        print(f"  {name_}:")
+        for name, d in maps.items():
+            cls = np.bincount(
+                sliding_window_probabilities(prepare_model(model, dev, "fp32"), d).argmax(0).ravel(), minlength=3
+            ) / d.size
+            print(f"    {name:13s} {'x'.join(map(str, d.shape))}, classes bg/helix/sheet {np.round(cls, 3).tolist()}")
+            for prec in precisions:
+                print(f"      {prec:5s} {agreement(model, d, dev, prec)}")
     edge = knife_edge(DeepSSETracerUNet(1.0).eval(), density)
-    e_ref, e_32 = agreement(edge, density, dev, args.precision)
-    print("  knife-edge random network (classes balanced, most voxels near a boundary; worst case):")
-    print(f"    bench map: vs fp32 plain (pad 8) {e_ref:.4%}, vs fp32 same padding {e_32:.4%}")
+    print("  knife-edge random network (classes balanced, most voxels near a boundary; worst case), bench map:")
+    for prec in precisions:
+        print(f"      {prec:5s} {agreement(edge, density, dev, prec)}")
 
     # 3. a 400^3 map through cryosse predict, in a child process
     if args.big:

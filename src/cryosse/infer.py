@@ -3,10 +3,10 @@
 ``predict_probabilities`` is the plain fp32 reference used by validation during
 training and by evaluation, so that every path normalises, pads and crops alike.
 ``cryosse predict`` uses the fast path below it: batch norm folded into the
-convolutions, bf16 or fp16 on CUDA and, on a CPU, whichever of fp32 and bf16 runs faster there,
-channels-last 3D layout, padding only to the pooling factor, and a sliding
-window of overlapping tiles with cosine-weighted blending so that any map runs
-in bounded memory.
+convolutions, bf16 or fp16 on CUDA and, on a CPU, whichever of fp32 and bf16 runs faster there
+(or, when asked for, int8 calibrated on the map itself), channels-last 3D layout, padding only
+to the pooling factor, and a sliding window of overlapping tiles with cosine-weighted blending
+so that any map runs in bounded memory.
 """
 
 from __future__ import annotations
@@ -64,7 +64,10 @@ def predict_probabilities(
 #: the U-Net pools twice by 2, so inputs (and tile starts) need a multiple of 4
 POOL_FACTOR = 4
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+#: edge of the cube of the map that int8 calibrates its activation ranges on (the densest one):
+#: measured nearly as accurate as 48^3 or four cubes, at a third of their cost
+INT8_CALIBRATION_EDGE = 32
 
 
 def cpu_supports_bf16() -> bool:
@@ -116,9 +119,86 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         if device.type != "cuda":
             raise ValueError("fp16 is for CUDA devices; use bf16 or fp32 on the CPU")
         return torch.float16
+    if precision == "int8":
+        if device.type != "cpu":
+            raise ValueError("int8 is for CPUs; use bf16 or fp16 on a CUDA device")
+        return torch.qint8
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
+
+
+def cpu_has_vnni() -> bool:
+    """True when the CPU reports AVX512-VNNI or AVX-VNNI (Linux: /proc/cpuinfo; elsewhere False)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool({"avx512_vnni", "avx_vnni"} & set(flags))
+
+
+def calibration_cube(density: np.ndarray, edge: int = INT8_CALIBRATION_EDGE) -> np.ndarray:
+    """The densest ``edge``^3 cube of a box (the whole box along shorter axes), padded to the
+    pooling factor: the cube with the largest summed density among those starting on a grid
+    of ``edge // 2``. The densest region, not the centre: the centre of a map can be solvent
+    (GroEL's cavity), and int8 calibrated on solvent alone labels the whole map wrongly."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    step = max(1, edge // 2)
+    sums = np.asarray(density)
+    for axis, n in enumerate(density.shape):
+        sums = np.add.reduceat(sums, np.arange(0, n, step), axis=axis, dtype=np.float64)
+    windows = sliding_window_view(sums, [min(2, n) for n in sums.shape]).sum(axis=(-3, -2, -1))
+    best = np.unravel_index(int(np.argmax(windows)), windows.shape)
+    sl = tuple(slice(s, s + edge) for s in (min(i * step, max(0, n - edge)) for i, n in zip(best, density.shape, strict=True)))
+    cube = torch.from_numpy(np.ascontiguousarray(density[sl], np.float32))[None, None]
+    return pad_to_multiple(cube, POOL_FACTOR, float(density.min()))[0].numpy()[0, 0]
+
+
+def quantize_int8(module: nn.Module, calibration: np.ndarray) -> nn.Module:
+    """``module`` (a :class:`DeepSSETracerUNet`, batch norm folded) with int8 weights and
+    activations, for the CPU.
+
+    Static post-training quantization in PyTorch's eager mode, with the x86 back end:
+    per-channel weights (per-tensor for the transposed convolutions, as PyTorch's own
+    mapping has them), activation ranges from histograms. The ranges are
+    calibrated on ``calibration``, a normalised box of the map to be predicted
+    (:func:`calibration_cube`), so they fit that map. Convolutions run on int8 kernels (VNNI
+    where the CPU has it); the input and the logits stay float32.
+    """
+    import warnings
+
+    from torch.ao.quantization import (
+        HistogramObserver,
+        QConfig,
+        convert,
+        default_per_channel_weight_observer,
+        default_weight_observer,
+        prepare,
+    )
+
+    from cryosse.model import QuantizableUNet
+
+    engines = torch.backends.quantized.supported_engines
+    engine = next((e for e in ("x86", "fbgemm") if e in engines), None)
+    if engine is None:
+        raise RuntimeError(f"int8 needs PyTorch's x86 or fbgemm quantized back end; this PyTorch has {engines}")
+    torch.backends.quantized.engine = engine
+    q = QuantizableUNet(module).eval()
+    # 8-bit activations where VNNI's int32 accumulation allows it, 7-bit otherwise (PyTorch's
+    # default, against overflow in AVX2's int16 pairs); measured: 8 bits halve the voxels that
+    # differ from fp32 (bench/bench_predict.py)
+    activation = HistogramObserver.with_args(reduce_range=not cpu_has_vnni())
+    q.qconfig = QConfig(activation=activation, weight=default_per_channel_weight_observer)
+    q.up1_t.qconfig = q.up2_t.qconfig = QConfig(activation=activation, weight=default_weight_observer)
+    with warnings.catch_warnings():  # eager-mode quantization is deprecated in favour of torchao, and works
+        warnings.simplefilter("ignore")
+        prepare(q, inplace=True)
+        with torch.no_grad():
+            q(torch.from_numpy(np.ascontiguousarray(calibration, np.float32))[None, None])
+        convert(q, inplace=True)
+    return q
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -159,9 +239,14 @@ class FastModel:
 
     module: nn.Module
     device: torch.device
-    dtype: torch.dtype
+    dtype: torch.dtype  # torch.qint8: int8 weights and activations (``module`` quantized)
     channels_last: bool
     timed: dict[str, float] = field(default_factory=dict)  # precision -> s per 48^3 box, when auto timed them
+
+    @property
+    def precision(self) -> str:
+        """fp32, bf16, fp16 or int8: the name ``--precision`` takes."""
+        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.qint8: "int8"}[self.dtype]
 
     @torch.no_grad()
     def probabilities(self, x: np.ndarray) -> torch.Tensor:
@@ -169,7 +254,7 @@ class FastModel:
         t = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None, None].to(self.device)
         if self.channels_last:
             t = t.contiguous(memory_format=torch.channels_last_3d)
-        if self.dtype == torch.float32:
+        if self.dtype in (torch.float32, torch.qint8):
             logits = self.module(t)
         else:
             with torch.autocast(self.device.type, dtype=self.dtype):
@@ -183,11 +268,20 @@ def prepare_model(
     precision: str = "auto",
     channels_last: bool = True,
     fold_bn: bool = True,
+    calibration: np.ndarray | None = None,
 ) -> FastModel:
-    """Fold batch norm, move to ``device``, choose the precision and memory layout."""
+    """Fold batch norm, move to ``device``, choose the precision and memory layout.
+
+    ``int8`` needs ``calibration``: a normalised box of the map to be predicted
+    (e.g. :func:`calibration_cube` of it) to calibrate the activation ranges on.
+    """
     dev = device if isinstance(device, torch.device) else pick_device(device)
     dtype = resolve_precision(precision, dev)
     module = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
+    if dtype == torch.qint8:
+        if calibration is None:
+            raise ValueError("int8 needs a calibration box of the map to be predicted")
+        return FastModel(quantize_int8(module, calibration), dev, dtype, channels_last=False)
     module = module.to(dev)
     if channels_last:
         module = module.to(memory_format=torch.channels_last_3d)

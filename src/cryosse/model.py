@@ -9,6 +9,7 @@ count for CPU demos.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from pathlib import Path
@@ -85,6 +86,38 @@ class DeepSSETracerUNet(nn.Module):
         u1 = self.drop(self.up1(torch.cat([self.up1_t(b), d2], dim=1)))
         u2 = self.drop(self.up2(torch.cat([self.up2_t(u1), d1], dim=1)))
         return self.out(u2)
+
+
+class QuantizableUNet(nn.Module):
+    """The forward pass of an eval-mode :class:`DeepSSETracerUNet` whose batch norm was folded
+    (``cryosse.infer.fold_batchnorm``), with the stubs eager-mode int8 quantization needs:
+    float input quantized at the start, logits dequantized at the end, the two skip
+    concatenations as quantizable ops and each convolution fused with its ReLU. Before
+    quantization it computes what the network does (dropout is the identity in eval mode).
+    """
+
+    def __init__(self, folded: DeepSSETracerUNet):
+        super().__init__()
+        from torch.ao.nn.quantized import FloatFunctional
+        from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules
+
+        for name in ("down1", "down2", "bottom", "pool", "up1_t", "up1", "up2_t", "up2", "out"):
+            setattr(self, name, copy.deepcopy(getattr(folded, name)))
+        for name in ("down1", "down2", "bottom", "up1", "up2"):
+            block = getattr(self, name)
+            if [type(m) for m in block] != [nn.Conv3d, nn.ReLU] * 2:
+                raise ValueError(f"{name}: expected Conv3d, ReLU, Conv3d, ReLU (batch norm folded), got {block}")
+            fuse_modules(block, [["0", "1"], ["2", "3"]], inplace=True)
+        self.quant, self.dequant = QuantStub(), DeQuantStub()
+        self.cat1, self.cat2 = FloatFunctional(), FloatFunctional()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d1 = self.down1(self.quant(x))
+        d2 = self.down2(self.pool(d1))
+        b = self.bottom(self.pool(d2))
+        u1 = self.up1(self.cat1.cat([self.up1_t(b), d2], dim=1))
+        u2 = self.up2(self.cat2.cat([self.up2_t(u1), d1], dim=1))
+        return self.dequant(self.out(u2))
 
 
 def build_model(model_args: dict[str, Any]) -> DeepSSETracerUNet:
