@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from cryosse import evaluate as ev
+from cryosse import statistics as st
 
 # The paper's bottom row of Table 2 (Weighted Average, %).
 PAPER_BOTTOM = {
@@ -54,9 +55,9 @@ def test_shape_mismatch_is_an_error():
 
 
 def test_weighted_mean_na_cases_weigh_zero():
-    assert ev.weighted_mean([0.5, math.nan, 1.0], [2, 5, 0]) == pytest.approx(0.5)
-    assert ev.weighted_mean([0.2, 0.8], [1, 3]) == pytest.approx(0.65)
-    assert math.isnan(ev.weighted_mean([math.nan], [3]))
+    assert st.weighted_mean([0.5, math.nan, 1.0], [2, 5, 0]) == pytest.approx(0.5)
+    assert st.weighted_mean([0.2, 0.8], [1, 3]) == pytest.approx(0.65)
+    assert math.isnan(st.weighted_mean([math.nan], [3]))
 
 
 def test_residue_vote_majority_ties_and_region():
@@ -100,21 +101,21 @@ def test_bootstrap_and_paired_test():
     rng = np.random.default_rng(1)
     f = rng.uniform(0.3, 0.7, 30)
     w = rng.integers(1, 100, 30).astype(float)
-    lo, hi = ev.bootstrap_ci(f, w, 500, 0.95, seed=3)
-    m = ev.weighted_mean(f, w)
+    lo, hi = st.bootstrap_ci(f, w, 500, 0.95, seed=3)
+    m = st.weighted_mean(f, w)
     assert lo < m < hi
-    assert (lo, hi) == ev.bootstrap_ci(f, w, 500, 0.95, seed=3)
-    t = ev.paired_test(f, f + 0.05)
+    assert (lo, hi) == st.bootstrap_ci(f, w, 500, 0.95, seed=3)
+    t = st.paired_test(f, f + 0.05)
     assert t["n"] == 30 and t["mean_diff"] == pytest.approx(0.05) and t["p"] < 1e-3
-    assert math.isnan(ev.paired_test(f, f)["p"])
+    assert math.isnan(st.paired_test(f, f)["p"])
 
 
 def test_resolution_band():
     edges = [5, 6, 7, 8, 10]
-    assert ev.resolution_band(5.0, edges) == "5-6 A"
-    assert ev.resolution_band(7.9, edges) == "7-8 A"
-    assert ev.resolution_band(10.0, edges) == "8-10 A"
-    assert ev.resolution_band(4.2, edges) == "<5 A"
+    assert st.resolution_band(5.0, edges) == "5-6 A"
+    assert st.resolution_band(7.9, edges) == "7-8 A"
+    assert st.resolution_band(10.0, edges) == "8-10 A"
+    assert st.resolution_band(4.2, edges) == "<5 A"
 
 
 def test_aggregate_reproduces_paper_bottom_row(root):
@@ -135,13 +136,13 @@ def test_aggregate_reproduces_paper_bottom_row(root):
 def test_aggregate_detects_weights_and_rejects_bad_tables(tmp_path):
     p = tmp_path / "pc.tsv"
     p.write_text("case\tn_helix\tn_sheet\tX_helix\tX_sheet\na\t10\t0\t0.5\tNA\nb\t30\t5\t0.9\t0.4\n")
-    res = ev.aggregate(ev.read_per_case(p)).set_index("name")
+    res = st.aggregate(st.read_per_case(p)).set_index("name")
     assert res.at["X", "helix"] == pytest.approx((10 * 0.5 + 30 * 0.9) / 40)
     assert res.at["X", "sheet"] == pytest.approx(0.4)
     bad = tmp_path / "bad.tsv"
     bad.write_text("case\tX_helix\na\t0.5\n")
     with pytest.raises(ValueError, match="weight columns"):
-        ev.aggregate(ev.read_per_case(bad))
+        st.aggregate(st.read_per_case(bad))
 
 
 # --------------------------------------------------------------------------- synthetic pairs
@@ -235,10 +236,10 @@ def test_evaluate_split_writes_scores_and_overlaying_predictions(tmp_path):
     tp, fp, fn = ev.confusion(np.asarray(m.data), truth, 1)
     assert (row["vox_tp_helix"], row["vox_fp_helix"], row["vox_fn_helix"]) == (tp, fp, fn)
     # `cryosse aggregate` on this table weighs voxel F1 by true voxels and residue F1 by true residues.
-    agg = ev.aggregate(ev.read_per_case(out)).set_index("name")
+    agg = st.aggregate(st.read_per_case(out)).set_index("name")
     assert set(agg.index) == {"f1", "res_f1"}
     assert agg.at["f1", "weights"] == "vox_true_helix/vox_true_sheet"
-    assert agg.at["res_f1", "sheet"] == pytest.approx(ev.weighted_mean(ok["res_f1_sheet"], ok["res_true_sheet"]))
+    assert agg.at["res_f1", "sheet"] == pytest.approx(st.weighted_mean(ok["res_f1_sheet"], ok["res_true_sheet"]))
 
 
 def test_evaluate_refuses_a_model_trained_on_the_test_cases(tmp_path):

@@ -20,8 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cryosse.evaluate import bootstrap_ci, centre_slices, loss_order, read_eval_results, weighted_mean  # noqa: E402
+from cryosse.evaluate import centre_slices  # noqa: E402
 from cryosse.io import atomic_path  # noqa: E402
+from cryosse.statistics import bootstrap_ci, loss_order, read_eval_results, weighted_mean  # noqa: E402
 
 CLASSES = ("helix", "sheet")
 COLOURS = {"CE": "#4c72b0", "FL": "#dd8452", "DL": "#55a868", "CE_DL": "#c44e52", "FL_DL": "#8172b3"}

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from cryosse.classes import NA_COLUMN
-from cryosse.evaluate import (
+from cryosse.io import atomic_write, write_tsv
+from cryosse.statistics import (
     bootstrap_ci,
     loss_order,
     paired_test,
@@ -38,7 +39,6 @@ from cryosse.evaluate import (
     resolution_band,
     weighted_mean,
 )
-from cryosse.io import atomic_write, write_tsv
 
 # The paper's own figures (Mu et al. 2024): Table 1 (best gamma, voxel F1 % helix,
 # sheet, mean) and the cross-validation sheet means of Supplementary Table S1.
