@@ -1,0 +1,131 @@
+"""The pairs a training run reads: one pair file, the split's pairs, sampling weights."""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cryosse.classes import PAPER_CLASSES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pair:
+    pair_id: str
+    density: np.ndarray  # float32 [z, y, x]
+    labels: np.ndarray  # uint8 [z, y, x]
+    centre: tuple[int, int, int, int, int, int]  # z0, z1, y0, y1, x0, x1
+    inside: np.ndarray | None = None  # bool [z, y, x]: within the map (None: the whole box is)
+
+
+def _with_nucleic(columns: list[str], classes: int) -> list[str]:
+    """History/selection columns: ``val_nucleic_f1`` after ``val_sheet_f1`` for 4 classes only."""
+    if classes == PAPER_CLASSES:
+        return list(columns)
+    i = columns.index("val_sheet_f1") + 1
+    return columns[:i] + ["val_nucleic_f1"] + columns[i:]
+
+
+def load_pair(pair_id: str, folder: str | Path, classes: int = PAPER_CLASSES) -> Pair:
+    """Read ``arrays.npz`` of one pair and check it against the contract (docs/design.md)."""
+    path = Path(folder) / "arrays.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{pair_id}: {path} is missing; rerun the dataset stage")
+    try:
+        with np.load(path) as z:
+            density = np.asarray(z["density"], np.float32)
+            labels = np.asarray(z["labels"])
+            centre = tuple(int(v) for v in np.asarray(z["centre"]).reshape(-1))
+            inside = np.asarray(z["inside"], bool) if "inside" in z.files else None
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{pair_id}: {path} is not a usable pair file ({exc})") from exc
+    if density.ndim != 3 or labels.shape != density.shape:
+        raise ValueError(
+            f"{pair_id}: density {density.shape} and labels {labels.shape} must be equal 3-D shapes"
+        )
+    if len(centre) != 6 or any(
+        not (0 <= centre[2 * i] < centre[2 * i + 1] <= density.shape[i]) for i in range(3)
+    ):
+        raise ValueError(f"{pair_id}: centre {centre} is not a non-empty box inside shape {density.shape}")
+    if not np.all(np.isfinite(density)):
+        raise ValueError(f"{pair_id}: density has NaN or infinite values")
+    if labels.size and int(labels.max()) >= classes:
+        raise ValueError(
+            f"{pair_id}: labels must be 0..{classes - 1} for {classes} classes, found {int(labels.max())}"
+        )
+    if inside is not None and inside.shape != density.shape:
+        raise ValueError(f"{pair_id}: inside mask {inside.shape} does not match the density {density.shape}")
+    return Pair(pair_id, density, labels.astype(np.uint8), centre, inside)  # type: ignore[arg-type]
+
+
+def read_split_pairs(dataset_tsv: str | Path, split_tsv: str | Path) -> dict[str, list[tuple[str, Path]]]:
+    """Training and validation pairs of a split: ``{"train": [(pair_id, folder)], "val": [...]}``."""
+    ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str, "path": str})
+    sp = pd.read_csv(split_tsv, sep="\t", dtype={"pair_id": str, "role": str})
+    for name, df, cols in ((dataset_tsv, ds, ("pair_id", "path")), (split_tsv, sp, ("pair_id", "role"))):
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise ValueError(f"{name}: missing column(s) {missing}")
+    base = Path(dataset_tsv).parent
+    paths = {}
+    for pid, p in zip(ds["pair_id"], ds["path"], strict=True):
+        p = Path(p)
+        paths[pid] = p if p.is_absolute() or p.exists() else base / p
+    out: dict[str, list[tuple[str, Path]]] = {"train": [], "val": []}
+    for pid, role in zip(sp["pair_id"], sp["role"], strict=True):
+        if role not in ("train", "val", "test"):
+            raise ValueError(f"{split_tsv}: pair {pid} has role {role!r}, expected train/val/test")
+        if role == "test":
+            continue
+        if pid not in paths:
+            raise ValueError(f"{split_tsv}: pair {pid} is not in {dataset_tsv}")
+        out[role].append((pid, paths[pid]))
+    for role in ("train", "val"):
+        if not out[role]:
+            raise ValueError(f"{split_tsv}: no {role} pairs; the split is too small to train on")
+    return out
+
+
+def cluster_weights(split_tsv: str | Path, pair_ids: Sequence[str], balance: float) -> np.ndarray | None:
+    """Sampling probabilities of ``pair_ids``: (size of the pair's cluster) ** -balance, normalised.
+
+    ``balance`` 0 gives None (every pair once per round); 1 gives every cluster the same
+    share; the split table's ``cluster`` column names the clusters.
+    """
+    if balance <= 0:
+        return None
+    sp = pd.read_csv(split_tsv, sep="\t", dtype=str, keep_default_na=False)
+    cluster = dict(zip(sp["pair_id"], sp["cluster"], strict=True)) if "cluster" in sp else {}
+    names = [cluster.get(p, p) for p in pair_ids]
+    sizes = pd.Series(names).value_counts()
+    w = np.array([float(sizes[n]) ** -balance for n in names])
+    return w / w.sum()
+
+
+
+
+def _load_pairs(
+    items: Sequence[tuple[str, Path]],
+    role: str,
+    split_tsv: str | Path,
+    skipped: list[dict[str, str]],
+    classes: int = PAPER_CLASSES,
+) -> list[Pair]:
+    """Load pairs; a broken one is logged, recorded in ``skipped`` and left out (it never stops the job)."""
+    pairs = []
+    for pid, folder in items:
+        try:
+            pairs.append(load_pair(pid, folder, classes))
+        except (ValueError, FileNotFoundError) as exc:
+            log.warning("skipping %s pair %s: %s", role, pid, exc)
+            skipped.append({"pair_id": pid, "role": role, "reason": str(exc)})
+    if not pairs:
+        raise ValueError(f"{split_tsv}: none of the {len(items)} {role} pairs could be loaded (see the log)")
+    return pairs
