@@ -22,7 +22,7 @@ _MODULES = (
     "cryosse.splits",
     "cryosse.train",
     "cryosse.evaluate",
-    "cryosse.predict",
+    "cryosse.predict_cli",
     "cryosse.score_cli",
 )
 

@@ -31,7 +31,6 @@ works right after ``pip install``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import math
@@ -47,7 +46,7 @@ import numpy as np
 import torch
 
 from cryosse import __version__
-from cryosse.argtypes import AT_LEAST_ONE, COUNT, NON_NEGATIVE, number
+from cryosse.chimerax import chimerax_script
 from cryosse.classes import check_classes
 from cryosse.geometry import DensityMap, MapGeometry, read_map, resample, write_map
 from cryosse.infer import (
@@ -217,6 +216,47 @@ class Prediction:
     nucleic: np.ndarray | None = None
 
 
+def network_input(dmap: DensityMap, spacing: float = DEFAULT_SPACING_A) -> tuple[MapGeometry, np.ndarray, bool]:
+    """The map on the network's ``spacing`` grid, normalised as the training boxes were:
+    (the grid, the density [z, y, x], whether the grid is the input's own)."""
+    geom = dmap.geometry
+    check_voxel_size(dmap)
+    grid = prediction_grid(geom, spacing)
+    n_grid = int(np.prod(grid.shape))
+    if n_grid > MAX_GRID_VOXELS:
+        raise ValueError(
+            f"{dmap.path}: the map spans {grid.shape} voxels at {spacing} A ({n_grid:,} voxels);"
+            " crop the region of interest first (e.g. `volume copy subregion` in ChimeraX)"
+        )
+    same_grid = (
+        grid.shape == geom.shape
+        and np.allclose(grid.origin, geom.origin)
+        and np.allclose(grid.voxel_size, geom.voxel_size)
+    )
+    box = np.asarray(dmap.data, np.float32) if same_grid else resample(dmap, grid)
+    try:
+        return grid, normalise_density(box), same_grid
+    except ValueError as exc:
+        raise ValueError(f"{dmap.path}: {exc}") from exc
+
+
+def _tiled_probabilities(fast: Any, density: np.ndarray, plan: Any, tile: int, overlap: int,
+                         classes: tuple[int, ...]) -> np.ndarray:  # fmt: skip
+    """The network over the tiles, with a progress bar (done/total, elapsed and the ETA) for several."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=plan.n_tiles, desc="tiles", unit="tile", disable=plan.n_tiles < 2, file=sys.stderr,
+               mininterval=2.0)  # fmt: skip
+    try:
+        probs = sliding_window_probabilities(fast, density, tile, overlap, classes=classes,
+                                             progress=lambda done, total: bar.update(done - bar.n))  # fmt: skip
+    finally:
+        bar.close()
+    if fast.device.type == "cuda":
+        torch.cuda.synchronize()
+    return probs
+
+
 def segment(
     dmap: DensityMap,
     model: torch.nn.Module,
@@ -233,58 +273,20 @@ def segment(
     """
     timing: dict[str, float] = {}
     geom = dmap.geometry
-    check_voxel_size(dmap)
-    grid = prediction_grid(geom, spacing)
-    n_grid = int(np.prod(grid.shape))
-    if n_grid > MAX_GRID_VOXELS:
-        raise ValueError(
-            f"{dmap.path}: the map spans {grid.shape} voxels at {spacing} A ({n_grid:,} voxels);"
-            " crop the region of interest first (e.g. `volume copy subregion` in ChimeraX)"
-        )
-    same_grid = (
-        grid.shape == geom.shape
-        and np.allclose(grid.origin, geom.origin)
-        and np.allclose(grid.voxel_size, geom.voxel_size)
-    )
     t0 = time.perf_counter()
-    box = np.asarray(dmap.data, np.float32) if same_grid else resample(dmap, grid)
-    try:
-        density = normalise_density(box)
-    except ValueError as exc:
-        raise ValueError(f"{dmap.path}: {exc}") from exc
-    del box
+    grid, density, same_grid = network_input(dmap, spacing)
     timing["resample_normalise"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     fast = prepare_model(model, device, precision, calibration=calibration_cube(density) if precision == "int8" else None)
     timing["prepare_model"] = time.perf_counter() - t0  # folding; with auto, timing; with int8, calibration
     plan = plan_tiles(density.shape, tile, overlap)
-    log.info(
-        "%s: %s voxels at %g A, %d tile(s), %s on %s",
-        dmap.path,
-        "x".join(map(str, density.shape)),
-        spacing,
-        plan.n_tiles,
-        fast.dtype,
-        fast.device,
-    )
+    log.info("%s: %s voxels at %g A, %d tile(s), %s on %s", dmap.path, "x".join(map(str, density.shape)), spacing,
+             plan.n_tiles, fast.dtype, fast.device)  # fmt: skip
     t0 = time.perf_counter()
-    from tqdm import tqdm
-
-    bar = tqdm(total=plan.n_tiles, desc="tiles", unit="tile", disable=plan.n_tiles < 2, file=sys.stderr,
-               mininterval=2.0)  # fmt: skip
-
-    def progress(done: int, total: int) -> None:
-        bar.update(done - bar.n)  # done/total, elapsed and the ETA
-
     n_classes = int(model.model_args["n_classes"])  # type: ignore[index]
     classes = tuple(range(1, n_classes))  # background is one minus their sum
-    try:
-        probs = sliding_window_probabilities(fast, density, tile, overlap, classes=classes, progress=progress)
-    finally:
-        bar.close()
-    if fast.device.type == "cuda":
-        torch.cuda.synchronize()
+    probs = _tiled_probabilities(fast, density, plan, tile, overlap, classes)
     timing["network"] = time.perf_counter() - t0
     del density
 
@@ -294,7 +296,7 @@ def segment(
     else:
         back = [resample(DensityMap(probs[i], grid, path=f"{CLASS_NAMES_ALL[i]} probabilities"), geom)
                 for i in range(len(classes))]  # fmt: skip
-        del probs
+    del probs
     if contour is not None:  # below the user's contour level: background, whatever the network says
         low = np.asarray(dmap.data) < contour
         for b in back:
@@ -335,60 +337,6 @@ def _counts(helix: np.ndarray, sheet: np.ndarray, geom: MapGeometry, nucleic: np
     return out
 
 
-CHIMERAX_TEMPLATE = """\
-# cryosse predict: helix (yellow) and sheet (cyan) regions over the input map, in ChimeraX.
-# Open it in any session, busy or new: `open /path/to/chimerax.py` in ChimeraX's command
-# line, or `chimerax chimerax.py`. It finds the outputs beside itself (the folder may be
-# moved) and the input map where it was, relative to this folder or by its absolute path.
-import os
-
-from chimerax.core.commands import run
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-MAP_RELATIVE = {map_rel!r}
-MAP_ABSOLUTE = {map_abs!r}
-MAP_LEVEL = {level!r}  # {level_note}
-MASKS = {masks!r}
-
-
-def _open(path, style):
-    models = run(session, "open " + _quote(path) + " format mrc")  # noqa: F821 (ChimeraX's session)
-    spec = " ".join(m.atomspec for m in models)
-    run(session, "volume " + spec + " " + style)  # noqa: F821
-    return models
-
-
-def _quote(path):
-    return '"' + path.replace('"', '\\\\"') + '"'
-
-
-for candidate in (os.path.join(HERE, MAP_RELATIVE) if MAP_RELATIVE else None, MAP_ABSOLUTE):
-    if candidate and os.path.exists(candidate):
-        _open(candidate, "style mesh level %g" % MAP_LEVEL)
-        break
-else:
-    session.logger.warning("cryosse: input map not found at %s; showing the masks only" % MAP_ABSOLUTE)  # noqa: F821
-for name, color in MASKS:
-    _open(os.path.join(HERE, name), "level 0.5 color " + color + " style surface")
-run(session, "view")  # noqa: F821
-"""
-
-
-def chimerax_script(map_path: Path, out_dir: Path, level: float, level_note: str, nucleic: bool = False) -> str:
-    """A Python script for ChimeraX that opens the map (mesh at ``level``) and the helix (yellow),
-    sheet (cyan) and, for a 4-class model, nucleic-acid (orange) surfaces. Model numbers are
-    read back from what it opens (it works in a busy session), and every path is found
-    relative to the script's folder first (it works after the folder is moved)."""
-    map_abs = str(map_path.resolve())
-    try:
-        map_rel = os.path.relpath(map_abs, out_dir.resolve())
-    except ValueError:  # another drive (Windows)
-        map_rel = ""
-    masks = [("helix.mrc", "yellow"), ("sheet.mrc", "cyan")] + ([("nucleic.mrc", "orange")] if nucleic else [])
-    return CHIMERAX_TEMPLATE.format(map_rel=map_rel, map_abs=map_abs, level=round(float(level), 6),
-                                    level_note=level_note, masks=masks)  # fmt: skip
-
-
 def predict_map(
     map_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -419,6 +367,74 @@ def predict_map(
     """
     t_start = time.perf_counter()
     map_path, out_dir = Path(map_path), Path(out_dir)
+    _check_request(map_path, out_dir, precision, trim)
+    if threads:
+        torch.set_num_threads(int(threads))
+    dev = pick_device(device)
+    ckpt, net, meta, dmap, timing = _load(model, classes, map_path)
+    warnings = input_warnings(dmap.geometry.voxel_size, resolution)
+    for w in warnings:
+        log.warning("%s: %s", map_path, w)
+    pred, details = segment(dmap, net, dev, precision, tile, overlap, spacing, contour)
+    timing.update(pred.timing)
+    geom = pred.geometry
+    n_trim = trim_counts(geom, trim)
+    tgeom = trimmed_geometry(geom, n_trim)
+    inner = (slice(n_trim[2], geom.shape[0] - n_trim[2]), slice(n_trim[1], geom.shape[1] - n_trim[1]),
+             slice(n_trim[0], geom.shape[2] - n_trim[0]))  # fmt: skip
+    summary: dict[str, Any] = {
+        "cryosse_version": __version__,
+        "input": {
+            "path": str(map_path.resolve()),
+            "size_bytes": map_path.stat().st_size,
+            "geometry": geom.to_dict(),
+            **{k: dmap.header.get(k) for k in ("origin_source", "axis_order_crs", "gzip")},
+        },
+        "resolution_A": resolution,
+        "warnings": warnings,
+        "grid": {**pred.grid.to_dict(), "resampled": pred.grid != geom},
+        "model": {"path": str(Path(ckpt).resolve()), "default": model is None, **{k: meta.get(k) for k in MODEL_META}},
+        **details,
+        "contour": contour,
+        "trim_A": trim,
+        "trim_voxels_xyz": list(n_trim),
+        "full": _counts(pred.helix, pred.sheet, geom, pred.nucleic),
+        "trimmed": None,
+    }
+    arrays = _output_arrays(pred)
+    if tgeom is None:
+        summary["trimmed_note"] = f"the map is too small to trim {trim} A from each face; no trimmed outputs"
+    else:
+        nuc = pred.nucleic
+        summary["trimmed"] = _counts(pred.helix[inner], pred.sheet[inner], tgeom, None if nuc is None else nuc[inner])
+        arrays += [(n.replace(".mrc", "_trimmed.mrc"), a[inner], dt) for n, a, dt in arrays]
+    data = np.asarray(dmap.data, np.float32)
+    level, note = ((contour, "the --contour level") if contour is not None else
+                   (float(data.mean() + 3.0 * data.std()), "mean + 3 sd of the map (no --contour given)"))  # fmt: skip
+    script = chimerax_script(map_path, out_dir, level, note, pred.nucleic is not None)
+    _publish(out_dir, arrays, geom, tgeom, script, summary, timing, t_start)
+    return summary
+
+
+def _load(model: str | os.PathLike | None, classes: int | None, map_path: Path) -> tuple[Path, Any, dict, DensityMap, dict]:
+    """The checkpoint (its path, network and metadata), the map, and the time each took."""
+    ckpt = resolve_model_path(model)
+    t0 = time.perf_counter()
+    net, meta = load_checkpoint(ckpt, map_location="cpu")
+    if classes is not None:
+        require_classes(meta, check_classes(classes, "--classes"), ckpt, "--classes")
+    timing = {"load_model": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    dmap = read_map(map_path)
+    timing["read_map"] = time.perf_counter() - t0
+    return ckpt, net, meta, dmap, timing
+
+
+#: what the summary records of the checkpoint
+MODEL_META = ("arch", "model_args", "weights_sha256", "loss", "split", "epoch", "best_val", "cryosse_version")
+
+
+def _check_request(map_path: Path, out_dir: Path, precision: str, trim: float) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: the output path exists and is not a folder")
     if map_path.name in OUTPUT_NAMES and map_path.resolve().parent == out_dir.resolve():
@@ -427,30 +443,10 @@ def predict_map(
         raise ValueError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if trim < 0:
         raise ValueError(f"--trim must not be negative, got {trim}")
-    if threads:
-        torch.set_num_threads(int(threads))
-    dev = pick_device(device)
-    ckpt = resolve_model_path(model)
-    t0 = time.perf_counter()
-    net, meta = load_checkpoint(ckpt, map_location="cpu")
-    if classes is not None:
-        require_classes(meta, check_classes(classes, "--classes"), ckpt, "--classes")
-    t_model = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    dmap = read_map(map_path)
-    t_read = time.perf_counter() - t0
-    warnings = input_warnings(dmap.geometry.voxel_size, resolution)
-    for w in warnings:
-        log.warning("%s: %s", map_path, w)
 
-    pred, details = segment(dmap, net, dev, precision, tile, overlap, spacing, contour)
-    geom = pred.geometry
-    n_trim = trim_counts(geom, trim)
-    tgeom = trimmed_geometry(geom, n_trim)
-    tz = slice(n_trim[2], geom.shape[0] - n_trim[2])
-    ty = slice(n_trim[1], geom.shape[1] - n_trim[1])
-    tx = slice(n_trim[0], geom.shape[2] - n_trim[0])
 
+def _output_arrays(pred: Prediction) -> list[tuple[str, np.ndarray, type]]:
+    """(file name, array, MRC dtype) of the masks and probabilities on the input's frame."""
     arrays: list[tuple[str, np.ndarray, type]] = [
         ("helix.mrc", pred.helix, np.int8),
         ("sheet.mrc", pred.sheet, np.int8),
@@ -459,52 +455,21 @@ def predict_map(
     ]
     if pred.nucleic is not None:
         arrays += [("nucleic.mrc", pred.nucleic, np.int8), ("nucleic_prob.mrc", pred.nucleic_prob, np.float32)]
-    nuc = pred.nucleic
-    summary: dict[str, Any] = {
-        "cryosse_version": __version__,
-        "input": {
-            "path": str(map_path.resolve()),
-            "size_bytes": map_path.stat().st_size,
-            "geometry": geom.to_dict(),
-            "origin_source": dmap.header.get("origin_source"),
-            "axis_order_crs": dmap.header.get("axis_order_crs"),
-            "gzip": dmap.header.get("gzip"),
-        },
-        "resolution_A": resolution,
-        "warnings": warnings,
-        "grid": {**pred.grid.to_dict(), "resampled": pred.grid != geom},
-        "model": {
-            "path": str(Path(ckpt).resolve()),
-            "default": model is None,
-            **{
-                k: meta.get(k)
-                for k in (
-                    "arch",
-                    "model_args",
-                    "weights_sha256",
-                    "loss",
-                    "split",
-                    "epoch",
-                    "best_val",
-                    "cryosse_version",
-                )
-            },
-        },
-        **details,
-        "contour": contour,
-        "trim_A": trim,
-        "trim_voxels_xyz": list(n_trim),
-        "full": _counts(pred.helix, pred.sheet, geom, nuc),
-        "trimmed": _counts(pred.helix[tz, ty, tx], pred.sheet[tz, ty, tx], tgeom,
-                           None if nuc is None else nuc[tz, ty, tx])  # fmt: skip
-        if tgeom is not None
-        else None,
-    }
-    if tgeom is None:
-        summary["trimmed_note"] = f"the map is too small to trim {trim} A from each face; no trimmed outputs"
-    else:
-        arrays += [(n.replace(".mrc", "_trimmed.mrc"), a[tz, ty, tx], dt) for n, a, dt in arrays]
+    return arrays
 
+
+def _publish(
+    out_dir: Path,
+    arrays: list[tuple[str, np.ndarray, type]],
+    geom: MapGeometry,
+    tgeom: MapGeometry | None,
+    script: str,
+    summary: dict[str, Any],
+    timing: dict[str, float],
+    t_start: float,
+) -> None:
+    """Write every output into a staging folder inside ``out_dir``, then move them into place:
+    all of them or, on any failure, none (the earlier prediction's files are removed first)."""
     created = not out_dir.exists()
     remove_stale_staging(out_dir, STAGING_PREFIX)  # left by a run that was killed (SIGKILL)
     stage = staging_dir(out_dir, STAGING_PREFIX)
@@ -515,21 +480,10 @@ def predict_map(
         for name, data, dtype in arrays:
             write_map(stage / name, data, tgeom if name.endswith("_trimmed.mrc") else geom, dtype=dtype)
             names.append(name)
-        if contour is not None:
-            level, note = contour, "the --contour level"
-        else:
-            data = np.asarray(dmap.data, np.float32)
-            level, note = float(data.mean() + 3.0 * data.std()), "mean + 3 sd of the map (no --contour given)"
-        (stage / "chimerax.py").write_text(chimerax_script(map_path, out_dir, level, note, nuc is not None))
+        (stage / "chimerax.py").write_text(script)
         names.append("chimerax.py")
         summary["files"] = sorted(names + ["summary.json"])
-        summary["timing_s"] = {
-            "load_model": t_model,
-            "read_map": t_read,
-            **pred.timing,
-            "write_maps": time.perf_counter() - t0,
-            "total": time.perf_counter() - t_start,
-        }
+        summary["timing_s"] = {**timing, "write_maps": time.perf_counter() - t0, "total": time.perf_counter() - t_start}
         write_json(stage / "summary.json", summary)
         names.append("summary.json")
         mode = file_mode()
@@ -552,122 +506,3 @@ def predict_map(
         shutil.rmtree(stage, ignore_errors=True)
         if created and not any(out_dir.iterdir()):
             out_dir.rmdir()
-    return summary
-
-
-def _run(args: argparse.Namespace) -> int:
-    s = predict_map(
-        args.map,
-        args.out,
-        model=args.model,
-        device=args.device,
-        precision=args.precision,
-        tile=args.tile,
-        overlap=args.overlap,
-        trim=args.trim,
-        spacing=args.spacing,
-        threads=args.threads,
-        classes=args.classes,
-        contour=args.contour,
-        resolution=args.resolution,
-    )
-    full = s["full"]
-    print(
-        f"{args.map}: helix {full['helix_voxels']} voxels ({full['helix_volume_A3']:.0f} A^3),"
-        f" sheet {full['sheet_voxels']} voxels ({full['sheet_volume_A3']:.0f} A^3)"
-        + (f", nucleic acid {full['nucleic_voxels']} voxels ({full['nucleic_volume_A3']:.0f} A^3)"
-           if "nucleic_voxels" in full else "")  # fmt: skip
-        + ";"
-        f" {s['precision']} on {s['device']}, {s['timing_s']['total']:.1f} s."
-        f" Outputs in {args.out}; view in ChimeraX: open {Path(args.out) / 'chimerax.py'}"
-    )
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "predict",
-        help="segment helices and sheets in a cryo-EM map",
-        description=(
-            "Predict helix and sheet regions of a cryo-EM map (MRC/CCP4, gzip too, any voxel size,"
-            " origin or axis order). Outputs overlay the input in ChimeraX: binary masks helix.mrc,"
-            " sheet.mrc, probabilities helix_prob.mrc, sheet_prob.mrc, the same with --trim A removed"
-            " from each face (*_trimmed.mrc), summary.json and chimerax.py (opens them in ChimeraX)."
-        ),
-    )
-    p.add_argument("map", help="input map (.mrc, .map, .ccp4, optionally .gz)")
-    p.add_argument(
-        "--model",
-        default=None,
-        help=f"checkpoint (.pt), e.g. results/models/0/FL_DL.pt of the workflow. Default: ${MODEL_ENV},"
-        " else the model shipped with cryosse (docs/model_card.md)",
-    )
-    p.add_argument(
-        "-o",
-        "--out",
-        required=True,
-        help="output folder (created; existing files of the same names are replaced)",
-    )
-    p.add_argument(
-        "--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when available"
-    )
-    p.add_argument(
-        "--precision",
-        default="auto",
-        choices=PRECISIONS,
-        help="auto: bf16 on CUDA (fp16 on older GPUs); on a CPU, fp32 or bf16, whichever runs faster"
-        " here (timed on a small box: CPU flags do not tell). int8 (CPU only): int8 weights and"
-        " activations calibrated on the map's densest 32^3 cube, 2-3x faster than fp32; labels differ from"
-        " fp32 on a few voxels in a thousand",
-    )
-    p.add_argument(
-        "--tile",
-        type=COUNT,
-        default=DEFAULT_TILE,
-        help=f"tile edge in 1 A voxels for maps with more than tile^3 voxels (0 = always one pass; default {DEFAULT_TILE})",
-    )
-    p.add_argument(
-        "--overlap",
-        type=COUNT,
-        default=DEFAULT_OVERLAP,
-        help=f"overlap of neighbouring tiles in voxels (default {DEFAULT_OVERLAP})",
-    )
-    p.add_argument(
-        "--trim",
-        type=NON_NEGATIVE,
-        default=DEFAULT_TRIM_A,
-        help=f"A removed from each face for the *_trimmed outputs (default {DEFAULT_TRIM_A:g}, the authors' padding)",
-    )
-    p.add_argument(
-        "--spacing",
-        type=number(0.25, 4.0),
-        default=DEFAULT_SPACING_A,
-        help=f"grid the network runs on, A (default {DEFAULT_SPACING_A:g}, as trained)",
-    )
-    p.add_argument(
-        "--threads", type=AT_LEAST_ONE, default=None, help="CPU threads for PyTorch (default: PyTorch's choice)"
-    )
-    p.add_argument(
-        "--contour",
-        type=number(),
-        default=None,
-        help="the map's contour level (e.g. EMDB's recommended one): voxels below it are background in"
-        " every output, and the ChimeraX script shows the map at it (default: none; the script then"
-        " shows mean + 3 sd)",
-    )
-    p.add_argument(
-        "--resolution",
-        type=number(0, lo_open=True),
-        default=None,
-        help="the map's resolution in A (e.g. EMDB's): a warning when it is far from the 5-10 A the model was"
-        " trained for (the voxel size is always checked)",
-    )
-    p.add_argument(
-        "--classes",
-        type=int,
-        choices=(3, 4),
-        default=None,
-        help="refuse a checkpoint with another class count (4: with nucleic acids, writes nucleic.mrc);"
-        " default: the checkpoint's",
-    )
-    p.set_defaults(func=_run)
