@@ -111,6 +111,7 @@ def test_warns_on_maps_unlike_the_training_maps(real, tiny_ckpt, tmp_path, caplo
         s = predict_map(real / MAPS["gz_11.4A_nstart"], tmp_path / "o", model=tiny_ckpt, resolution=30.0)
     assert len(s["warnings"]) == 2 and "11.40 A hold no detail finer than 22.8 A" in s["warnings"][0]
     assert "emd_3197.map.gz" in caplog.text and "outside the 5-10 A" in caplog.text
+    assert caplog.text.count("Nyquist") == 1 and "coarser than" not in caplog.text  # one warning per cause
 
 
 def _check_overlay(src, out, summary):

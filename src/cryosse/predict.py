@@ -110,24 +110,16 @@ STAGING_PREFIX = "cryosse-predict"
 
 #: voxel sizes (A) of real cryo-EM maps; outside, the header is damaged or the file is no map
 VOXEL_SIZE_RANGE = (0.2, 20.0)
-#: the shipped model saw maps of 0.8-2.5 A voxels (resampled to 1 A) at 5-10 A resolution
-TRAINED_VOXEL_MAX = 2.5
 
 
 def check_voxel_size(dmap: DensityMap) -> None:
-    """Refuse a voxel size no cryo-EM map has; warn about one far from what the model was trained on."""
+    """Refuse a voxel size no cryo-EM map has (coarse ones are warned about by :func:`input_warnings`)."""
     vs = np.asarray(dmap.geometry.voxel_size, float)
     lo, hi = VOXEL_SIZE_RANGE
     if not np.all(np.isfinite(vs)) or vs.min() < lo or vs.max() > hi:
         raise ValueError(
             f"{dmap.path}: voxel size {tuple(round(float(v), 4) for v in vs)} A is outside {lo:g}-{hi:g} A,"
             " not that of a cryo-EM map (a damaged header, or a cell given in the wrong unit)"
-        )
-    if vs.max() > TRAINED_VOXEL_MAX:
-        log.warning(
-            "%s: %.2f A voxels are coarser than any map the model was trained on (<= %.1f A); a map this coarse"
-            " rarely resolves helices and sheets, so treat the segmentation with suspicion",
-            dmap.path, vs.max(), TRAINED_VOXEL_MAX,
         )
 
 
