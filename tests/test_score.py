@@ -16,9 +16,9 @@ import pytest
 
 from cryosse import evaluate as ev
 from cryosse import score as sc
-from cryosse import score_cli as scli
 from cryosse.cli import main
 from cryosse.geometry import MapGeometry, read_map, write_map
+from cryosse.score import cli as scli
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_evaluate import BOX, PAD, make_pair, make_project  # noqa: E402

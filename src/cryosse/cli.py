@@ -23,7 +23,7 @@ _MODULES = (
     "cryosse.train",
     "cryosse.evaluate",
     "cryosse.predict_cli",
-    "cryosse.score_cli",
+    "cryosse.score.cli",
 )
 
 

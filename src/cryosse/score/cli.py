@@ -15,16 +15,9 @@ from typing import Any
 from cryosse.argtypes import POSITIVE, number
 from cryosse.evaluate import TIE_RULES, load_pair_arrays
 from cryosse.io import write_json
-from cryosse.score import (
-    SCORED_CLASSES,
-    Reference,
-    _finite,
-    load_pair_reference,
-    pair_reference,
-    read_prediction,
-    score_prediction,
-    truth_reference,
-)
+from cryosse.score.external import SCORED_CLASSES, _finite, score_prediction
+from cryosse.score.prediction import read_prediction
+from cryosse.score.reference import Reference, load_pair_reference, pair_reference, truth_reference
 
 log = logging.getLogger(__name__)
 
