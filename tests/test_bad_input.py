@@ -470,3 +470,7 @@ def test_every_option_of_every_subcommand_has_help():
             if not isinstance(a, argparse._HelpAction) and (not (a.help or "").strip() or "SPEC" in a.help)]  # fmt: skip
     assert not bare, f"options without a help text (or citing SPEC, which users do not have): {bare}"
     assert len(sub.choices) >= 14
+    # and every help renders (a bare % in a help text made `cryosse --help` a traceback)
+    assert "cluster" in parser.format_help()
+    for name, sp in sub.choices.items():
+        assert name in sp.format_help()

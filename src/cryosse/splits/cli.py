@@ -57,7 +57,7 @@ def _cmd_audit(a: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("cluster", help="cluster central-chain sequences with MMseqs2 at 35% identity",
+    p = subparsers.add_parser("cluster", help="cluster central-chain sequences with MMseqs2 at 35%% identity",
                               description="dataset.tsv -> sequences.fasta + clusters.tsv (single linkage "
                               "over MMseqs2 hits at the identity/coverage thresholds)")
     p.add_argument("--dataset", required=True, help="dataset.tsv")
