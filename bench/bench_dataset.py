@@ -42,7 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT.parent / "shared" / "data" / "real" / "emd3488_5me2" / "5me2.pdb"
 
 
-def synthetic_map(model_path: Path, n: int, voxel: float, res: float = 6.0) -> tuple[np.ndarray, MapGeometry, float]:
+def synthetic_map(
+    model_path: Path, n: int, voxel: float, res: float = 6.0
+) -> tuple[np.ndarray, MapGeometry, float]:
     """An n^3 map with the model's blurred atoms at its centre; contour at the model's volume."""
     m = read_model(model_path)
     xyz = np.concatenate(list(m.chain_atoms.values()))
@@ -106,10 +108,22 @@ def bench_pair(model_path: Path, tmp: Path) -> None:
         p, r = precision_recall(raw, box.geometry, contour, model.chain_atoms[chain], q)
         quality_bin(cyl, abs(p - r), q)
         normalise_density(raw)
-        label_box(box.geometry, model.ca, np.array([classes[k] for k in model.keys], np.uint8), params.label_radius)
+        label_box(
+            box.geometry, model.ca, np.array([classes[k] for k in model.keys], np.uint8), params.label_radius
+        )
 
     def whole_pair():
-        build_pair(dmap, model, classes, chain, tmp / "pair", params, contour, "given", {"emdb_id": "EMD-1", "pdb_id": "X"})
+        build_pair(
+            dmap,
+            model,
+            classes,
+            chain,
+            tmp / "pair",
+            params,
+            contour,
+            "given",
+            {"emdb_id": "EMD-1", "pdb_id": "X"},
+        )
 
     t_read = best_of(read_only)
     t_compute = best_of(compute)
@@ -118,7 +132,9 @@ def bench_pair(model_path: Path, tmp: Path) -> None:
     print(f"[200^3] map {gz.stat().st_size / 1e6:.1f} MB gzip ({plain.stat().st_size / 1e6:.1f} MB plain), "
           f"chain {chain} ({len(idx)} residues), box {box.geometry.shape}")  # fmt: skip
     print(f"[200^3] read + decompress map:          {t_read:7.3f} s")
-    print(f"[200^3] crop + labels + quality:        {t_compute:7.3f} s  ratio {t_compute / t_read:5.2f}x (target <= 2x)")
+    print(
+        f"[200^3] crop + labels + quality:        {t_compute:7.3f} s  ratio {t_compute / t_read:5.2f}x (target <= 2x)"
+    )
     print(f"[200^3] whole pair (+ files, checksums): {t_pair:7.3f} s  ratio {t_pair / t_read:5.2f}x")
 
 
@@ -147,7 +163,9 @@ with open("/proc/self/status") as fh:
 
 def run_child(code: str, *args: str) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -172,8 +190,12 @@ def bench_512(model_path: Path, tmp: Path) -> None:
               f"(minus imports {(peak - base) / size_mb:4.2f}); {res['kept']} pairs in {res['seconds']:.1f} s "
               f"(contour estimated from the full map)")  # fmt: skip
         only = run_child(_BASE, str(path))["maxrss_kb"] / 1024
-        print(f"[512^3] {'':22s}  read_map alone: peak RSS {only:6.0f} MiB = {(only - base) / size_mb:4.2f} copies over imports")
-    print("[512^3] (torch, imported once the first pair is normalised, adds about 150-200 MiB to the peaks above)")
+        print(
+            f"[512^3] {'':22s}  read_map alone: peak RSS {only:6.0f} MiB = {(only - base) / size_mb:4.2f} copies over imports"
+        )
+    print(
+        "[512^3] (torch, imported once the first pair is normalised, adds about 150-200 MiB to the peaks above)"
+    )
 
 
 def main() -> None:

@@ -178,7 +178,9 @@ def agreement(net: nn.Module, density: np.ndarray, dev: torch.device, precision:
     padding), and the Dice of its helix and sheet masks with fp32's (plain)."""
     ref = predict_probabilities(net, density, dev).argmax(0)
     p32 = sliding_window_probabilities(prepare_model(net, dev, "fp32"), density).argmax(0)
-    fm = prepare_model(net, dev, precision, calibration=calibration_cube(density) if precision == "int8" else None)
+    fm = prepare_model(
+        net, dev, precision, calibration=calibration_cube(density) if precision == "int8" else None
+    )
     fast = sliding_window_probabilities(fm, density).argmax(0)
     n = [((fast == c).sum() + (ref == c).sum(), 2 * ((fast == c) & (ref == c)).sum()) for c in (1, 2)]
     dice = [f"{both / total:.3f}" if total else "- (none)" for total, both in n]
@@ -217,7 +219,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--precision", default="auto", help="fast path precision (auto: the faster of fp32 and bf16 here, timed as cryosse predict does)")
+    ap.add_argument(
+        "--precision",
+        default="auto",
+        help="fast path precision (auto: the faster of fp32 and bf16 here, timed as cryosse predict does)",
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--matmul", type=int, default=4096, help="edge of the matrices of the peak measurement")
     ap.add_argument("--model", default=None, help="a trained width-1 checkpoint for the agreement figure")
@@ -278,15 +284,22 @@ def main() -> None:
         rows.append(("int8 folded (pad 4)", t["int8"], f4, None))
     print(f"  {'path':34s} {'s/map':>7s} {'GFLOP':>7s} {'GFLOP/s':>8s} {'of matmul':>9s}")
     for name, tt, f, mm in rows:
-        print(f"  {name:34s} {tt:7.2f} {f / 1e9:7.0f} {f / tt / 1e9:8.0f} " + (f"{f / tt / mm:9.2f}" if mm else f"{'-':>9s}"))
+        print(
+            f"  {name:34s} {tt:7.2f} {f / 1e9:7.0f} {f / tt / 1e9:8.0f} "
+            + (f"{f / tt / mm:9.2f}" if mm else f"{'-':>9s}")
+        )
     if "int8" in t:
-        print(f"  int8: {t['fast32'] / t['int8']:.2f}x faster than fp32 folded+CL; its calibration on the map's"
-              f" densest 32^3 cube takes {t['int8_calibrate']:.2f} s a map"
-              f" (so {t['int8'] + t['int8_calibrate']:.2f} s in all)")
+        print(
+            f"  int8: {t['fast32'] / t['int8']:.2f}x faster than fp32 folded+CL; its calibration on the map's"
+            f" densest 32^3 cube takes {t['int8_calibrate']:.2f} s a map"
+            f" (so {t['int8'] + t['int8_calibrate']:.2f} s in all)"
+        )
     print(f"  speed-up of the fast path over plain fp32: {t_ref / t_fast:.1f}x")
     if other is not None:
-        print(f"  --precision {args.precision} took {fdt}; {str(other.dtype).replace('torch.', '')} runs"
-              f" {t['other'] / t_fast:.2f}x the time here (CPU native bf16: {cpu_supports_bf16()})")
+        print(
+            f"  --precision {args.precision} took {fdt}; {str(other.dtype).replace('torch.', '')} runs"
+            f" {t['other'] / t_fast:.2f}x the time here (CPU native bf16: {cpu_supports_bf16()})"
+        )
 
     # 2. agreement with fp32
     if args.model:
@@ -299,21 +312,32 @@ def main() -> None:
     precisions = [args.precision] + (["int8"] if dev.type == "cpu" else [])
     print(f"\nlabel agreement with fp32 of the fast path ({args.precision}: {fdt}) and of int8")
     maps = {"bench map": density}
-    for name, folder, mrc in (("EMD-8518 box", "emd8518_5u8s_A", "A-1.0APIX.mrc"), ("EMD-3488 map", "emd3488_5me2", "emd_3488.mrc")):
+    for name, folder, mrc in (
+        ("EMD-8518 box", "emd8518_5u8s_A", "A-1.0APIX.mrc"),
+        ("EMD-3488 map", "emd3488_5me2", "emd_3488.mrc"),
+    ):
         if (REAL / folder / mrc).exists():
             maps[name] = normalise_density(np.asarray(read_map(REAL / folder / mrc).data))
     shipped, _ = load_checkpoint(shipped_model_path())
     for name_, model in ((label, trained), ("the shipped model (width 0.25, docs/model_card.md)", shipped)):
         print(f"  {name_}:")
         for name, d in maps.items():
-            cls = np.bincount(
-                sliding_window_probabilities(prepare_model(model, dev, "fp32"), d).argmax(0).ravel(), minlength=3
-            ) / d.size
-            print(f"    {name:13s} {'x'.join(map(str, d.shape))}, classes bg/helix/sheet {np.round(cls, 3).tolist()}")
+            cls = (
+                np.bincount(
+                    sliding_window_probabilities(prepare_model(model, dev, "fp32"), d).argmax(0).ravel(),
+                    minlength=3,
+                )
+                / d.size
+            )
+            print(
+                f"    {name:13s} {'x'.join(map(str, d.shape))}, classes bg/helix/sheet {np.round(cls, 3).tolist()}"
+            )
             for prec in precisions:
                 print(f"      {prec:5s} {agreement(model, d, dev, prec)}")
     edge = knife_edge(DeepSSETracerUNet(1.0).eval(), density)
-    print("  knife-edge random network (classes balanced, most voxels near a boundary; worst case), bench map:")
+    print(
+        "  knife-edge random network (classes balanced, most voxels near a boundary; worst case), bench map:"
+    )
     for prec in precisions:
         print(f"      {prec:5s} {agreement(edge, density, dev, prec)}")
 

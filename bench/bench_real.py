@@ -76,7 +76,9 @@ def score_chain(model, real: Path, row, blur: float, tmp: Path) -> dict:
     name, map_rel, model_rel, chain, native, dst, targets = row
     # The real boxes are tight crops (27-49% of a padded box lies inside some of them): keep them,
     # and leave the voxels beyond the crop out of the scores.
-    params = dataclasses.replace(DatasetParams(), keep_bins=(1, 2, 3, 4), require_helix=False, min_box_inside=0.0)
+    params = dataclasses.replace(
+        DatasetParams(), keep_bins=(1, 2, 3, 4), require_helix=False, min_box_inside=0.0
+    )
     dmap, mdl, classes = load_inputs(real / map_rel, real / model_rel, params.dssp_engine)
     eff = blur if native < 5.0 else native  # only maps solved better than medium resolution
     dmap = blurred(dmap, native, eff)
@@ -117,8 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="checkpoint (default: the model shipped with the package)")
     ap.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "real")
-    ap.add_argument("--blur", type=float, nargs="+", default=[6.5],
-                    help="A; maps solved better than 5 A are blurred to each of these")
+    ap.add_argument(
+        "--blur",
+        type=float,
+        nargs="+",
+        default=[6.5],
+        help="A; maps solved better than 5 A are blurred to each of these",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     a = ap.parse_args(argv)
@@ -150,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         target = ", ".join(f"{k} >= {100 * v:.0f}" for k, v in tg.items()) + (
             (" met" if all(ok) else " NOT met") if tg else ""
         )
-        dst = (f"{pct(r['dst2021_helix_f1'])} / {pct(r['dst2021_sheet_f1'])}" if "dst2021_helix_f1" in r else "")
+        dst = (
+            f"{pct(r['dst2021_helix_f1'])} / {pct(r['dst2021_sheet_f1'])}" if "dst2021_helix_f1" in r else ""
+        )
         lines.append(f"| {r['chain']} | {r['map_A']:g} | {r['box']} | {r['helix_true']} / {r['sheet_true']} | "
                      f"{pct(r['helix_f1'])} | {pct(r['sheet_f1'])} | {dst} | {target} |")  # fmt: skip
     lines += ["", f"{sum(met)} of {len(met)} targets met (issue 13)."]

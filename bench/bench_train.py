@@ -61,11 +61,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--matmul", type=int, default=4096, help="edge of the matrices of the peak measurement")
     ap.add_argument("--skip-train", action="store_true", help="inference only (e.g. too little memory)")
-    ap.add_argument("--config", default=str(ROOT / "config" / "config.yaml"),
-                    help="the run whose training cost to estimate from the measured speed (its train: grid)")
+    ap.add_argument(
+        "--config",
+        default=str(ROOT / "config" / "config.yaml"),
+        help="the run whose training cost to estimate from the measured speed (its train: grid)",
+    )
     ap.add_argument("--boxes", type=int, default=1246, help="training boxes per epoch (the paper's 1246)")
-    ap.add_argument("--box-voxels", type=float, default=5.9e5,
-                    help="mean voxels of a padded box (5.9e5: median of 1260 boxes cut from real chains)")
+    ap.add_argument(
+        "--box-voxels",
+        type=float,
+        default=5.9e5,
+        help="mean voxels of a padded box (5.9e5: median of 1260 boxes cut from real chains)",
+    )
     args = ap.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)

@@ -71,7 +71,9 @@ def haemoglobin_sweep(real: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "real", help="real-map folder")
+    ap.add_argument(
+        "--real", type=Path, default=ROOT.parent / "shared" / "data" / "real", help="real-map folder"
+    )
     args = ap.parse_args()
     header_table()
     haemoglobin_sweep(args.real)

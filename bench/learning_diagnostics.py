@@ -84,7 +84,9 @@ def score(model: torch.nn.Module, pairs, batch_stats: bool) -> tuple[float, floa
     return tuple(float(np.nanmean(f[k])) if not np.all(np.isnan(f[k])) else float("nan") for k in (1, 2))  # type: ignore[return-value]
 
 
-def run(variant: str, results: Path, out: Path, epochs: int, steps: int, threads: int, rescore: bool = False) -> dict:
+def run(
+    variant: str, results: Path, out: Path, epochs: int, steps: int, threads: int, rescore: bool = False
+) -> dict:
     loss, setting, over = VARIANTS[variant]
     cfg = TrainConfig(**{**BASE, **over}, max_epochs=epochs, patience=epochs, max_steps_per_epoch=steps,
                       threads=threads, device="cpu", seed=42, progress_interval_s=60.0)  # fmt: skip
@@ -112,7 +114,9 @@ def run(variant: str, results: Path, out: Path, epochs: int, steps: int, threads
             row[f"{name}_{mode}_helix"], row[f"{name}_{mode}_sheet"] = round(h, 4), round(s, 4)
     summary = out / "summary.tsv"
     df = pd.read_csv(summary, sep="\t") if summary.exists() else pd.DataFrame()
-    df = pd.concat([df[df.get("variant", pd.Series(dtype=str)) != variant] if len(df) else df, pd.DataFrame([row])])
+    df = pd.concat(
+        [df[df.get("variant", pd.Series(dtype=str)) != variant] if len(df) else df, pd.DataFrame([row])]
+    )
     df.to_csv(summary, sep="\t", index=False)
     print(pd.DataFrame([row]).T.to_string(header=False), flush=True)
     return row
@@ -155,7 +159,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40, help="steps per epoch")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--plot", action="store_true", help="only draw curves.png")
-    ap.add_argument("--rescore", action="store_true", help="score the finished variants again from their state.pt")
+    ap.add_argument(
+        "--rescore", action="store_true", help="score the finished variants again from their state.pt"
+    )
     a = ap.parse_args()
     if not a.plot:
         for v in a.variants:

@@ -8,8 +8,17 @@ from cryosse.card import write_card  # noqa: E402
 
 i = snakemake.input  # noqa: F821
 write_card(
-    snakemake.output.md, snakemake.output.json, config=dict(snakemake.params.config),  # noqa: F821
-    entry_table=i.entry_table, acquire_entries=i.acquire_entries, acquire_rejected=i.acquire_rejected,
-    dataset=i.dataset, dataset_rejected=i.dataset_rejected, quality=i.quality, splits=list(i.splits), audit=i.audit,
-    output_roots=snakemake.params.roots, env_files=list(i.envs),  # noqa: F821
+    snakemake.output.md,
+    snakemake.output.json,
+    config=dict(snakemake.params.config),  # noqa: F821
+    entry_table=i.entry_table,
+    acquire_entries=i.acquire_entries,
+    acquire_rejected=i.acquire_rejected,
+    dataset=i.dataset,
+    dataset_rejected=i.dataset_rejected,
+    quality=i.quality,
+    splits=list(i.splits),
+    audit=i.audit,
+    output_roots=snakemake.params.roots,
+    env_files=list(i.envs),  # noqa: F821
 )

@@ -7,6 +7,9 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
 from cryosse.dataset.pairs import DatasetParams, build_entry  # noqa: E402
 
 build_entry(
-    snakemake.input.record, snakemake.output.table, snakemake.params.pairs,  # noqa: F821
-    DatasetParams.from_config(snakemake.params.cfg), entry=snakemake.wildcards.entry,  # noqa: F821
+    snakemake.input.record,
+    snakemake.output.table,
+    snakemake.params.pairs,  # noqa: F821
+    DatasetParams.from_config(snakemake.params.cfg),
+    entry=snakemake.wildcards.entry,  # noqa: F821
 )

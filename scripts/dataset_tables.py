@@ -6,5 +6,9 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
 
 from cryosse.dataset.pairs import aggregate  # noqa: E402
 
-aggregate(snakemake.input.tables, snakemake.output.dataset, snakemake.output.rejected,  # noqa: F821
-          snakemake.output.quality)  # noqa: F821
+aggregate(
+    snakemake.input.tables,
+    snakemake.output.dataset,
+    snakemake.output.rejected,  # noqa: F821
+    snakemake.output.quality,
+)  # noqa: F821

@@ -15,7 +15,15 @@ keys = dict(sm.params.selection)
 write_provenance([Path(s) / "manifest.tsv" for s in sm.input.sources], sm.output.provenance)
 params = InventoryParams(**{k: keys.pop(k) for k in list(keys) if k in InventoryParams.__dataclass_fields__})
 run_inventory(
-    sm.output.provenance, sm.params.sources_dir, sm.input.exclude or None, sm.params.exclude_structures,
-    params, dict(sm.output.items()), keys.get("holdout_fraction", 0.1), keys.get("val_fraction", 0.08),
-    sm.params.seed, sm.threads, keys.get("max_per_family", 0),
+    sm.output.provenance,
+    sm.params.sources_dir,
+    sm.input.exclude or None,
+    sm.params.exclude_structures,
+    params,
+    dict(sm.output.items()),
+    keys.get("holdout_fraction", 0.1),
+    keys.get("val_fraction", 0.08),
+    sm.params.seed,
+    sm.threads,
+    keys.get("max_per_family", 0),
 )

@@ -12,6 +12,14 @@ from cryosse.pretrain.simulate import SimulationPlan, simulate_pairs  # noqa: E4
 sm = snakemake  # noqa: F821
 plan = SimulationPlan(**sm.params.simulate, seed=sm.params.seed)
 simulate_pairs(
-    sm.input.structures, sm.input.roles, sm.params.sources_dir, sm.params.pairs_dir, sm.output.dataset,
-    sm.output.split, sm.output.failed, plan, DatasetParams.from_config(sm.params.dataset), sm.threads,
+    sm.input.structures,
+    sm.input.roles,
+    sm.params.sources_dir,
+    sm.params.pairs_dir,
+    sm.output.dataset,
+    sm.output.split,
+    sm.output.failed,
+    plan,
+    DatasetParams.from_config(sm.params.dataset),
+    sm.threads,
 )

@@ -9,4 +9,10 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 from cryosse.pretrain.run import train  # noqa: E402
 
 sm = snakemake  # noqa: F821
-train(sm.input.dataset, sm.input.split, sm.output.checkpoint, {**sm.params.train, "threads": sm.threads}, sm.params.seed)
+train(
+    sm.input.dataset,
+    sm.input.split,
+    sm.output.checkpoint,
+    {**sm.params.train, "threads": sm.threads},
+    sm.params.seed,
+)

@@ -11,7 +11,15 @@ from cryosse.score import score_external_split  # noqa: E402
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 p = snakemake.params  # noqa: F821
 score_external_split(
-    p.folder, snakemake.input.split, snakemake.input.dataset, snakemake.output.per_case,  # noqa: F821
-    snakemake.wildcards.tool, split=snakemake.wildcards.split,  # noqa: F821
-    threshold=p.threshold, helix_value=p.helix_value, sheet_value=p.sheet_value, radius=p.radius, ties=p.ties,
+    p.folder,
+    snakemake.input.split,
+    snakemake.input.dataset,
+    snakemake.output.per_case,  # noqa: F821
+    snakemake.wildcards.tool,
+    split=snakemake.wildcards.split,  # noqa: F821
+    threshold=p.threshold,
+    helix_value=p.helix_value,
+    sheet_value=p.sheet_value,
+    radius=p.radius,
+    ties=p.ties,
 )

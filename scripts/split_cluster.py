@@ -9,6 +9,8 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s
 from cryosse.splits import SearchParams, cluster_dataset  # noqa: E402
 
 cluster_dataset(
-    snakemake.input.dataset, snakemake.output.fasta, snakemake.output.clusters,  # noqa: F821
+    snakemake.input.dataset,
+    snakemake.output.fasta,
+    snakemake.output.clusters,  # noqa: F821
     SearchParams.from_config(snakemake.params.cfg, threads=snakemake.threads),  # noqa: F821
 )

@@ -10,8 +10,13 @@ from cryosse.splits import SplitParams, make_splits  # noqa: E402
 
 i = snakemake.input  # noqa: F821
 make_splits(
-    i.dataset, i.clusters, snakemake.output.splits,  # noqa: F821
+    i.dataset,
+    i.clusters,
+    snakemake.output.splits,  # noqa: F821
     SplitParams.from_config(snakemake.params.cfg, seed=snakemake.params.seed),  # noqa: F821
-    paper_out=snakemake.output.paper, paper_cases_tsv=i.paper_cases, entries_tsv=i.entries,  # noqa: F821
-    dataset_rejected_tsv=i.dataset_rejected, acquire_rejected_tsv=i.acquire_rejected,
+    paper_out=snakemake.output.paper,
+    paper_cases_tsv=i.paper_cases,
+    entries_tsv=i.entries,  # noqa: F821
+    dataset_rejected_tsv=i.dataset_rejected,
+    acquire_rejected_tsv=i.acquire_rejected,
 )

@@ -36,7 +36,9 @@ def have(tool: str) -> bool:
 WORKFLOW_FILES = ("Snakefile", "workflow", "config", "scripts", "src", "data", "envs", "profiles")
 
 
-def copy_workflow(dst: Path, n_entries: int | None = None, overlay: str | None = None, overlay_name: str = "test.yaml") -> Path:
+def copy_workflow(
+    dst: Path, n_entries: int | None = None, overlay: str | None = None, overlay_name: str = "test.yaml"
+) -> Path:
     """The workflow in a temp folder (never the repo's results/).
 
     With ``n_entries``, ``config/test_entries.tsv`` holds the first demo entries; with

@@ -465,7 +465,9 @@ def test_a_full_page_warns_and_the_shipped_table_is_never_overwritten(server, tm
 
     server.search_body = b"emdb_id,resolution,fitted_pdbs\nEMD-1657,5.8,4v5h\nEMD-1658,6.0,4v5j\n"
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"acquire:\n  emdb_api: {server.url}/api\n  retries: 0\n  timeout_s: 5\n  search_rows: 2\n")
+    cfg.write_text(
+        f"acquire:\n  emdb_api: {server.url}/api\n  retries: 0\n  timeout_s: 5\n  search_rows: 2\n"
+    )
     out = tmp_path / "entries.tsv"
     with caplog.at_level("WARNING"):
         assert main(["query-emdb", "-c", str(cfg), "-o", str(out)]) == 0
@@ -546,7 +548,9 @@ def test_extended_ids_and_the_hash_folder():
     assert "not a PDB id" in check_ids("EMD-1234", "PDB_12", [])
     s = AcquireSettings(pdb_files="https://x/mmCIF")
     assert remote_locations(s, "EMD-1234", "5MDX")["model"] == "https://x/mmCIF/md/5mdx.cif.gz"
-    assert remote_locations(s, "EMD-1234", "PDB_12345678")["model"] == "https://x/mmCIF/67/pdb_12345678.cif.gz"
+    assert (
+        remote_locations(s, "EMD-1234", "PDB_12345678")["model"] == "https://x/mmCIF/67/pdb_12345678.cif.gz"
+    )
 
 
 def test_search_asks_for_released_entries_up_to_the_snapshot(server, tmp_path):
@@ -554,8 +558,12 @@ def test_search_asks_for_released_entries_up_to_the_snapshot(server, tmp_path):
 
     server.search_body = (b"emdb_id,resolution,fitted_pdbs,release_date\nEMD-0090,5.1,6gyk,2018-07-04T00:00:00Z\n"
                           b"EMD-20001,6.0,6abc,2019-05-01T00:00:00Z\n")  # fmt: skip
-    rows = search_entries(f"{server.url}/api", 5.0, 10.0, ["singleParticle"], 100, retries=0, release_date_max="2018-12-31")
-    assert [r["emdb_id"] for r in rows] == ["EMD-0090"]  # a server ignoring the date filter cannot let 2019 in
+    rows = search_entries(
+        f"{server.url}/api", 5.0, 10.0, ["singleParticle"], 100, retries=0, release_date_max="2018-12-31"
+    )
+    assert [r["emdb_id"] for r in rows] == [
+        "EMD-0090"
+    ]  # a server ignoring the date filter cannot let 2019 in
     (path,) = [p for p in server.hits if p.startswith("/api/search/")]
     query = urllib.parse.unquote(path)
     assert 'current_status:"REL"' in query and "release_date:[* TO 2018-12-31T23:59:59Z]" in query

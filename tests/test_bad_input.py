@@ -190,7 +190,11 @@ def test_predict_removes_stale_staging_and_never_mixes_two_predictions(tmp_path,
     rng = np.random.default_rng(0)
     from cryosse.geometry import MapGeometry
 
-    write_map(small, rng.gamma(2.0, size=(20, 24, 28)).astype(np.float32), MapGeometry((20, 24, 28), (1.0,) * 3, (0.0,) * 3))
+    write_map(
+        small,
+        rng.gamma(2.0, size=(20, 24, 28)).astype(np.float32),
+        MapGeometry((20, 24, 28), (1.0,) * 3, (0.0,) * 3),
+    )
     assert run(["predict", small, "-o", out, "--model", tiny_ckpt], capsys)[0] == 0
     from cryosse.io import read_json
 
@@ -226,7 +230,10 @@ def test_a_folder_given_as_an_input(tmp_path, inputs, tiny_ckpt, capsys):
     ]
     for argv in cases:
         code, err = run(argv, capsys)
-        assert code == 1 and str(folder) in err and ("folder" in err or "directory" in err.lower()), (argv, err)
+        assert code == 1 and str(folder) in err and ("folder" in err or "directory" in err.lower()), (
+            argv,
+            err,
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder"]
 
 
@@ -247,7 +254,9 @@ def test_an_output_that_cannot_be_written(tmp_path, inputs, tiny_ckpt, capsys):
 def test_fetch_o_naming_a_file(tmp_path, capsys):
     f = tmp_path / "notes.txt"
     f.write_text("mine")
-    code, err = run(["simulate", "EMD-90004", "--pdb", "2XDG", "-c", ROOT / "config" / "demo.yaml", "-o", f], capsys)
+    code, err = run(
+        ["simulate", "EMD-90004", "--pdb", "2XDG", "-c", ROOT / "config" / "demo.yaml", "-o", f], capsys
+    )
     assert code == 1 and str(f) in err and "not a folder" in err and f.read_text() == "mine"
 
 
@@ -276,7 +285,10 @@ CONFIGS = {
     "retries": ("acquire:\n  retries: -3\n", "acquire.retries: -3"),
     "padding": ("dataset:\n  padding: -50\n", "dataset.padding: -50"),
     "spacing": ("dataset:\n  spacing: 0\n", "dataset.spacing: 0"),
-    "resolution_order": ("acquire:\n  resolution_min: 9\n  resolution_max: 5\n", "is above acquire.resolution_max"),
+    "resolution_order": (
+        "acquire:\n  resolution_min: 9\n  resolution_max: 5\n",
+        "is above acquire.resolution_max",
+    ),
     "fractions": ("split:\n  fractions: [10, 0, 2]\n", "must each be > 0"),
     "bands": ("evaluate:\n  resolution_bands: [5, 8, 7]\n", "must ascend"),
     "local_no_mirror": ("source: local\n", "needs acquire.mirror"),
@@ -388,7 +400,9 @@ def _ckpt(tmp_path: Path, **args) -> Path:
     return path
 
 
-@pytest.mark.parametrize("args,message", [({"n_classes": 7}, "7 output classes"), ({"in_channels": 2}, "2 input channels")])
+@pytest.mark.parametrize(
+    "args,message", [({"n_classes": 7}, "7 output classes"), ({"in_channels": 2}, "2 input channels")]
+)
 def test_predict_refuses_checkpoints_of_another_shape(tmp_path, inputs, capsys, args, message):
     ck = _ckpt(tmp_path, **args)
     code, err = run(["predict", inputs[0], "-o", tmp_path / "o", "--model", ck], capsys)
@@ -409,7 +423,11 @@ def test_voxel_sizes_no_map_has(tmp_path, tiny_ckpt, capsys):
     from cryosse.geometry import MapGeometry
 
     tiny = tmp_path / "tiny_voxels.mrc"
-    write_map(tiny, np.random.default_rng(0).random((30, 30, 30)).astype(np.float32), MapGeometry((30, 30, 30), (0.001,) * 3, (0.0,) * 3))
+    write_map(
+        tiny,
+        np.random.default_rng(0).random((30, 30, 30)).astype(np.float32),
+        MapGeometry((30, 30, 30), (0.001,) * 3, (0.0,) * 3),
+    )
     code, err = run(["predict", tiny, "-o", tmp_path / "o", "--model", tiny_ckpt], capsys)
     assert code == 1 and str(tiny) in err and "voxel size" in err and "damaged header" in err
     assert not (tmp_path / "o").exists()
@@ -418,7 +436,9 @@ def test_voxel_sizes_no_map_has(tmp_path, tiny_ckpt, capsys):
 # ------------------------------------------------------------------ 7. aggregate
 
 
-def _table(tmp_path: Path, rows: list[str], header: str = "case\tca_helix\tca_sheet\tCE_helix\tCE_sheet") -> Path:
+def _table(
+    tmp_path: Path, rows: list[str], header: str = "case\tca_helix\tca_sheet\tCE_helix\tCE_sheet"
+) -> Path:
     p = tmp_path / "per_case.tsv"
     p.write_text("\n".join([header, *rows]) + "\n")
     return p
@@ -440,7 +460,10 @@ def test_aggregate_refuses_what_cannot_be_averaged(tmp_path, capsys, rows, messa
     assert code == 1 and message in err, err
 
 
-@pytest.mark.parametrize("argv,option", [(["--ci", "1.5"], "--ci"), (["--bootstrap", "-5"], "--bootstrap"), (["--ci", "nan"], "--ci")])
+@pytest.mark.parametrize(
+    "argv,option",
+    [(["--ci", "1.5"], "--ci"), (["--bootstrap", "-5"], "--bootstrap"), (["--ci", "nan"], "--ci")],
+)
 def test_aggregate_options(tmp_path, capsys, argv, option):
     code, err = run(["aggregate", _table(tmp_path, ["a\t10\t5\t50\t40"]), *argv], capsys)
     assert code == 2 and option in err

@@ -67,7 +67,12 @@ def test_counts_bins_splits_audit(stage: dict) -> None:
     assert (cnt["entries_with_pairs"], cnt["pairs_kept"], cnt["rejected_dataset"]) == (2, 4, 3)
     assert cnt["bins"] == {"1": 1, "2": 2, "3": 1}
     top = cnt["rejections"][0]
-    assert (top["stage"], top["reason"], top["count"], top["ids"]) == ("chain", "no helix", 2, ["1_1AAA_D", "2_2BBB_E"])
+    assert (top["stage"], top["reason"], top["count"], top["ids"]) == (
+        "chain",
+        "no helix",
+        2,
+        ["1_1AAA_D", "2_2BBB_E"],
+    )
     steps = {s["step"]: s for s in cnt["funnel"]}
     assert steps["acquired (resolution, model, files)"]["dropped"] == 1
     assert steps["dataset: rejected at 'quality'"]["dropped"] == 1
@@ -164,6 +169,9 @@ def test_the_card_shows_how_binning_hangs_on_the_contour():
                       "bin": [1, 2, 4, 4, 3], "bin_at_0.8x": [1, 1, 4, 3, 3], "bin_at_1.2x": [1, 3, 4, 4, 3],
                       "cyl_score": [0.6, 0.5, 0.3, float("nan"), 0.45], "pr_diff": [0.1, 0.2, 0.6, 0.5, 0.3]})  # fmt: skip
     s = quality_summary(q)
-    assert s["chains"] == 5 and s["bins_by_contour_source"] == {"author": {"1": 1, "2": 1, "3": 1}, "estimated": {"4": 2}}
+    assert s["chains"] == 5 and s["bins_by_contour_source"] == {
+        "author": {"1": 1, "2": 1, "3": 1},
+        "estimated": {"4": 2},
+    }
     assert s["bin_changes_at_0.8x_or_1.2x"] == 2 and s["bin_4_share"] == 0.4
     assert s["score_quantiles"]["pr_diff"]["p50"] == 0.3

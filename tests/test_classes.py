@@ -155,7 +155,9 @@ def test_three_class_outputs_unchanged(tmp_path):
 
 # ---------------------------------------------------------------- the fourth class
 
-NA_MODEL = Path(__file__).resolve().parent / "data" / "1LCD.cif.gz"  # lac headpiece + DNA (tests/data/README.md)
+NA_MODEL = (
+    Path(__file__).resolve().parent / "data" / "1LCD.cif.gz"
+)  # lac headpiece + DNA (tests/data/README.md)
 
 
 def test_class_names_and_params():
@@ -193,7 +195,9 @@ def na_entry(tmp_path_factory):
     rec = simulated_entry(tmp, NA_MODEL, "EMD-90100", 7.0)
     out = {}
     for k in (3, 4):
-        table = build_entry(rec, tmp / f"entries{k}" / "EMD-90100.tsv", tmp / f"pairs{k}", DatasetParams(classes=k))
+        table = build_entry(
+            rec, tmp / f"entries{k}" / "EMD-90100.tsv", tmp / f"pairs{k}", DatasetParams(classes=k)
+        )
         out[k] = (table, tmp / f"pairs{k}" / "90100_1LCD_A")
     return out
 
@@ -211,13 +215,18 @@ def test_nucleic_labels_land_on_the_backbone(na_entry):
     for table, what in ((table3, "background in the labels"), (table4, "label class 3")):
         dna = table[table["reason"].fillna("").str.startswith("not protein")]
         assert list(dna["chain"]) == ["B", "C"] and (dna["status"] == "rejected").all()
-        assert dna["reason"].str.contains("DNA/RNA chain of 11 nucleotide").all() and dna["reason"].str.contains(what).all()
+        assert (
+            dna["reason"].str.contains("DNA/RNA chain of 11 nucleotide").all()
+            and dna["reason"].str.contains(what).all()
+        )
     z4, z3 = np.load(folder4 / "arrays.npz"), np.load(folder3 / "arrays.npz")
     lab4, lab3 = z4["labels"], z3["labels"]
     geom = MapGeometry(lab4.shape, (1.0, 1.0, 1.0), tuple(z4["origin_xyz"]))
     st = gemmi.read_structure(str(NA_MODEL))
     st.remove_hydrogens()
-    nuc = [r for ch in st[0] for r in ch if (i := gemmi.find_tabulated_residue(r.name)) and i.is_nucleic_acid()]
+    nuc = [
+        r for ch in st[0] for r in ch if (i := gemmi.find_tabulated_residue(r.name)) and i.is_nucleic_acid()
+    ]
     p = np.array([a.pos.tolist() for r in nuc for a in r if a.name == "P"])
     backbone = np.array([a.pos.tolist() for r in nuc for a in r
                          if a.name in ("P", "OP1", "OP2", "O5'", "C5'", "C4'", "C3'", "O3'")])  # fmt: skip
@@ -255,7 +264,10 @@ def test_nucleic_counts_only_in_four_class_tables(na_entry, tmp_path):
     assert int(table4.loc[0, "n_na"]) == int(z4["na_in_centre"].sum()) > 0
     assert "na_xyz" not in np.load(folder3 / "arrays.npz").files
     rec4 = json.loads((folder4 / "record.json").read_text())
-    assert rec4["params"]["classes"] == 4 and "classes" not in json.loads((folder3 / "record.json").read_text())["params"]
+    assert (
+        rec4["params"]["classes"] == 4
+        and "classes" not in json.loads((folder3 / "record.json").read_text())["params"]
+    )
     e3, e4 = (Path(folder4).parents[1] / f"entries{k}" / "EMD-90100.tsv" for k in (3, 4))
     d4, _ = aggregate([e4], tmp_path / "d4.tsv", tmp_path / "r4.tsv")
     d3, _ = aggregate([e3], tmp_path / "d3.tsv", tmp_path / "r3.tsv")
@@ -283,10 +295,12 @@ def test_dice_term_covers_every_non_background_class():
     assert float(DiceLoss()(logits, target, mask)) == pytest.approx(float((3 - d).mean()), rel=1e-5)
     # With 3 channels the term is the paper's 2 - D over helix and sheet, as before.
     assert float(DiceLoss()(logits[:, :3], target.clamp(max=2), mask)) == pytest.approx(
-        float(DiceLoss(classes=(1, 2))(logits[:, :3], target.clamp(max=2), mask)))
+        float(DiceLoss(classes=(1, 2))(logits[:, :3], target.clamp(max=2), mask))
+    )
     fl_dl = make_loss("FL_DL", gamma=2.0)
     assert float(fl_dl(logits, target, mask)) == pytest.approx(
-        float(make_loss("FL", gamma=2.0)(logits, target, mask) + DiceLoss()(logits, target, mask)), rel=1e-5)
+        float(make_loss("FL", gamma=2.0)(logits, target, mask) + DiceLoss()(logits, target, mask)), rel=1e-5
+    )
 
 
 def test_masks_from_probabilities_three_and_four_classes():
@@ -301,7 +315,9 @@ def test_masks_from_probabilities_three_and_four_classes():
     q = p[:3] / p[:3].sum(0)
     h3, s3 = labels_from_probabilities(q[1], q[2])
     bg = 1.0 - q[1] - q[2]
-    assert np.array_equal(h3, (q[1] > bg) & (q[1] >= q[2])) and np.array_equal(s3, (q[2] > bg) & (q[2] > q[1]))
+    assert np.array_equal(h3, (q[1] > bg) & (q[1] >= q[2])) and np.array_equal(
+        s3, (q[2] > bg) & (q[2] > q[1])
+    )
 
 
 def _tiny_checkpoint(path: Path, n_classes: int) -> Path:
@@ -333,7 +349,9 @@ def four_class_run(tmp_path_factory):
     assert ds["pair_id"].tolist() == ["90001_1A0J_A", "90100_1LCD_A", "90101_1LCD_A"]
     (tmp / "split_0.tsv").write_text("pair_id\trole\tcluster\n90001_1A0J_A\ttrain\t1\n90100_1LCD_A\ttrain\t2\n"
                                      "90100_1LCD_A\tval\t2\n90101_1LCD_A\ttest\t2\n")  # fmt: skip
-    cfg = TrainConfig(width=0.125, max_epochs=2, patience=2, patch=24, max_steps_per_epoch=2, device="cpu", threads=1)
+    cfg = TrainConfig(
+        width=0.125, max_epochs=2, patience=2, patch=24, max_steps_per_epoch=2, device="cpu", threads=1
+    )
     torch.set_num_threads(1)
     meta = train_setting(tmp / "dataset.tsv", tmp / "split_0.tsv", "0", "FL_DL", "lr0.001_g2", tmp / "train", cfg,
                          classes=4)  # fmt: skip
@@ -363,7 +381,7 @@ def test_four_class_train_evaluate_tables_predict(four_class_run):
     assert row["pair_id"] == "90101_1LCD_A" and row["status"] == "ok"
     z = np.load(tmp / "pairs" / "90101_1LCD_A" / "arrays.npz")
     c = z["centre"]
-    assert row["vox_true_nucleic"] == int((z["labels"][c[0]:c[1], c[2]:c[3], c[4]:c[5]] == 3).sum()) > 0
+    assert row["vox_true_nucleic"] == int((z["labels"][c[0] : c[1], c[2] : c[3], c[4] : c[5]] == 3).sum()) > 0
     assert row["res_true_nucleic"] == row["n_res_nucleic"] == row["n_na"] == int(z["na_in_centre"].sum())
     for col in ("f1_nucleic", "res_f1_nucleic", "vox_tp_nucleic"):
         assert col in df.columns
@@ -419,12 +437,16 @@ def test_wrong_class_count_is_refused(four_class_run, na_entry, tmp_path):
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
     # training: a dataset of the other class count, and a resume state of the other class count
     with pytest.raises(ValueError, match="built with 4 classes, this run has 3"):
-        train_setting(tmp / "dataset.tsv", tmp / "split_0.tsv", "0", "FL_DL", "lr0.001_g2", tmp_path / "t", cfg)
+        train_setting(
+            tmp / "dataset.tsv", tmp / "split_0.tsv", "0", "FL_DL", "lr0.001_g2", tmp_path / "t", cfg
+        )
     # a 4-class resume state met by a 3-class run (on a 3-class dataset) is refused, not resumed
     resume = tmp_path / "resume"
     resume.mkdir()
     shutil.copy(tmp / "train" / "state.pt", resume / "state.pt")
-    (tmp_path / "s3t.tsv").write_text("pair_id\trole\tcluster\n90100_1LCD_A\ttrain\t1\n90100_1LCD_A\tval\t1\n")
+    (tmp_path / "s3t.tsv").write_text(
+        "pair_id\trole\tcluster\n90100_1LCD_A\ttrain\t1\n90100_1LCD_A\tval\t1\n"
+    )
     with pytest.raises(CheckpointError, match="state is of a 4-class network, this run has 3 classes"):
         train_setting(tmp_path / "d3.tsv", tmp_path / "s3t.tsv", "0", "FL_DL", "lr0.001_g2", resume, cfg)
     assert (resume / "state.pt").exists() and not (resume / "checkpoint.pt").exists()
@@ -446,7 +468,9 @@ def test_snakemake_four_class_demo(tmp_path):
     for _, pdb in entries:
         src = NA_MODEL if pdb == "1LCD" else DEMO / f"{pdb}.cif.gz"
         shutil.copy(src, structures / f"{pdb}.cif.gz")
-    (tmp_path / "entries.tsv").write_text("emdb_id\tpdb_id\tchain\n" + "".join(f"{e}\t{p}\t\n" for e, p in entries))
+    (tmp_path / "entries.tsv").write_text(
+        "emdb_id\tpdb_id\tchain\n" + "".join(f"{e}\t{p}\t\n" for e, p in entries)
+    )
     cfg = {
         "entries": str(tmp_path / "entries.tsv"), "results": "results", "resources": "resources", "logs": "logs",
         "acquire": {"simulate": {"structures": str(structures)}},

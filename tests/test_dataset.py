@@ -144,7 +144,9 @@ def test_map_statistics_and_contour():
     data = rng.normal(2.0, 3.0, (37, 20, 21)).astype(np.float32)
     dmap = DensityMap(data, MapGeometry(data.shape, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), "x")
     mean, sd = map_statistics(dmap, slab=5)
-    assert mean == pytest.approx(float(data.mean()), rel=1e-6) and sd == pytest.approx(float(data.std()), rel=1e-5)
+    assert mean == pytest.approx(float(data.mean()), rel=1e-6) and sd == pytest.approx(
+        float(data.std()), rel=1e-5
+    )
     assert contour_level(dmap, 0.7, 3.0) == (0.7, "author")
     level, src = contour_level(dmap, None, 3.0)
     assert src == "estimated" and level == pytest.approx(mean + 3 * sd)
@@ -169,7 +171,13 @@ def test_select_chains_reasons():
     sheet = np.array([2] * 40)
     seq = "MVLSPADKTNVKAAWGKVGAHAGEYGAEALERMFLSFPTTK"
     chains = ["A", "B", "C", "D", "e"]
-    seqs = {"A": seq, "B": seq, "C": "GSHMKKLLEEAKRLAEEGNSEEAIRLLEEALRLAEEAGDPW", "D": seq[:10], "e": "PPGG" * 10}
+    seqs = {
+        "A": seq,
+        "B": seq,
+        "C": "GSHMKKLLEEAKRLAEEGNSEEAIRLLEEALRLAEEAGDPW",
+        "D": seq[:10],
+        "e": "PPGG" * 10,
+    }
     classes = {"A": helix, "B": helix, "C": sheet, "D": helix[:10], "e": helix}
     out = {c.chain: c for c in select_chains(chains, seqs, classes, None, 30, 0.70)}
     assert out["A"].kept and out["e"].kept
@@ -197,7 +205,9 @@ def test_params_defaults_match_config(root):
 
 def _ideal_helix(n: int = 16) -> np.ndarray:
     t = np.arange(n)
-    return np.stack([2.3 * np.cos(np.radians(100 * t)), 2.3 * np.sin(np.radians(100 * t)), 1.5 * t], axis=1) + 20
+    return (
+        np.stack([2.3 * np.cos(np.radians(100 * t)), 2.3 * np.sin(np.radians(100 * t)), 1.5 * t], axis=1) + 20
+    )
 
 
 def test_helix_score_high_on_its_density_low_when_moved():
@@ -289,9 +299,15 @@ def test_build_entry_haemoglobin(tmp_path, hb_map):
     z = np.load(folder / "arrays.npz")
     assert z["density"].dtype == np.float32 and z["labels"].dtype == np.uint8
     assert z["centre"].dtype == np.int64 and z["centre"].shape == (6,)
-    assert z["ca_xyz"].dtype == np.float32 and z["ca_class"].dtype == np.uint8 and z["ca_in_centre"].dtype == bool
+    assert (
+        z["ca_xyz"].dtype == np.float32
+        and z["ca_class"].dtype == np.uint8
+        and z["ca_in_centre"].dtype == bool
+    )
     assert z["density"].shape == z["labels"].shape
-    assert abs(float(z["density"].mean())) < 1e-4 and float(z["density"].std()) == pytest.approx(1.0, abs=1e-3)
+    assert abs(float(z["density"].mean())) < 1e-4 and float(z["density"].std()) == pytest.approx(
+        1.0, abs=1e-3
+    )
     # The MRC files overlay the model: their geometry is the box's, labels equal the array.
     lab = read_map(folder / "labels.mrc")
     assert np.array_equal(np.asarray(lab.data), z["labels"])
@@ -304,8 +320,13 @@ def test_build_entry_haemoglobin(tmp_path, hb_map):
     assert counts["n_ca_helix"] > 100 and counts["n_ca_sheet"] == 0
     assert c[1] <= z["labels"].shape[0] and c[0] >= 17
 
-    dataset, rejected = aggregate([tmp_path / "entries" / "EMD-9999.tsv"], tmp_path / "d.tsv", tmp_path / "r.tsv")
-    assert list(dataset.columns) == DATASET_COLUMNS and dataset["pair_id"].tolist() == ["9999_5ME2_A", "9999_5ME2_B"]
+    dataset, rejected = aggregate(
+        [tmp_path / "entries" / "EMD-9999.tsv"], tmp_path / "d.tsv", tmp_path / "r.tsv"
+    )
+    assert list(dataset.columns) == DATASET_COLUMNS and dataset["pair_id"].tolist() == [
+        "9999_5ME2_A",
+        "9999_5ME2_B",
+    ]
     assert rejected["id"].tolist() == ["9999_5ME2_C", "9999_5ME2_D"]
     again = pd.read_csv(tmp_path / "d.tsv", sep="\t")
     assert again["bin"].tolist() == dataset["bin"].tolist()
@@ -385,7 +406,9 @@ def test_bad_models_ca_only_no_ca_nucleic(tmp_path, hb_map):
     rows = []
     for k in range(12):
         for name, el, dx in (("P", "P", 0.0), ("C4'", "C", 1.5), ("N1", "N", 3.0)):
-            rows.append(f"ATOM  {len(rows)+1:5d} {name:<4s}  DA X{k+1:4d}    {20+dx:8.3f}{20+6*k:8.3f}{20.0:8.3f}  1.00  0.00           {el}")
+            rows.append(
+                f"ATOM  {len(rows) + 1:5d} {name:<4s}  DA X{k + 1:4d}    {20 + dx:8.3f}{20 + 6 * k:8.3f}{20.0:8.3f}  1.00  0.00           {el}"
+            )
     na.write_text("\n".join(rows) + "\nEND\n")
     t = _entry(tmp_path, map_path, na, contour)
     assert t["status"].tolist() == ["rejected"] and "nucleic acids only" in t["reason"][0]

@@ -33,7 +33,9 @@ def test_real_chain_box(real, tmp_path, folder, chain):
     # the authors' tight boxes: keep any bin, and boxes mostly past the map (27-49% inside)
     params = dataclasses.replace(DatasetParams(), keep_bins=(1, 2, 3, 4), min_box_inside=0.0)
     out = tmp_path / "pair"
-    row = build_pair(dmap, model, classes, chain, out, params, 0.0, "given", {"emdb_id": "EMD-1", "pdb_id": "x"})
+    row = build_pair(
+        dmap, model, classes, chain, out, params, 0.0, "given", {"emdb_id": "EMD-1", "pdb_id": "x"}
+    )
     z = np.load(out / "arrays.npz")
     ours = read_map(out / "map.mrc")
     # Every CA of the central chain lies in the centre box.
@@ -42,7 +44,9 @@ def test_real_chain_box(real, tmp_path, folder, chain):
     z0, z1, y0, y1, x0, x1 = z["centre"]
     assert np.all((idx[:, 0] >= x0) & (idx[:, 0] < x1) & (idx[:, 1] >= y0) & (idx[:, 1] < y1)
                   & (idx[:, 2] >= z0) & (idx[:, 2] < z1))  # fmt: skip
-    assert int(z["ca_in_centre"].sum()) == row["n_ca_helix"] + row["n_ca_sheet"] + row["n_ca_other"] == len(ca)
+    assert (
+        int(z["ca_in_centre"].sum()) == row["n_ca_helix"] + row["n_ca_sheet"] + row["n_ca_other"] == len(ca)
+    )
     # Our (normalised) crop at the atoms correlates with the original map there.
     atoms = model.chain_atoms[chain]
     r = float(np.corrcoef(sample_points(ours, atoms), sample_points(dmap, atoms))[0, 1])
@@ -118,7 +122,17 @@ def test_full_map_box_labels_neighbours(real, tmp_path):
     d = real / "emd3488_5me2"
     dmap, model, classes = load_inputs(d / "emd_3488.mrc", d / "5me2.pdb", "pydssp")
     params = dataclasses.replace(DatasetParams(), keep_bins=(1, 2, 3, 4))
-    build_pair(dmap, model, classes, "A", tmp_path / "p", params, 0.1, "given", {"emdb_id": "EMD-3488", "pdb_id": "5ME2"})
+    build_pair(
+        dmap,
+        model,
+        classes,
+        "A",
+        tmp_path / "p",
+        params,
+        0.1,
+        "given",
+        {"emdb_id": "EMD-3488", "pdb_id": "5ME2"},
+    )
     z = np.load(tmp_path / "p" / "arrays.npz")
     n_a = len(model.chain_index("A"))
     assert len(z["ca_xyz"]) > n_a  # CAs of the neighbouring chains lie in the box and label it

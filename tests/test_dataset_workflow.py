@@ -32,7 +32,11 @@ def test_snakemake_dataset_two_entries(root, tmp_path):
     dataset = pd.read_csv(out / "dataset.tsv", sep="\t", dtype={"chain": str})
     rejected = pd.read_csv(out / "rejected.tsv", sep="\t")
     assert list(dataset.columns) == DATASET_COLUMNS
-    assert dataset["pair_id"].tolist() == sorted(dataset["pair_id"]) == ["90018_2FMJ_A", "90029_6WG6_G", "90029_6WG6_H"]
+    assert (
+        dataset["pair_id"].tolist()
+        == sorted(dataset["pair_id"])
+        == ["90018_2FMJ_A", "90029_6WG6_G", "90029_6WG6_H"]
+    )
     assert rejected.values.tolist() == [["dataset", "90029_6WG6_I", "duplicate of chain G (identity 1.00)"]]
     for path in dataset["path"]:
         z = np.load(tmp_path / path / "arrays.npz")

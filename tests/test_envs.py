@@ -203,7 +203,12 @@ def requirement_pins() -> dict[str, str]:
 
 
 #: conda package -> the PyPI name of the same package, where they differ
-PIP_NAME = {"pytorch": "torch", "pytorch-gpu": "torch", "pytorch-cpu": "torch", "matplotlib-base": "matplotlib"}
+PIP_NAME = {
+    "pytorch": "torch",
+    "pytorch-gpu": "torch",
+    "pytorch-cpu": "torch",
+    "matplotlib-base": "matplotlib",
+}
 #: in an env for what they are, not for an import: the interpreter, pip, and the CUDA constraint
 INFRASTRUCTURE = {"python", "pip", "cuda-version"}
 
@@ -332,7 +337,13 @@ def test_env_holds_nothing_unused(rules: list[dict]) -> None:
         for pkg in conda:
             imports = {imp for imp, dl in dists.items() if pkg in {d.lower() for d in dl}}
             imports |= {imp for imp, names in CONDA_NAMES.items() if pkg in names}
-            if pkg in INFRASTRUCTURE or imports & needs.get(env.name, set()) or PIP_NAME.get(pkg, pkg) in pulled:
+            if (
+                pkg in INFRASTRUCTURE
+                or imports & needs.get(env.name, set())
+                or PIP_NAME.get(pkg, pkg) in pulled
+            ):
                 continue
             unused.append(pkg)
-        assert not unused, f"{env.name}: {unused} not imported or run by its rules {sorted(needs.get(env.name, []))}"
+        assert not unused, (
+            f"{env.name}: {unused} not imported or run by its rules {sorted(needs.get(env.name, []))}"
+        )

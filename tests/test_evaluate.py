@@ -17,7 +17,10 @@ from cryosse import statistics as st
 
 # The paper's bottom row of Table 2 (Weighted Average, %).
 PAPER_BOTTOM = {
-    "CE": (61.7, 39.9), "FL": (62.9, 45.4), "DL": (61.8, 43.4), "FL_DL": (62.0, 48.7),
+    "CE": (61.7, 39.9),
+    "FL": (62.9, 45.4),
+    "DL": (61.8, 43.4),
+    "FL_DL": (62.0, 48.7),
     "FL_DL_residue": (74.3, 58.2),
 }
 
@@ -165,11 +168,22 @@ def make_pair(folder: Path, seed: int, origin=(10.0, -5.0, 3.0)) -> dict:
     centre = np.array([PAD, BOX - PAD] * 3, np.int64)
     in_centre = np.all((zyx >= PAD) & (zyx < BOX - PAD), axis=1)
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / "arrays.npz", density=density.astype(np.float32), labels=labels, centre=centre,
-             ca_xyz=ca_xyz, ca_class=ca_class.astype(np.uint8), ca_in_centre=in_centre,
-             origin_xyz=np.asarray(origin, np.float64), voxel_size=np.float64(1.0))
-    return {"n_ca_helix": int(((ca_class == 1) & in_centre).sum()), "n_ca_sheet": int(((ca_class == 2) & in_centre).sum()),
-            "n_ca_other": int(((ca_class == 0) & in_centre).sum())}
+    np.savez(
+        folder / "arrays.npz",
+        density=density.astype(np.float32),
+        labels=labels,
+        centre=centre,
+        ca_xyz=ca_xyz,
+        ca_class=ca_class.astype(np.uint8),
+        ca_in_centre=in_centre,
+        origin_xyz=np.asarray(origin, np.float64),
+        voxel_size=np.float64(1.0),
+    )
+    return {
+        "n_ca_helix": int(((ca_class == 1) & in_centre).sum()),
+        "n_ca_sheet": int(((ca_class == 2) & in_centre).sum()),
+        "n_ca_other": int(((ca_class == 0) & in_centre).sum()),
+    }
 
 
 def make_project(tmp: Path, pair_ids: list[str], losses=("CE", "FL_DL")) -> dict:
@@ -184,21 +198,41 @@ def make_project(tmp: Path, pair_ids: list[str], losses=("CE", "FL_DL")) -> dict
         emdb, pdb, chain = pid.split("_", 2)
         folder = tmp / "results" / "dataset" / "pairs" / pid
         counts = make_pair(folder, i)
-        rows.append({"pair_id": pid, "emdb_id": f"EMD-{emdb}", "pdb_id": pdb, "chain": chain,
-                     "resolution": 5.5 + i, "bin": 1 + i % 3, **counts, "path": str(folder)})
+        rows.append(
+            {
+                "pair_id": pid,
+                "emdb_id": f"EMD-{emdb}",
+                "pdb_id": pdb,
+                "chain": chain,
+                "resolution": 5.5 + i,
+                "bin": 1 + i % 3,
+                **counts,
+                "path": str(folder),
+            }
+        )
     ds = tmp / "results" / "dataset" / "dataset.tsv"
     pd.DataFrame(rows).to_csv(ds, sep="\t", index=False)
     sp = tmp / "results" / "splits" / "split_0.tsv"
     sp.parent.mkdir(parents=True, exist_ok=True)
     roles = ["test"] * len(pair_ids)
-    pd.DataFrame({"pair_id": pair_ids, "role": roles, "cluster": range(len(pair_ids))}).to_csv(sp, sep="\t", index=False)
+    pd.DataFrame({"pair_id": pair_ids, "role": roles, "cluster": range(len(pair_ids))}).to_csv(
+        sp, sep="\t", index=False
+    )
     models = {}
     for loss in losses:
         m = DeepSSETracerUNet(width=0.125)
         path = tmp / "results" / "models" / "0" / f"{loss}.pt"
         gamma = {"gamma": 1.0} if loss in ("FL", "FL_DL") else {}
-        save_checkpoint(path, m, loss={"name": loss, **gamma}, split="0", best_val={"val_mean": 0.3}, epoch=1,
-                        setting="lr0.001" + ("_g1" if gamma else ""), train_pairs=["9999_1ABC_A"])
+        save_checkpoint(
+            path,
+            m,
+            loss={"name": loss, **gamma},
+            split="0",
+            best_val={"val_mean": 0.3},
+            epoch=1,
+            setting="lr0.001" + ("_g1" if gamma else ""),
+            train_pairs=["9999_1ABC_A"],
+        )
         models[loss] = path
     return {"dataset": ds, "split": sp, "models": models}
 
@@ -211,16 +245,24 @@ def test_evaluate_split_writes_scores_and_overlaying_predictions(tmp_path):
     (tmp_path / "results/dataset/pairs/0090_6GYK_M/arrays.npz").unlink()
     out = tmp_path / "results/eval/0/FL_DL/per_case.tsv"
     pred_dir = tmp_path / "results/eval/0/FL_DL/pred"
-    df = ev.evaluate_split(proj["models"]["FL_DL"], proj["split"], proj["dataset"], out, pred_dir, split="0",
-                           device="cpu")
+    df = ev.evaluate_split(
+        proj["models"]["FL_DL"], proj["split"], proj["dataset"], out, pred_dir, split="0", device="cpu"
+    )
     assert out.exists()
-    back = pd.read_csv(out, sep="\t", dtype={"pair_id": str, "chain": str}, keep_default_na=False, na_values=["NA"])
+    back = pd.read_csv(
+        out, sep="\t", dtype={"pair_id": str, "chain": str}, keep_default_na=False, na_values=["NA"]
+    )
     assert list(back["pair_id"]) == ["0090_6GYK_M", "1657_4V5H_AE", "6452_3JBO_Ae"]
     bad = back.set_index("pair_id").loc["0090_6GYK_M"]
     assert bad["status"] == "failed" and "arrays missing" in bad["reason"]
     ok = back[back["status"] == "ok"]
     assert set(ok["chain"]) == {"AE", "Ae"}
-    assert (ok["loss"] == "FL_DL").all() and (ok["gamma"] == 1.0).all() and (ok["best_val"] == 0.3).all() and (ok["vox_true_helix"] == 6 * 6 * 12).all()
+    assert (
+        (ok["loss"] == "FL_DL").all()
+        and (ok["gamma"] == 1.0).all()
+        and (ok["best_val"] == 0.3).all()
+        and (ok["vox_true_helix"] == 6 * 6 * 12).all()
+    )
     assert ok["vox_true_sheet"].eq(3 * 8 * 8).all()
     assert ok["res_true_helix"].eq(2).all() and ok["res_true_sheet"].eq(2).all()
     assert df["f1_helix"].dropna().between(0, 1).all()
@@ -239,7 +281,9 @@ def test_evaluate_split_writes_scores_and_overlaying_predictions(tmp_path):
     agg = st.aggregate(st.read_per_case(out)).set_index("name")
     assert set(agg.index) == {"f1", "res_f1"}
     assert agg.at["f1", "weights"] == "vox_true_helix/vox_true_sheet"
-    assert agg.at["res_f1", "sheet"] == pytest.approx(st.weighted_mean(ok["res_f1_sheet"], ok["res_true_sheet"]))
+    assert agg.at["res_f1", "sheet"] == pytest.approx(
+        st.weighted_mean(ok["res_f1_sheet"], ok["res_true_sheet"])
+    )
 
 
 def test_evaluate_refuses_a_model_trained_on_the_test_cases(tmp_path):
@@ -249,13 +293,23 @@ def test_evaluate_refuses_a_model_trained_on_the_test_cases(tmp_path):
 
     proj = make_project(tmp_path, ["1657_4V5H_AE"], losses=("CE",))
     leaky = tmp_path / "leaky.pt"
-    save_checkpoint(leaky, DeepSSETracerUNet(width=0.125), loss={"name": "CE"}, split="0",
-                    train_pairs=["1657_4V5H_AE"])
+    save_checkpoint(
+        leaky, DeepSSETracerUNet(width=0.125), loss={"name": "CE"}, split="0", train_pairs=["1657_4V5H_AE"]
+    )
     with pytest.raises(ValueError, match="training pairs"):
-        ev.evaluate_split(leaky, proj["split"], proj["dataset"], tmp_path / "pc.tsv", tmp_path / "pred", device="cpu")
+        ev.evaluate_split(
+            leaky, proj["split"], proj["dataset"], tmp_path / "pc.tsv", tmp_path / "pred", device="cpu"
+        )
     with pytest.raises(ValueError, match="trained on split 0"):
-        ev.evaluate_split(proj["models"]["CE"], proj["split"], proj["dataset"], tmp_path / "pc.tsv", tmp_path / "p",
-                          split="3", device="cpu")
+        ev.evaluate_split(
+            proj["models"]["CE"],
+            proj["split"],
+            proj["dataset"],
+            tmp_path / "pc.tsv",
+            tmp_path / "p",
+            split="3",
+            device="cpu",
+        )
     assert torch.get_num_threads() >= 1
 
 
@@ -264,8 +318,21 @@ def test_evaluate_cli_fails_clearly_when_nothing_scores(tmp_path, capsys):
 
     proj = make_project(tmp_path, ["1657_4V5H_AE"], losses=("CE",))
     (tmp_path / "results/dataset/pairs/1657_4V5H_AE/arrays.npz").unlink()
-    rc = main(["evaluate", str(proj["models"]["CE"]), str(proj["split"]), "--dataset", str(proj["dataset"]),
-               "--out", str(tmp_path / "pc.tsv"), "--pred-dir", str(tmp_path / "pred"), "--device", "cpu"])
+    rc = main(
+        [
+            "evaluate",
+            str(proj["models"]["CE"]),
+            str(proj["split"]),
+            "--dataset",
+            str(proj["dataset"]),
+            "--out",
+            str(tmp_path / "pc.tsv"),
+            "--pred-dir",
+            str(tmp_path / "pred"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 1
     assert "no test case" in capsys.readouterr().err
     assert not (tmp_path / "pc.tsv").exists()

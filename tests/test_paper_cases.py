@@ -15,8 +15,18 @@ ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "config" / "paper_test_cases.tsv"
 SEED = SHARED / "seed" / "000_17c940c82d82d48b.txt"
 ROW = re.compile(r"^(\d{4})_([0-9A-Z]{4})_(\S+) \(([\d.]+)\) (\d+)/(\d+)/(\d+) ((?:\S+ ){9}\S+)$")
-F1_COLUMNS = ["CE_helix", "CE_sheet", "FL_helix", "FL_sheet", "DL_helix", "DL_sheet", "FL_DL_helix",
-              "FL_DL_sheet", "FL_DL_residue_helix", "FL_DL_residue_sheet"]
+F1_COLUMNS = [
+    "CE_helix",
+    "CE_sheet",
+    "FL_helix",
+    "FL_sheet",
+    "DL_helix",
+    "DL_sheet",
+    "FL_DL_helix",
+    "FL_DL_sheet",
+    "FL_DL_residue_helix",
+    "FL_DL_residue_sheet",
+]
 
 
 def _cases() -> pd.DataFrame:
@@ -32,7 +42,7 @@ def test_case_table_matches_the_paper_text():
     if not SEED.is_file():
         pytest.skip(f"paper text not found at {SEED}")
     text = SEED.read_text()
-    table = text[text.index("F1-score evaluation of the detected helices"):text.index("Weighted Average")]
+    table = text[text.index("F1-score evaluation of the detected helices") : text.index("Weighted Average")]
     rows = [m.groups() for m in map(ROW.match, table.splitlines()) if m]
     assert len(rows) == 62
     df = _cases()
@@ -67,24 +77,38 @@ def _fake_inputs(tmp_path: Path):
     }
     for i in range(20):
         pairs[f"{7000 + i}_9X{i:02d}_A"] = (f"EMD-{7000 + i}", f"9X{i:02d}", "A")
-    rows = [{"pair_id": p, "emdb_id": e, "pdb_id": d, "chain": c, "resolution": "6.0",
-             "bin": str(1 + i % 3), "sequence": "MKV" * 20, "path": f"pairs/{p}"}
-            for i, (p, (e, d, c)) in enumerate(sorted(pairs.items()))]
+    rows = [
+        {
+            "pair_id": p,
+            "emdb_id": e,
+            "pdb_id": d,
+            "chain": c,
+            "resolution": "6.0",
+            "bin": str(1 + i % 3),
+            "sequence": "MKV" * 20,
+            "path": f"pairs/{p}",
+        }
+        for i, (p, (e, d, c)) in enumerate(sorted(pairs.items()))
+    ]
     dataset = tmp_path / "dataset.tsv"
     pd.DataFrame(rows).iloc[::-1].to_csv(dataset, sep="\t", index=False)
     clusters = tmp_path / "clusters.tsv"
     pd.DataFrame({"pair_id": sorted(pairs), "cluster": sorted(pairs), "cluster_size": 1}).to_csv(
-        clusters, sep="\t", index=False)
+        clusters, sep="\t", index=False
+    )
     entries = tmp_path / "entries.tsv"
-    entries.write_text("# entry table\nemdb_id\tpdb_id\tchain\n"
-                       "EMD-1657\t4V5H\t\nEMD-6452\t3JBO\t\nEMD-0090\t6GYK\t\nEMD-2594\t4CR2\tS\n"
-                       "EMD-3491\t5MDX\t\nEMD-8518\t5U8S\t\n"
-                       + "".join(f"EMD-{7000 + i}\t9X{i:02d}\t\n" for i in range(20)))
+    entries.write_text(
+        "# entry table\nemdb_id\tpdb_id\tchain\n"
+        "EMD-1657\t4V5H\t\nEMD-6452\t3JBO\t\nEMD-0090\t6GYK\t\nEMD-2594\t4CR2\tS\n"
+        "EMD-3491\t5MDX\t\nEMD-8518\t5U8S\t\n" + "".join(f"EMD-{7000 + i}\t9X{i:02d}\t\n" for i in range(20))
+    )
     drej = tmp_path / "dataset_rejected.tsv"
-    drej.write_text("stage\tid\treason\n"
-                    "dataset\t1657_4V5H_AM\tquality bin 4 (cylinder score 0.31)\n"
-                    "acquire\tEMD-0090\tmap download failed: HTTP 404\n"
-                    "dataset\tEMD-3491\tno protein chain to use\n")
+    drej.write_text(
+        "stage\tid\treason\n"
+        "dataset\t1657_4V5H_AM\tquality bin 4 (cylinder score 0.31)\n"
+        "acquire\tEMD-0090\tmap download failed: HTTP 404\n"
+        "dataset\tEMD-3491\tno protein chain to use\n"
+    )
     arej = tmp_path / "acquire_rejected.tsv"
     arej.write_text("stage\tid\treason\nacquire\tEMD-0090\tmap download failed: HTTP 404\n")
     return dataset, clusters, entries, drej, arej
@@ -133,5 +157,6 @@ def test_paper_split_without_any_case_is_a_clear_error(tmp_path):
     cl[cl["pair_id"].isin(df["pair_id"])].to_csv(clusters, sep="\t", index=False)
     params = S.SplitParams(seed=3, test="paper", n_cv=0)
     with pytest.raises(ValueError, match="none of the 62 paper cases"):
-        S.make_splits(dataset, clusters, [tmp_path / "s0.tsv"], params, tmp_path / "p.tsv", CASES,
-                      entries, drej, arej)
+        S.make_splits(
+            dataset, clusters, [tmp_path / "s0.tsv"], params, tmp_path / "p.tsv", CASES, entries, drej, arej
+        )

@@ -198,7 +198,9 @@ def run_chimerax_script(path, first_id: int = 7):
     mods = {"chimerax": types.ModuleType("chimerax"), "chimerax.core": types.ModuleType("chimerax.core"),
             "chimerax.core.commands": types.ModuleType("chimerax.core.commands")}  # fmt: skip
     mods["chimerax.core.commands"].run = run
-    session = types.SimpleNamespace(logger=types.SimpleNamespace(warning=lambda msg: cmds.append("WARN " + msg)))
+    session = types.SimpleNamespace(
+        logger=types.SimpleNamespace(warning=lambda msg: cmds.append("WARN " + msg))
+    )
     saved = {k: sys.modules.get(k) for k in mods}
     sys.modules.update(mods)
     try:
@@ -392,7 +394,9 @@ def test_quantizable_unet_computes_the_network():
     net = DeepSSETracerUNet(width=0.125).eval()
     x = torch.randn(1, 1, 16, 24, 20)
     with torch.no_grad():
-        torch.testing.assert_close(QuantizableUNet(fold_batchnorm(net)).eval()(x), net(x), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            QuantizableUNet(fold_batchnorm(net)).eval()(x), net(x), rtol=1e-4, atol=1e-4
+        )
     with pytest.raises(ValueError, match="batch norm folded"):
         QuantizableUNet(net)
 

@@ -69,7 +69,11 @@ def test_foreground_windows_centre_on_secondary_structure():
         hits += lab[4, 4, 4] > 0 or lab[3:6, 3:6, 3:6].any()
     assert hits == 50
     x, t, m = PatchSampler(patch=8, batch=3, foreground=0.5, rotate=True).batch_of([pair] * 3, rng)
-    assert tuple(x.shape) == (3, 1, 8, 8, 8) and tuple(t.shape) == (3, 8, 8, 8) and m.dtype.is_floating_point is False
+    assert (
+        tuple(x.shape) == (3, 1, 8, 8, 8)
+        and tuple(t.shape) == (3, 8, 8, 8)
+        and m.dtype.is_floating_point is False
+    )
 
 
 def test_padding_takes_the_solvent_value_and_is_masked():
@@ -97,7 +101,9 @@ def test_plain_parameters_are_the_demo_maps():
 def test_masks_noise_and_local_blur():
     st = gemmi.read_structure(str(DEMO / "2XDG.cif.gz"))
     plain = simulate_map(st, SimParams(7.0, 1.5, 12.0, 0.0), 1, 1)
-    masked = simulate_map(st, SimParams(7.0, 1.5, 12.0, 0.3, noise_corr=4.0, mask_radius=3.0, mask_edge=2.0), 1, 1)
+    masked = simulate_map(
+        st, SimParams(7.0, 1.5, 12.0, 0.3, noise_corr=4.0, mask_radius=3.0, mask_edge=2.0), 1, 1
+    )
     unmasked = simulate_map(st, SimParams(7.0, 1.5, 12.0, 0.3, noise_corr=4.0), 1, 1)
     zeros = np.mean(masked.data == 0)
     assert 0.5 < zeros < 0.98 and np.mean(unmasked.data == 0) < 0.01  # a depositor's mask: mostly exact zeros
@@ -119,9 +125,15 @@ def test_masks_noise_and_local_blur():
         return m.data[ijk[:, 2], ijk[:, 1], ijk[:, 0]]
 
     a, b = at_ca(plain), at_ca(blurred)
-    assert b.mean() < 0.85 * a.mean() and b.std() > a.std()  # extra B-factors flatten, unevenly along the chain
-    p1 = draw_sim_params(np.random.default_rng(5), {"resolution": [5, 10], "mask_probability": 1.0, "mask_radius": [3, 4]})
-    p2 = draw_sim_params(np.random.default_rng(5), {"resolution": [5, 10], "mask_probability": 1.0, "mask_radius": [3, 4]})
+    assert (
+        b.mean() < 0.85 * a.mean() and b.std() > a.std()
+    )  # extra B-factors flatten, unevenly along the chain
+    p1 = draw_sim_params(
+        np.random.default_rng(5), {"resolution": [5, 10], "mask_probability": 1.0, "mask_radius": [3, 4]}
+    )
+    p2 = draw_sim_params(
+        np.random.default_rng(5), {"resolution": [5, 10], "mask_probability": 1.0, "mask_radius": [3, 4]}
+    )
     assert p1 == p2 and 5 <= p1.resolution <= 10 and 3 <= p1.mask_radius <= 4
 
 
@@ -221,7 +233,11 @@ def test_inventory_names_what_it_leaves_out(provenance):
     assert "backbone-only" in reasons["bbonly.cif.gz"]
     assert set(chains["structure"]) == set(SMALL) and chains["sequence"].str.len().min() >= 30
     assert structures.set_index("structure").loc["1KYN", "fold"] == "all-beta"
-    assert fold_class(0.5, 0.0) == "all-alpha" and fold_class(0.1, 0.4) == "all-beta" and fold_class(0.02, 0.05) == "few-sse"
+    assert (
+        fold_class(0.5, 0.0) == "all-alpha"
+        and fold_class(0.1, 0.4) == "all-beta"
+        and fold_class(0.02, 0.05) == "few-sse"
+    )
 
 
 def test_roles_exclude_relatives_and_draw_whole_families(provenance):
@@ -237,7 +253,9 @@ def test_roles_exclude_relatives_and_draw_whole_families(provenance):
     assert again.equals(roles)  # a function of the seed
     capped, _ = assign_roles(structures, chains, {}, {}, 0.0, 0.0, seed=3, max_per_family=1)
     rng = np.random.default_rng(0)
-    distant = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY")) if rng.random() < 0.7 else ch for ch in seq)  # ~33%
+    distant = "".join(
+        rng.choice(list("ACDEFGHIKLMNPQRSTVWY")) if rng.random() < 0.7 else ch for ch in seq
+    )  # ~33%
     by = assign_roles(structures, chains, {}, {"demo_Y": distant}, 0.0, 0.0, seed=3)[0].set_index("structure")
     assert by.loc["2XDG", "role"] != "excluded"
     by = assign_roles(structures, chains, {}, {"demo_Y": mutant}, 0.0, 0.0, seed=3)[0].set_index("structure")
@@ -250,9 +268,15 @@ def test_too_few_structures_stop_the_inventory_by_name(provenance, tmp_path, cap
 
     base, _ = provenance
     out = {k: tmp_path / f"{k}.tsv" for k in ("structures", "chains", "rejected", "families", "roles")}
-    with caplog.at_level("WARNING", logger="cryosse.pretrain.inventory"), \
-            pytest.raises(ValueError, match=r"prov.tsv: 4 usable structure\(s\) in \d+ sequence families .* too few"):
-        run_inventory(base / "prov.tsv", base, "", [], InventoryParams(), out, 0.0, 0.0, seed=1)  # no validation
+    with (
+        caplog.at_level("WARNING", logger="cryosse.pretrain.inventory"),
+        pytest.raises(
+            ValueError, match=r"prov.tsv: 4 usable structure\(s\) in \d+ sequence families .* too few"
+        ),
+    ):
+        run_inventory(
+            base / "prov.tsv", base, "", [], InventoryParams(), out, 0.0, 0.0, seed=1
+        )  # no validation
     roles = run_inventory(base / "prov.tsv", base, "", [], InventoryParams(), out, 0.25, 0.25, seed=1)
     assert set(roles["role"]) >= {"train", "val"} and "a smaller set makes a model" in caplog.text
 
@@ -264,7 +288,9 @@ def test_pairs_are_deterministic_resume_and_survive_a_bad_structure(provenance, 
     base, prov = provenance
     structures, chains, _ = inventory(prov, base, InventoryParams())
     roles, _ = assign_roles(structures, chains, {}, {}, 0.0, 0.25, seed=1)
-    structures = pd.concat([structures, structures.iloc[[0]].assign(structure="GONE", file="t/files/nothing.cif")])
+    structures = pd.concat(
+        [structures, structures.iloc[[0]].assign(structure="GONE", file="t/files/nothing.cif")]
+    )
     roles = pd.concat([roles, pd.DataFrame([{"structure": "GONE", "role": "train"}])])
     structures.to_csv(tmp_path / "s.tsv", sep="\t", index=False)
     roles.to_csv(tmp_path / "r.tsv", sep="\t", index=False)
@@ -280,7 +306,9 @@ def test_pairs_are_deterministic_resume_and_survive_a_bad_structure(provenance, 
     failed = pd.read_csv(tmp_path / "a" / "failed.tsv", sep="\t")
     assert failed["structure"].tolist() == ["GONE"] and "nothing.cif" in failed["reason"].iloc[0]
     assert set(a["structure"]) == set(SMALL) and set(a["variant"]) == {0, 1}
-    sims = [json.loads(s.replace("'", '"').replace("True", "true").replace("False", "false")) for s in a["sim"]]
+    sims = [
+        json.loads(s.replace("'", '"').replace("True", "true").replace("False", "false")) for s in a["sim"]
+    ]
     assert {s["convention"] for s in sims} <= {"origin", "nstart", "zero"}
     split = pd.read_csv(tmp_path / "a" / "split.tsv", sep="\t")
     assert set(split["role"]) <= {"train", "val", "test"} and len(split) == len(a)
@@ -294,7 +322,9 @@ def test_pairs_are_deterministic_resume_and_survive_a_bad_structure(provenance, 
     assert all(digest(tmp_path / "a", p) == digest(tmp_path / "b", p) for p in a["pair_id"])
     marker = tmp_path / "a" / "pairs" / ".done" / f"{SMALL[0]}.json"
     done = json.loads(marker.read_text())
-    marker.write_text(json.dumps({**done, "pairs": done["pairs"][:1]}))  # resume: a finished structure is not redone
+    marker.write_text(
+        json.dumps({**done, "pairs": done["pairs"][:1]})
+    )  # resume: a finished structure is not redone
     again = run(tmp_path / "a")
     assert (again["structure"] == SMALL[0]).sum() == 1
     plan = SimulationPlan(variants=1, seed=4, ranges=plan.ranges)  # another plan: every structure is redone
@@ -314,7 +344,7 @@ resources: resources/pt
 logs: logs/pt
 pretrain:
   sources:
-    - {{name: demo, registry: folder, path: data/demo_structures, include: [{', '.join(f'"{s}.cif.gz"' for s in SMALL)}]}}
+    - {{name: demo, registry: folder, path: data/demo_structures, include: [{", ".join(f'"{s}.cif.gz"' for s in SMALL)}]}}
   exclude_fasta: ""
   exclude_structures: []
   holdout_fraction: 0.25
@@ -329,7 +359,10 @@ pretrain:
     assert r.returncode == 0, r.stderr[-3000:]
     summary = (wf / "results" / "pt" / "report" / "summary.md").read_text()
     assert "held" not in summary or "holdout" in summary
-    assert "| all | holdout |" in summary and (wf / "results" / "pt" / "report" / "curves.png").stat().st_size > 1000
+    assert (
+        "| all | holdout |" in summary
+        and (wf / "results" / "pt" / "report" / "curves.png").stat().st_size > 1000
+    )
     prov = pd.read_csv(wf / "results" / "pt" / "inventory" / "provenance.tsv", sep="\t")
     assert set(prov["registry"]) == {"folder"} and prov["sha256"].str.len().eq(64).all()
     n = subprocess.run([*cmd, "-n"], cwd=wf, capture_output=True, text=True, timeout=300)

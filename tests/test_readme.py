@@ -48,10 +48,17 @@ def readme_commands(text: str) -> list[list[str]]:
 
 
 def _copy_project(dest: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True).stdout
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
     names = [n for n in files.decode().split("\0") if n]
     if not names:  # not a git checkout (e.g. an sdist): copy the tree
-        shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(".venv", "results", "resources", "logs", ".snakemake"))
+        shutil.copytree(
+            ROOT, dest, ignore=shutil.ignore_patterns(".venv", "results", "resources", "logs", ".snakemake")
+        )
         return dest
     for n in names:
         src = ROOT / n

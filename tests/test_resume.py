@@ -118,8 +118,10 @@ def write_map_is_reproducible(tmp: Path) -> bool:
 def assert_same(a: dict[str, str], b: dict[str, str], what: str, tmp: Path) -> None:
     differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
     if differ and not write_map_is_reproducible(tmp):
-        pytest.xfail(f"{what}: {len(differ)} files differ ({differ[:3]}...) because cryosse.geometry.write_map "
-                     "stamps the creation time into the MRC label (mrcfile default); fix requested")
+        pytest.xfail(
+            f"{what}: {len(differ)} files differ ({differ[:3]}...) because cryosse.geometry.write_map "
+            "stamps the creation time into the MRC label (mrcfile default); fix requested"
+        )
     assert not differ, f"{what}: {len(differ)} file(s) differ: {differ[:10]}"
 
 
@@ -267,7 +269,9 @@ def test_a_moved_results_folder_reruns_nothing(clean: dict, tmp_path: Path) -> N
     """No absolute path in any rule's params or inputs: a finished run moved (or cloned) to
     another folder, .snakemake metadata and all, has nothing left to do."""
     repo = clean["repo"]
-    r = subprocess.run(cmd("dataset", "splits", "dataset_card"), cwd=repo, env=env(), capture_output=True, text=True)
+    r = subprocess.run(
+        cmd("dataset", "splits", "dataset_card"), cwd=repo, env=env(), capture_output=True, text=True
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     moved = tmp_path / "elsewhere" / "repo"
     shutil.copytree(repo, moved, symlinks=True)

@@ -51,7 +51,9 @@ def a_prediction(seed: int = 1) -> np.ndarray:
     return labels
 
 
-def write_masks(tmp: Path, pred: np.ndarray, geom: MapGeometry | None = None, stem: str = "p", **kw) -> tuple[Path, Path]:
+def write_masks(
+    tmp: Path, pred: np.ndarray, geom: MapGeometry | None = None, stem: str = "p", **kw
+) -> tuple[Path, Path]:
     geom = geom or box_geom()
     h, s = tmp / f"{stem}_helix.mrc", tmp / f"{stem}_sheet.mrc"
     write_map(h, (pred == 1).astype(np.float32), geom, **kw)
@@ -108,7 +110,9 @@ def test_other_grids_and_origin_conventions_score_the_same(tmp_path):
     pred = a_prediction()
     want = ev.score_case(pred, arrays)
     # A 0.5 A grid whose every second voxel is a pair voxel, its origin in NSTART: nearest neighbour is exact.
-    fine = np.repeat(np.repeat(np.repeat(pred, 2, 0), 2, 1), 2, 2)[: 2 * BOX - 1, : 2 * BOX - 1, : 2 * BOX - 1]
+    fine = np.repeat(np.repeat(np.repeat(pred, 2, 0), 2, 1), 2, 2)[
+        : 2 * BOX - 1, : 2 * BOX - 1, : 2 * BOX - 1
+    ]
     geom = MapGeometry((2 * BOX - 1,) * 3, (0.5, 0.5, 0.5), ORIGIN)
     h, s = write_masks(tmp_path, fine, geom, stem="fine", origin_in="nstart")
     assert read_map(h).header["origin_source"] == "NSTART"
@@ -196,7 +200,10 @@ def test_bad_predictions_are_refused_naming_the_file(tmp_path, capsys):
     nan = np.zeros((BOX,) * 3, np.float32)
     nan[3, 4, 5] = np.nan
     write_map(tmp_path / "nan_helix.mrc", nan, box_geom())
-    with pytest.raises(ValueError, match=r"nan_helix\.mrc: the helix map has NaN or infinite values \(the first at voxel x, y, z = 5, 4, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"nan_helix\.mrc: the helix map has NaN or infinite values \(the first at voxel x, y, z = 5, 4, 3\)",
+    ):
         scli.score_files(helix=tmp_path / "nan_helix.mrc", sheet=good_s, pair=folder)
     far = MapGeometry((BOX,) * 3, (1.0, 1.0, 1.0), (500.0, 500.0, 500.0))
     write_map(tmp_path / "far_sheet.mrc", np.ones((BOX,) * 3, np.float32), far)
@@ -210,9 +217,24 @@ def test_bad_predictions_are_refused_naming_the_file(tmp_path, capsys):
     (tmp_path / "junk.mrc").write_bytes(b"not a map" * 200)
     # On the command line: exit 1, one line on stderr naming the file, no JSON written.
     out = tmp_path / "out.json"
-    for bad, cause in (("nan_helix.mrc", "NaN"), ("far_sheet.mrc", "does not overlap"), ("junk.mrc", "not an MRC")):
-        code = main(["score", "--helix", str(tmp_path / bad), "--sheet", str(good_s), "--pair", str(folder),
-                     "--json", str(out)])
+    for bad, cause in (
+        ("nan_helix.mrc", "NaN"),
+        ("far_sheet.mrc", "does not overlap"),
+        ("junk.mrc", "not an MRC"),
+    ):
+        code = main(
+            [
+                "score",
+                "--helix",
+                str(tmp_path / bad),
+                "--sheet",
+                str(good_s),
+                "--pair",
+                str(folder),
+                "--json",
+                str(out),
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 1 and bad in err and cause in err and "Traceback" not in err, err
         assert not out.exists()
@@ -225,7 +247,9 @@ def test_cli_writes_json_with_every_figure(tmp_path, capsys):
     pred = a_prediction()
     h, s = write_masks(tmp_path, pred)
     out = tmp_path / "res.json"
-    assert main(["score", "--helix", str(h), "--sheet", str(s), "--pair", str(folder), "--out", str(out)]) == 0
+    assert (
+        main(["score", "--helix", str(h), "--sheet", str(s), "--pair", str(folder), "--out", str(out)]) == 0
+    )
     text = capsys.readouterr().out
     want = ev.score_case(pred, arrays)
     assert f"{want['f1_helix']:.3f}" in text and "centre box" in text and "covers 100.0%" in text
@@ -273,22 +297,28 @@ def test_voxel_label_text_truth(tmp_path):
     labels = rng.integers(0, 3, dens.shape).astype(np.uint8)
     labels[dens <= 0] = 0
     k, j, i = np.nonzero(dens > 0)
-    lines = [f"{a},{b},{c},{dens[c, b, a] / dens.max():.6f},{labels[c, b, a]}" for a, b, c in zip(i, j, k, strict=True)]
+    lines = [
+        f"{a},{b},{c},{dens[c, b, a] / dens.max():.6f},{labels[c, b, a]}"
+        for a, b, c in zip(i, j, k, strict=True)
+    ]
     (tmp_path / "lab.txt").write_text("\n".join(lines) + "\n")
     pred = rng.integers(0, 3, dens.shape).astype(np.uint8)
     h, s = write_masks(tmp_path, pred, geom)
     res = scli.score_files(helix=h, sheet=s, truth=tmp_path / "lab.txt", map_path=tmp_path / "box.mrc")
     assert res["scores"] == pytest.approx(ev.voxel_scores(pred, labels), nan_ok=True)
     assert res["scored_voxels"] == dens.size and res["truth"]["listed_voxels"] == len(lines)
-    only = scli.score_files(helix=h, sheet=s, truth=tmp_path / "lab.txt", map_path=tmp_path / "box.mrc",
-                          listed_only=True)
+    only = scli.score_files(
+        helix=h, sheet=s, truth=tmp_path / "lab.txt", map_path=tmp_path / "box.mrc", listed_only=True
+    )
     assert only["scores"] == pytest.approx(ev.voxel_scores(pred[dens > 0], labels[dens > 0]), nan_ok=True)
     assert only["scored_voxels"] == len(lines)
     # Refused: no --map; a voxel beyond the grid; a file of another map (its densities do not follow).
     with pytest.raises(ValueError, match="give that map with --map"):
         scli.score_files(helix=h, sheet=s, truth=tmp_path / "lab.txt")
     (tmp_path / "beyond.txt").write_text("\n".join(lines + ["8,0,0,0.5,1"]) + "\n")
-    with pytest.raises(ValueError, match=rf"beyond\.txt: line {len(lines) + 1}: voxel \(8, 0, 0\) lies beyond"):
+    with pytest.raises(
+        ValueError, match=rf"beyond\.txt: line {len(lines) + 1}: voxel \(8, 0, 0\) lies beyond"
+    ):
         scli.score_files(helix=h, sheet=s, truth=tmp_path / "beyond.txt", map_path=tmp_path / "box.mrc")
     other = [f"{a},{b},{c},{rng.random():.6f},0" for a, b, c in zip(i, j, k, strict=True)]
     (tmp_path / "other.txt").write_text("\n".join(other) + "\n")
@@ -304,8 +334,10 @@ def test_find_prediction_layouts(tmp_path):
     (tmp_path / "a_B_C_sheet.map.gz").write_bytes(b"")
     (tmp_path / "x_Y_z.mrc").write_bytes(b"")
     (tmp_path / "h_H_H_helix.mrc").write_bytes(b"")
-    assert sc.find_prediction(tmp_path, "a_B_C") == {"helix": tmp_path / "a_B_C_helix.mrc",
-                                                     "sheet": tmp_path / "a_B_C_sheet.map.gz"}
+    assert sc.find_prediction(tmp_path, "a_B_C") == {
+        "helix": tmp_path / "a_B_C_helix.mrc",
+        "sheet": tmp_path / "a_B_C_sheet.map.gz",
+    }
     assert sc.find_prediction(tmp_path, "x_Y_z") == {"labels": tmp_path / "x_Y_z.mrc"}
     with pytest.raises(FileNotFoundError, match="no h_H_H_sheet.mrc"):
         sc.find_prediction(tmp_path, "h_H_H")
@@ -343,17 +375,24 @@ def test_score_external_split_records_a_missing_case(tmp_path):
     out = tmp_path / "ext" / "per_case.tsv"
     df = sc.score_external_split(tool, proj["split"], proj["dataset"], out, "Thresh")
     back = pd.read_csv(out, sep="\t", keep_default_na=False, na_values=["NA"]).set_index("pair_id")
-    assert back.at["8130_5J4Z_B", "status"] == "missing" and "no 8130_5J4Z_B_helix.mrc" in back.at["8130_5J4Z_B", "reason"]
+    assert (
+        back.at["8130_5J4Z_B", "status"] == "missing"
+        and "no 8130_5J4Z_B_helix.mrc" in back.at["8130_5J4Z_B", "reason"]
+    )
     ok = back[back["status"] == "ok"]
     assert len(ok) == 2 and (ok["loss"] == "Thresh").all() and ok["coverage"].between(0.5, 0.99).all()
     # The evaluation's columns, in its order, so the tables read a tool like a loss.
     d = tmp_path / "results/eval/0/CE"
-    ours = ev.evaluate_split(proj["models"]["CE"], proj["split"], proj["dataset"], d / "per_case.tsv", d / "pred",
-                             device="cpu")
+    ours = ev.evaluate_split(
+        proj["models"]["CE"], proj["split"], proj["dataset"], d / "per_case.tsv", d / "pred", device="cpu"
+    )
     assert [c for c in df.columns if c in ours.columns] == list(ours.columns)
     # A case scored here equals `cryosse score` on its files.
-    one = scli.score_files(helix=tool / f"{pids[0]}_helix.mrc", sheet=tool / f"{pids[0]}_sheet.mrc",
-                         pair=tmp_path / "results/dataset/pairs" / pids[0])
+    one = scli.score_files(
+        helix=tool / f"{pids[0]}_helix.mrc",
+        sheet=tool / f"{pids[0]}_sheet.mrc",
+        pair=tmp_path / "results/dataset/pairs" / pids[0],
+    )
     assert ok.at[pids[0], "f1_helix"] == pytest.approx(one["scores"]["f1_helix"])
     # No prediction at all: a wrong folder or layout stops the rule.
     empty = tmp_path / "empty"
@@ -376,26 +415,32 @@ DST2021 = [
 @pytest.mark.parametrize("folder,chain,published", DST2021, ids=[d[0] for d in DST2021])
 def test_deepssetracer2021_reproduces_its_published_figures(real, folder, chain, published):
     d = real / folder
-    files = {"helix": d / "deepssetracer2021" / f"{chain}_pred_helix.mrc",
-             "sheet": d / "deepssetracer2021" / f"{chain}_pred_sheet.mrc"}
+    files = {
+        "helix": d / "deepssetracer2021" / f"{chain}_pred_helix.mrc",
+        "sheet": d / "deepssetracer2021" / f"{chain}_pred_sheet.mrc",
+    }
     box = d / f"{chain}-1.0APIX.mrc"
     authors = scli.score_files(**files, truth=d / f"{chain}_label_stride.txt", map_path=box, whole_box=True)
     listed = scli.score_files(**files, truth=d / f"{chain}_label_stride.txt", map_path=box, listed_only=True)
     ours_c = scli.score_files(**files, map_path=box, model=d / f"{chain}_fitted.pdb", chain=chain)
-    ours_w = scli.score_files(**files, map_path=box, model=d / f"{chain}_fitted.pdb", chain=chain, whole_box=True)
+    ours_w = scli.score_files(
+        **files, map_path=box, model=d / f"{chain}_fitted.pdb", chain=chain, whole_box=True
+    )
 
     def f(r: dict, c: str) -> str:
         v = r["scores"][f"f1_{c}"]
         return "NA" if not math.isfinite(v) else f"{v:.4f}"
 
-    print(f"\n{folder} DeepSSETracer 2021 voxel F1 (helix / sheet):"
-          f"\n  authors' labels, whole box:        {f(authors, 'helix')} / {f(authors, 'sheet')}  published "
-          f"{published.get('helix')} / {published.get('sheet', 'NA')}"
-          f"\n  authors' labels, listed voxels:    {f(listed, 'helix')} / {f(listed, 'sheet')}"
-          f"\n  our labels, whole box:             {f(ours_w, 'helix')} / {f(ours_w, 'sheet')}"
-          f" ({100 * ours_w['region_within_map']:.0f}% of our padded box lies within the map)"
-          f"\n  our labels, centre box:            {f(ours_c, 'helix')} / {f(ours_c, 'sheet')}"
-          f"  residue F1 {ours_c['scores']['res_f1_helix']:.3f} / {ours_c['scores']['res_f1_sheet']:.3f}")
+    print(
+        f"\n{folder} DeepSSETracer 2021 voxel F1 (helix / sheet):"
+        f"\n  authors' labels, whole box:        {f(authors, 'helix')} / {f(authors, 'sheet')}  published "
+        f"{published.get('helix')} / {published.get('sheet', 'NA')}"
+        f"\n  authors' labels, listed voxels:    {f(listed, 'helix')} / {f(listed, 'sheet')}"
+        f"\n  our labels, whole box:             {f(ours_w, 'helix')} / {f(ours_w, 'sheet')}"
+        f" ({100 * ours_w['region_within_map']:.0f}% of our padded box lies within the map)"
+        f"\n  our labels, centre box:            {f(ours_c, 'helix')} / {f(ours_c, 'sheet')}"
+        f"  residue F1 {ours_c['scores']['res_f1_helix']:.3f} / {ours_c['scores']['res_f1_sheet']:.3f}"
+    )
     assert authors["coverage"] == 1.0 and authors["scored_voxels"] == read_map(box).data.size
     for cls, want in published.items():
         got = authors["scores"][f"f1_{cls}"]
@@ -408,9 +453,22 @@ def test_deepssetracer2021_reproduces_its_published_figures(real, folder, chain,
 def test_cli_on_real_output_with_the_authors_labels(real, tmp_path, capsys):
     d = real / "emd3491_5mdx_L"
     out = tmp_path / "L.json"
-    code = main(["score", "--helix", str(d / "deepssetracer2021/L_pred_helix.mrc"), "--sheet",
-                 str(d / "deepssetracer2021/L_pred_sheet.mrc"), "--truth", str(d / "L_label_stride.txt"),
-                 "--map", str(d / "L-1.0APIX.mrc"), "--whole-box", "--json", str(out)])
+    code = main(
+        [
+            "score",
+            "--helix",
+            str(d / "deepssetracer2021/L_pred_helix.mrc"),
+            "--sheet",
+            str(d / "deepssetracer2021/L_pred_sheet.mrc"),
+            "--truth",
+            str(d / "L_label_stride.txt"),
+            "--map",
+            str(d / "L-1.0APIX.mrc"),
+            "--whole-box",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "0.845" in text and "whole box" in text and "count as background" in text

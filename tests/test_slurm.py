@@ -67,9 +67,9 @@ def slurm_cluster(tmp: Path, gpu: bool = True) -> Iterator[Path]:
             p = state / pid_file
             if p.exists() and p.read_text().strip():
                 pid = int(p.read_text().strip())
-                assert not Path(f"/proc/{pid}").exists() or "slurm" not in Path(f"/proc/{pid}/comm").read_text(), (
-                    f"{pid_file}: daemon {pid} still running after stop"
-                )
+                assert (
+                    not Path(f"/proc/{pid}").exists() or "slurm" not in Path(f"/proc/{pid}/comm").read_text()
+                ), f"{pid_file}: daemon {pid} still running after stop"
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -130,7 +130,9 @@ def test_profile_runs_cpu_and_gpu_jobs(tmp_path: Path, tiny: Path) -> None:
     assert re.search(r"job=\d+", a), "rule a did not run inside a SLURM job"
     assert "cpus=2" in b, "threads: 2 must become --cpus-per-task=2"
     assert "gres:gpu:1" in b or "gres/gpu=1" in b, "set-resources train_setting gpu=1 must reach SLURM"
-    assert "mem=4000M" in (tiny / "logs" / "a.log").read_text(), "default-resources mem_mb=4000 must reach SLURM"
+    assert "mem=4000M" in (tiny / "logs" / "a.log").read_text(), (
+        "default-resources mem_mb=4000 must reach SLURM"
+    )
     assert re.search(r"has been submitted with SLURM jobid \d+", out)
 
 
@@ -226,7 +228,9 @@ def test_demo_dataset_and_splits_through_slurm(tmp_path: Path) -> None:
     ran = {p.name for p in logs.iterdir()} if logs.is_dir() else set()
     assert any("dataset_tables" in r for r in ran) and any("split" in r for r in ran), ran
     assert len(re.findall(r"submitted with SLURM jobid", out)) >= 5
-    assert any(r.startswith("group_ds") for r in ran) and any(r.startswith("rule_split_audit") for r in ran), ran
+    assert any(r.startswith("group_ds") for r in ran) and any(
+        r.startswith("rule_split_audit") for r in ran
+    ), ran
 
 
 def test_failure_hints_read_slurm_logs(tmp_path: Path) -> None:
@@ -236,9 +240,12 @@ def test_failure_hints_read_slurm_logs(tmp_path: Path) -> None:
     logs = tmp_path / "slurm_logs"
     (logs / "rule_dataset_entry" / "EMD-1").mkdir(parents=True)
     (logs / "rule_dataset_entry" / "EMD-1" / "17.log").write_text(
-        "slurmstepd-vm: error: StepId=17.batch exceeded memory limit (300 > 100), being killed\n")
+        "slurmstepd-vm: error: StepId=17.batch exceeded memory limit (300 > 100), being killed\n"
+    )
     (logs / "rule_train_setting").mkdir()
-    (logs / "rule_train_setting" / "18.log").write_text("slurmstepd: error: *** JOB 18 CANCELLED AT x DUE TO TIME LIMIT ***\n")
+    (logs / "rule_train_setting" / "18.log").write_text(
+        "slurmstepd: error: *** JOB 18 CANCELLED AT x DUE TO TIME LIMIT ***\n"
+    )
     (logs / "rule_split_make").mkdir()
     (logs / "rule_split_make" / "19.log").write_text("Traceback ... ValueError: not enough clusters\n")
     hints = failure_hints(logs)

@@ -85,15 +85,18 @@ def test_single_linkage_is_transitive():
 
 
 def test_covered_follows_mmseqs_cov_modes():
-    hits = pd.DataFrame({"qcov": [0.9, 0.9, 0.5], "tcov": [0.85, 0.3, 0.95],
-                         "qlen": [100, 100, 300], "tlen": [110, 300, 100]})
+    hits = pd.DataFrame(
+        {"qcov": [0.9, 0.9, 0.5], "tcov": [0.85, 0.3, 0.95], "qlen": [100, 100, 300], "tlen": [110, 300, 100]}
+    )
     assert S.covered(hits, 0.8, 0).tolist() == [True, False, False]
     # cov-mode 1 (target covered) applied both ways: either sequence's coverage suffices.
     assert S.covered(hits, 0.8, 1).tolist() == [True, True, True]
     assert S.covered(hits, 0.8, 5).tolist() == [True, False, False]
 
 
-@pytest.mark.parametrize("n,expected", [(1355, (1246, 47, 62)), (30, (28, 1, 1)), (100, (92, 3, 5)), (3, (1, 1, 1))])
+@pytest.mark.parametrize(
+    "n,expected", [(1355, (1246, 47, 62)), (30, (28, 1, 1)), (100, (92, 3, 5)), (3, (1, 1, 1))]
+)
 def test_role_counts_scale_the_paper_fractions(n, expected):
     assert S.role_counts(n, (1246, 47, 62)) == expected
 
@@ -188,7 +191,9 @@ def test_a_dataset_too_small_for_its_splits_stops(tmp_path):
     _write_dataset(tmp_path / "d.tsv", dict.fromkeys(cl["pair_id"], "MKV" * 20))
     paths = [tmp_path / f"split_{k}.tsv" for k in range(3)]
     params = S.SplitParams(seed=1, n_cv=2, cv_test_size=1, cv_val_size=1, fractions=(50, 25, 25))
-    with pytest.raises(ValueError, match=r"4 pairs are too few.*split 0 trains on 2 pair\(s\).*min_train_pairs \(5\)"):
+    with pytest.raises(
+        ValueError, match=r"4 pairs are too few.*split 0 trains on 2 pair\(s\).*min_train_pairs \(5\)"
+    ):
         S.make_splits(tmp_path / "d.tsv", tmp_path / "clusters.tsv", paths, params)
     assert not any(p.exists() for p in paths)  # nothing half-made
     S.make_splits(tmp_path / "d.tsv", tmp_path / "clusters.tsv", paths,
@@ -200,9 +205,18 @@ def _write_dataset(path: Path, records: dict[str, str], bins=None, extra=None) -
     rows = []
     for i, (pid, seq) in enumerate(sorted(records.items())):
         emdb, pdb, chain = pid.split("_", 2)
-        rows.append({"pair_id": pid, "emdb_id": f"EMD-{emdb}", "pdb_id": pdb, "chain": chain,
-                     "resolution": "6.0", "bin": str((bins or {}).get(pid, 1 + i % 3)),
-                     "sequence": seq, "path": f"pairs/{pid}"})
+        rows.append(
+            {
+                "pair_id": pid,
+                "emdb_id": f"EMD-{emdb}",
+                "pdb_id": pdb,
+                "chain": chain,
+                "resolution": "6.0",
+                "bin": str((bins or {}).get(pid, 1 + i % 3)),
+                "sequence": seq,
+                "path": f"pairs/{pid}",
+            }
+        )
     df = pd.DataFrame(rows)
     df.to_csv(path, sep="\t", index=False)
     return df
@@ -277,8 +291,9 @@ def test_audit_passes_good_split_and_catches_leak(tmp_path, families):
     # Split 0 (the random main split) is reported, not enforced: a leak there passes.
     cands = [leaky1, good1]
     pub = [tmp_path / "pub" / "split_0.tsv", tmp_path / "pub" / "split_1.tsv"]
-    audit = S.audit_splits(fasta, cands, tmp_path / "a.tsv", tmp_path / "a.md", S.SearchParams(),
-                           enforce=[1], publish=pub)
+    audit = S.audit_splits(
+        fasta, cands, tmp_path / "a.tsv", tmp_path / "a.md", S.SearchParams(), enforce=[1], publish=pub
+    )
     one = audit[audit["split"] == 1]
     assert not one["leak"].any() and one["max_identity"].max() < 0.35
     assert len(one) == 3 + 4  # every val and test pair of split 1
@@ -290,8 +305,15 @@ def test_audit_passes_good_split_and_catches_leak(tmp_path, families):
 
     pub2 = [tmp_path / "pub2" / "split_0.tsv", tmp_path / "pub2" / "split_1.tsv"]
     with pytest.raises(RuntimeError, match=r"split 1: 1 pair\(s\) >= 0.35 identity.*tryp-1AMH_A \(test\)"):
-        S.audit_splits(fasta, [good0, leaky1], tmp_path / "b.tsv", tmp_path / "b.md", S.SearchParams(),
-                       enforce=[1], publish=pub2)
+        S.audit_splits(
+            fasta,
+            [good0, leaky1],
+            tmp_path / "b.tsv",
+            tmp_path / "b.md",
+            S.SearchParams(),
+            enforce=[1],
+            publish=pub2,
+        )
     assert not pub2[0].exists() and not pub2[1].exists()
     rep = pd.read_csv(tmp_path / "b.tsv", sep="\t", dtype=str)
     row = rep[(rep["split"] == "1") & (rep["pair_id"] == "tryp-1AMH_A")].iloc[0]
@@ -315,23 +337,84 @@ def test_pipeline_on_a_small_dataset_via_cli(tmp_path):
     ds = tmp_path / "dataset.tsv"
     _write_dataset(ds, {**records, "9200_9ZZZ_A": ""})  # no sequence: left out, with a warning
     out = tmp_path / "splits"
-    assert main(["cluster", "--dataset", str(ds), "--fasta", str(out / "seq.fasta"),
-                 "--out", str(out / "clusters.tsv")]) == 0
+    assert (
+        main(
+            [
+                "cluster",
+                "--dataset",
+                str(ds),
+                "--fasta",
+                str(out / "seq.fasta"),
+                "--out",
+                str(out / "clusters.tsv"),
+            ]
+        )
+        == 0
+    )
     cl = S.read_table(out / "clusters.tsv")
     fam = cl[cl["pair_id"].str.startswith("9100_")]
     assert fam["cluster"].nunique() == 1 and set(fam["cluster_size"]) == {"3"}
     assert set(fam["pair_id"]) == {"9100_7XY0_AE", "9100_7XY1_Ae", "9100_7XY2_B"}
-    assert main(["make-splits", "--dataset", str(ds), "--clusters", str(out / "clusters.tsv"),
-                 "--out-dir", str(out), "--fractions", "70", "10", "20", "--n-cv", "4",
-                 "--cv-test-size", "3", "--cv-val-size", "2"]) == 0
+    assert (
+        main(
+            [
+                "make-splits",
+                "--dataset",
+                str(ds),
+                "--clusters",
+                str(out / "clusters.tsv"),
+                "--out-dir",
+                str(out),
+                "--fractions",
+                "70",
+                "10",
+                "20",
+                "--n-cv",
+                "4",
+                "--cv-test-size",
+                "3",
+                "--cv-val-size",
+                "2",
+            ]
+        )
+        == 0
+    )
     paths = [str(out / f"split_{k}.tsv") for k in range(5)]
-    assert main(["audit", "--fasta", str(out / "seq.fasta"), "--splits", *paths,
-                 "--out-tsv", str(out / "audit.tsv"), "--out-md", str(out / "audit.md")]) == 0
+    assert (
+        main(
+            [
+                "audit",
+                "--fasta",
+                str(out / "seq.fasta"),
+                "--splits",
+                *paths,
+                "--out-tsv",
+                str(out / "audit.tsv"),
+                "--out-md",
+                str(out / "audit.md"),
+            ]
+        )
+        == 0
+    )
     s0 = S.read_table(out / "split_0.tsv")
     assert set(s0["pair_id"]) == set(records) == set(S.read_fasta(out / "seq.fasta"))
     # too many CV splits for this dataset: a clear error from the CLI (exit code 1)
-    assert main(["make-splits", "--dataset", str(ds), "--clusters", str(out / "clusters.tsv"),
-                 "--out-dir", str(tmp_path / "x"), "--n-cv", "30"]) == 1
+    assert (
+        main(
+            [
+                "make-splits",
+                "--dataset",
+                str(ds),
+                "--clusters",
+                str(out / "clusters.tsv"),
+                "--out-dir",
+                str(tmp_path / "x"),
+                "--n-cv",
+                "30",
+            ]
+        )
+        == 1
+    )
 
 
 def test_missing_mmseqs_gives_a_clear_error(monkeypatch):
@@ -345,8 +428,10 @@ def test_dataset_errors_name_the_file(tmp_path):
     p.write_text("pair_id\temdb_id\tpdb_id\tchain\tbin\n1_A_A\tEMD-1\tAAAA\tA\t1\n")
     with pytest.raises(ValueError, match=r"d.tsv.*sequence"):
         S.load_dataset(p)
-    p.write_text("pair_id\temdb_id\tpdb_id\tchain\tbin\tsequence\n1_A_A\tEMD-1\tAAAA\tA\t1\tMK\n"
-                 "1_A_A\tEMD-1\tAAAA\tA\t1\tMK\n")
+    p.write_text(
+        "pair_id\temdb_id\tpdb_id\tchain\tbin\tsequence\n1_A_A\tEMD-1\tAAAA\tA\t1\tMK\n"
+        "1_A_A\tEMD-1\tAAAA\tA\t1\tMK\n"
+    )
     with pytest.raises(ValueError, match="listed twice"):
         S.load_dataset(p)
 
@@ -359,10 +444,16 @@ def test_a_domain_of_a_longer_training_chain_is_related(tmp_path):
 
     demo = Path(__file__).resolve().parents[1] / "data" / "demo_structures"
     a, b, c = (read_model(demo / f"{n}.cif.gz") for n in ("2XDG", "1KYN", "3A4R"))
-    dom1, dom2, other = a.sequence(a.chain_order[0]), b.sequence(b.chain_order[0]), c.sequence(c.chain_order[0])
+    dom1, dom2, other = (
+        a.sequence(a.chain_order[0]),
+        b.sequence(b.chain_order[0]),
+        c.sequence(c.chain_order[0]),
+    )
     records = {"two_domains": dom1 + dom2, "domain": dom1, "other": other}
     hits = S.similar(S.mmseqs_search(records, records, S.SearchParams()), S.SearchParams())
-    assert {("domain", "two_domains"), ("two_domains", "domain")} <= set(zip(hits["query"], hits["target"], strict=True))
+    assert {("domain", "two_domains"), ("two_domains", "domain")} <= set(
+        zip(hits["query"], hits["target"], strict=True)
+    )
     both = S.SearchParams(cov_mode=0)  # the old rule: both covered, the domain slipped through
     assert S.similar(S.mmseqs_search(records, records, both), both).empty
     fasta = tmp_path / "s.fasta"
@@ -386,14 +477,16 @@ def _entry_dataset(tmp_path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     rows, cluster_of = [], {}
     pid_n = 0
     for e in range(1, 14):
-        for c in ("ABCD" if e == 1 else "A"):
+        for c in "ABCD" if e == 1 else "A":
             pid = f"{e}_{e:04d}_{c}"
             lo = np.array([10.0 * "ABCD".index(c), 0, 0])  # EMD-1's chains 10 A apart: boxes overlap
             folder = tmp_path / "pairs" / pid
             folder.mkdir(parents=True)
             write_json(folder / "record.json", {"box": {"lower_xyz": (lo - 17).tolist(), "upper_xyz": (lo + 47).tolist()},
                                                 "centre_box": {"lower_xyz": lo.tolist(), "upper_xyz": (lo + 30).tolist()}})  # fmt: skip
-            seq = "".join(np.random.default_rng(pid_n).choice(list("ACDEFGHIKLMNPQRSTVWY"), 80))  # unrelated chains
+            seq = "".join(
+                np.random.default_rng(pid_n).choice(list("ACDEFGHIKLMNPQRSTVWY"), 80)
+            )  # unrelated chains
             rows.append({"pair_id": pid, "emdb_id": f"EMD-{e}", "pdb_id": f"{e:04d}", "chain": c, "bin": 1 + pid_n % 3,
                          "path": str(folder), "sequence": seq})  # fmt: skip
             cluster_of[pid] = f"c{pid_n}"
@@ -422,7 +515,10 @@ def test_a_map_is_never_on_both_sides(tmp_path):
     split = pd.DataFrame({"pair_id": ds["pair_id"], "role": ["test" if p == "1_0001_B" else "train" for p in ds["pair_id"]],
                           "cluster": "x"})  # fmt: skip
     over = box_overlaps(split, boxes).set_index("pair_id")
-    assert over.loc["1_0001_B", "box_overlap"] == 1.0 and over.loc["1_0001_B", "overlapping_train"] in ("1_0001_A", "1_0001_C")
+    assert over.loc["1_0001_B", "box_overlap"] == 1.0 and over.loc["1_0001_B", "overlapping_train"] in (
+        "1_0001_A",
+        "1_0001_C",
+    )
 
 
 @needs_mmseqs
@@ -433,14 +529,20 @@ def test_the_audit_fails_a_split_with_a_chain_inside_a_training_box(tmp_path):
     S.write_fasta(fasta, dict(zip(ds["pair_id"], ds["sequence"], strict=True)))
     bad = tmp_path / "split_1.tsv"
     roles = {p: "train" for p in ds["pair_id"]} | {"1_0001_B": "test", "5_0005_A": "val"}
-    pd.DataFrame({"pair_id": list(roles), "role": list(roles.values()), "cluster": list(roles)}).to_csv(bad, sep="\t", index=False)
-    with pytest.raises(RuntimeError, match=r"split 1: 1 pair\(s\) whose centre box lies inside the box of a training pair"):
+    pd.DataFrame({"pair_id": list(roles), "role": list(roles.values()), "cluster": list(roles)}).to_csv(
+        bad, sep="\t", index=False
+    )
+    with pytest.raises(
+        RuntimeError, match=r"split 1: 1 pair\(s\) whose centre box lies inside the box of a training pair"
+    ):
         S.audit_splits(fasta, [bad, bad], tmp_path / "a.tsv", tmp_path / "a.md", S.SearchParams(), enforce=[1],
                        publish=[tmp_path / "p0", tmp_path / "p1"], dataset_tsv=tmp_path / "dataset.tsv")  # fmt: skip
     assert "100% | 1_0001_" in (tmp_path / "a.md").read_text()
     good = tmp_path / "split_1_good.tsv"
     roles = {p: "train" for p in ds["pair_id"]} | {p: "test" for p in ds["pair_id"] if p.startswith("1_")}
-    pd.DataFrame({"pair_id": list(roles), "role": list(roles.values()), "cluster": list(roles)}).to_csv(good, sep="\t", index=False)
+    pd.DataFrame({"pair_id": list(roles), "role": list(roles.values()), "cluster": list(roles)}).to_csv(
+        good, sep="\t", index=False
+    )
     audit = S.audit_splits(fasta, [good, good], tmp_path / "b.tsv", tmp_path / "b.md", S.SearchParams(), enforce=[1],
                            publish=[tmp_path / "q0", tmp_path / "q1"], dataset_tsv=tmp_path / "dataset.tsv")  # fmt: skip
     assert audit["box_overlap"].max() == 0.0

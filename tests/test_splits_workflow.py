@@ -34,31 +34,70 @@ def test_split_rules_paper_mode(tmp_path):
     rng = random.Random(2)
     pairs = {"1657_4V5H_AE": ("EMD-1657", "4V5H", "AE"), "6452_3JBO_Ae": ("EMD-6452", "3JBO", "Ae")}
     for i in range(18):
-        pairs[f"{8800 + i}_8Y{i:02d}_{'Ab' if i % 3 else 'B'}"] = (f"EMD-{8800 + i}", f"8Y{i:02d}",
-                                                                   "Ab" if i % 3 else "B")
+        pairs[f"{8800 + i}_8Y{i:02d}_{'Ab' if i % 3 else 'B'}"] = (
+            f"EMD-{8800 + i}",
+            f"8Y{i:02d}",
+            "Ab" if i % 3 else "B",
+        )
     res = tmp_path / "results"
     (res / "dataset").mkdir(parents=True)
     (res / "acquire").mkdir(parents=True)
-    rows = [{"pair_id": p, "emdb_id": e, "pdb_id": d, "chain": c, "resolution": "6.5", "bin": str(1 + i % 3),
-             "sequence": _protein(rng, 90 + i), "path": f"pairs/{p}"}
-            for i, (p, (e, d, c)) in enumerate(sorted(pairs.items()))]
+    rows = [
+        {
+            "pair_id": p,
+            "emdb_id": e,
+            "pdb_id": d,
+            "chain": c,
+            "resolution": "6.5",
+            "bin": str(1 + i % 3),
+            "sequence": _protein(rng, 90 + i),
+            "path": f"pairs/{p}",
+        }
+        for i, (p, (e, d, c)) in enumerate(sorted(pairs.items()))
+    ]
     pd.DataFrame(rows).to_csv(res / "dataset" / "dataset.tsv", sep="\t", index=False)
-    (res / "dataset" / "rejected.tsv").write_text(
-        "stage\tid\treason\ndataset\t1657_4V5H_AM\tquality bin 4\n")
+    (res / "dataset" / "rejected.tsv").write_text("stage\tid\treason\ndataset\t1657_4V5H_AM\tquality bin 4\n")
     (res / "acquire" / "rejected.tsv").write_text("stage\tid\treason\n")
     entries = tmp_path / "entries.tsv"
-    entries.write_text("emdb_id\tpdb_id\tchain\n" + "".join(
-        f"{e}\t{d}\t\n" for e, d, _ in sorted(set(pairs.values()))))
+    entries.write_text(
+        "emdb_id\tpdb_id\tchain\n" + "".join(f"{e}\t{d}\t\n" for e, d, _ in sorted(set(pairs.values())))
+    )
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "entries": str(entries), "results": str(res), "resources": str(tmp_path / "resources"),
-        "logs": str(tmp_path / "logs"),
-        "split": {"test": "paper", "fractions": [70, 10, 20], "n_cv": 2, "cv_test_size": 3,
-                  "cv_val_size": 2},
-        "train": {"splits": [0, 1, 2]},
-    }))
-    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/demo.yaml", str(cfg), "--cores", "2",
-           "--allowed-rules", "split_cluster", "split_make", "split_audit", "splits", "--", "splits"]
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "entries": str(entries),
+                "results": str(res),
+                "resources": str(tmp_path / "resources"),
+                "logs": str(tmp_path / "logs"),
+                "split": {
+                    "test": "paper",
+                    "fractions": [70, 10, 20],
+                    "n_cv": 2,
+                    "cv_test_size": 3,
+                    "cv_val_size": 2,
+                },
+                "train": {"splits": [0, 1, 2]},
+            }
+        )
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--configfile",
+        "config/demo.yaml",
+        str(cfg),
+        "--cores",
+        "2",
+        "--allowed-rules",
+        "split_cluster",
+        "split_make",
+        "split_audit",
+        "splits",
+        "--",
+        "splits",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = res / "splits"

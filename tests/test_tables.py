@@ -24,21 +24,43 @@ from test_evaluate import make_project  # noqa: E402
 PAIRS = ["1657_4V5H_AE", "6452_3JBO_Ae", "8130_5J4Z_B"]
 
 
-def synthetic_per_case(tmp: Path, split: str, loss: str, f1s: dict[str, tuple[float, float]], seed: int = 0) -> Path:
+def synthetic_per_case(
+    tmp: Path, split: str, loss: str, f1s: dict[str, tuple[float, float]], seed: int = 0
+) -> Path:
     """A per-case table as the evaluate rule writes it, with chosen F1 values."""
     rng = np.random.default_rng(seed)
     rows = []
     for i, (pid, (fh, fs)) in enumerate(f1s.items()):
         emdb, pdb, chain = pid.split("_", 2)
         vh, vs = 100 + 50 * i, (0 if math.isnan(fs) else 40 + 10 * i)
-        rows.append({
-            "pair_id": pid, "split": split, "loss": loss, "setting": "lr0.001", "gamma": 2.0 if "FL" in loss else math.nan,
-            "status": "ok", "reason": "", "emdb_id": f"EMD-{emdb}", "pdb_id": pdb, "chain": chain,
-            "resolution": 5.5 + i, "bin": 1 + i % 3, "n_ca_helix": 20 + i, "n_ca_sheet": 10 + i, "n_ca_other": 30,
-            "f1_helix": fh, "f1_sheet": fs, "vox_true_helix": vh, "vox_true_sheet": vs,
-            "res_f1_helix": min(1.0, fh + 0.1), "res_f1_sheet": fs, "res_true_helix": 20 + i,
-            "res_true_sheet": 0 if math.isnan(fs) else 10 + i, "vox_tp_helix": int(rng.integers(0, 9)),
-        })
+        rows.append(
+            {
+                "pair_id": pid,
+                "split": split,
+                "loss": loss,
+                "setting": "lr0.001",
+                "gamma": 2.0 if "FL" in loss else math.nan,
+                "status": "ok",
+                "reason": "",
+                "emdb_id": f"EMD-{emdb}",
+                "pdb_id": pdb,
+                "chain": chain,
+                "resolution": 5.5 + i,
+                "bin": 1 + i % 3,
+                "n_ca_helix": 20 + i,
+                "n_ca_sheet": 10 + i,
+                "n_ca_other": 30,
+                "f1_helix": fh,
+                "f1_sheet": fs,
+                "vox_true_helix": vh,
+                "vox_true_sheet": vs,
+                "res_f1_helix": min(1.0, fh + 0.1),
+                "res_f1_sheet": fs,
+                "res_true_helix": 20 + i,
+                "res_true_sheet": 0 if math.isnan(fs) else 10 + i,
+                "vox_tp_helix": int(rng.integers(0, 9)),
+            }
+        )
     path = tmp / "results" / "eval" / split / loss / "per_case.tsv"
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(path, sep="\t", index=False, na_rep="NA")
@@ -46,10 +68,14 @@ def synthetic_per_case(tmp: Path, split: str, loss: str, f1s: dict[str, tuple[fl
 
 
 def test_tables_from_stored_results(tmp_path):
-    f1 = {"CE": {PAIRS[0]: (0.5, 0.2), PAIRS[1]: (0.7, math.nan), PAIRS[2]: (0.6, 0.4)},
-          "FL_DL": {PAIRS[0]: (0.6, 0.5), PAIRS[1]: (0.8, math.nan), PAIRS[2]: (0.5, 0.6)},
-          "FL": {PAIRS[0]: (0.55, 0.3), PAIRS[1]: (0.75, math.nan), PAIRS[2]: (0.6, 0.45)}}
-    paths = [synthetic_per_case(tmp_path, s, loss, v, seed=int(s)) for s in ("0", "1") for loss, v in f1.items()]
+    f1 = {
+        "CE": {PAIRS[0]: (0.5, 0.2), PAIRS[1]: (0.7, math.nan), PAIRS[2]: (0.6, 0.4)},
+        "FL_DL": {PAIRS[0]: (0.6, 0.5), PAIRS[1]: (0.8, math.nan), PAIRS[2]: (0.5, 0.6)},
+        "FL": {PAIRS[0]: (0.55, 0.3), PAIRS[1]: (0.75, math.nan), PAIRS[2]: (0.6, 0.45)},
+    }
+    paths = [
+        synthetic_per_case(tmp_path, s, loss, v, seed=int(s)) for s in ("0", "1") for loss, v in f1.items()
+    ]
     out = tmp_path / "tables"
     written = tb.build_tables(paths, out, main_split="0", paper_columns=True, n_boot=100, seed=1)
     for stem in ("table1", "table2", "tableS1", "stats", "breakdown"):
@@ -88,9 +114,13 @@ def test_paper_run_side_by_side_and_fidelity(tmp_path, root):
     two = {"1657_4V5H_AE": (0.6, 0.5), "6452_3JBO_Ae": (0.7, 0.3)}
     paths = [synthetic_per_case(tmp_path, "0", loss, two) for loss in ("CE", "FL", "DL", "FL_DL")]
     pc = tmp_path / "paper_cases.tsv"
-    pc.write_text("case_id\tstatus\treason\n1657_4V5H_AE\tused\t\n0090_6GYK_M\tunavailable\tentry not in mirror\n")
+    pc.write_text(
+        "case_id\tstatus\treason\n1657_4V5H_AE\tused\t\n0090_6GYK_M\tunavailable\tentry not in mirror\n"
+    )
     out = tmp_path / "tables"
-    tb.build_tables(paths, out, paper_cases=root / "config/paper_test_cases.tsv", paper_split_cases=pc, n_boot=0)
+    tb.build_tables(
+        paths, out, paper_cases=root / "config/paper_test_cases.tsv", paper_split_cases=pc, n_boot=0
+    )
     side = pd.read_csv(out / "table2_paper.tsv", sep="\t", keep_default_na=False, na_values=["NA"])
     assert list(side["pair_id"]) == ["1657_4V5H_AE", "6452_3JBO_Ae", "Weighted Average"]
     r = side.set_index("pair_id").loc["1657_4V5H_AE"]
@@ -104,7 +134,8 @@ def test_paper_run_side_by_side_and_fidelity(tmp_path, root):
     f = fid.set_index("pair_id")
     assert f.at["1657_4V5H_AE", "reldiff_helix"] == pytest.approx((20 - 158) / 158)
     assert f.at["Median relative difference", "reldiff_helix"] == pytest.approx(
-        np.median([(20 - 158) / 158, (21 - 162) / 162]))
+        np.median([(20 - 158) / 158, (21 - 162) / 162])
+    )
     assert "Median relative difference" in (out / "fidelity.md").read_text()
     un = pd.read_csv(out / "paper_unavailable.tsv", sep="\t")
     assert list(un["case_id"]) == ["0090_6GYK_M"]
@@ -117,28 +148,43 @@ def test_figures_from_stored_results(tmp_path):
     paths = []
     for loss in ("CE", "FL_DL"):
         d = tmp_path / "results/eval/0" / loss
-        ev.evaluate_split(proj["models"][loss], proj["split"], proj["dataset"], d / "per_case.tsv", d / "pred",
-                          device="cpu")
+        ev.evaluate_split(
+            proj["models"][loss], proj["split"], proj["dataset"], d / "per_case.tsv", d / "pred", device="cpu"
+        )
         paths.append(d / "per_case.tsv")
     sel = tmp_path / "results/train/0/selection.tsv"
     hist = tmp_path / "results/train/0/CE/lr0.001/history.tsv"
     hist.parent.mkdir(parents=True)
-    pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.8], "val_mean": [0.2, 0.3]}).to_csv(hist, sep="\t", index=False)
-    pd.DataFrame({"split": [0], "loss": ["CE"], "setting": ["lr0.001"], "chosen": [True]}).to_csv(sel, sep="\t",
-                                                                                                  index=False)
+    pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.8], "val_mean": [0.2, 0.3]}).to_csv(
+        hist, sep="\t", index=False
+    )
+    pd.DataFrame({"split": [0], "loss": ["CE"], "setting": ["lr0.001"], "chosen": [True]}).to_csv(
+        sel, sep="\t", index=False
+    )
     out = tmp_path / "figures"
-    written = build_figures(paths, out, [1, 2, 5, 8], tmp_path / "results/eval", proj["dataset"], sel, n_boot=50,
-                            n_slices=2)
+    written = build_figures(
+        paths, out, [1, 2, 5, 8], tmp_path / "results/eval", proj["dataset"], sel, n_boot=50, n_slices=2
+    )
     names = {p.name for p in written}
-    for stem in ("focal_loss", "f1_by_loss", "per_case_vs_ce", "f1_vs_resolution", "training_curves", "slices"):
+    for stem in (
+        "focal_loss",
+        "f1_by_loss",
+        "per_case_vs_ce",
+        "f1_vs_resolution",
+        "training_curves",
+        "slices",
+    ):
         assert {f"{stem}.png", f"{stem}.pdf"} <= names
         assert (out / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
         assert (out / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
 
 
 def _digest(folder: Path) -> dict[str, tuple[float, str]]:
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.slow
@@ -153,39 +199,67 @@ def test_snakemake_tables_forcerun_touches_no_training_output(tmp_path, root):
     proj = make_project(wf, PAIRS[:2], losses=("CE", "FL_DL"))
     for loss in ("CE", "FL_DL"):
         d = wf / "results/eval/0" / loss
-        ev.evaluate_split(proj["models"][loss], proj["split"], proj["dataset"], d / "per_case.tsv", d / "pred",
-                          device="cpu")
+        ev.evaluate_split(
+            proj["models"][loss], proj["split"], proj["dataset"], d / "per_case.tsv", d / "pred", device="cpu"
+        )
         ck = wf / "results/train/0" / loss / "lr0.001" / "checkpoint.pt"
         ck.parent.mkdir(parents=True)
         shutil.copy2(proj["models"][loss], ck)
-        pd.DataFrame({"epoch": [1], "train_loss": [1.0], "val_mean": [0.2]}).to_csv(ck.parent / "history.tsv",
-                                                                                   sep="\t", index=False)
-    pd.DataFrame({"split": [0, 0], "loss": ["CE", "FL_DL"], "setting": ["lr0.001"] * 2, "chosen": [True] * 2}).to_csv(
-        wf / "results/train/0/selection.tsv", sep="\t", index=False)
+        pd.DataFrame({"epoch": [1], "train_loss": [1.0], "val_mean": [0.2]}).to_csv(
+            ck.parent / "history.tsv", sep="\t", index=False
+        )
+    pd.DataFrame(
+        {"split": [0, 0], "loss": ["CE", "FL_DL"], "setting": ["lr0.001"] * 2, "chosen": [True] * 2}
+    ).to_csv(wf / "results/train/0/selection.tsv", sep="\t", index=False)
     (wf / "test.yaml").write_text(
         "results: results\nlogs: logs\ntrain:\n  splits: [0]\n  losses: [CE, FL_DL]\n"
-        "evaluate:\n  bootstrap: 50\n  slice_cases: 1\n")
+        "evaluate:\n  bootstrap: 50\n  slice_cases: 1\n"
+    )
     before = {k: _digest(wf / "results" / k) for k in ("train", "models", "eval", "dataset", "splits")}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    snake = [sys.executable, "-m", "snakemake", "--snakefile", str(wf / "Snakefile"), "--directory", str(wf),
-             "--cores", "1", "--configfile", "config/demo.yaml", "test.yaml", "--allowed-rules", "tables", "figures"]
-    dry = subprocess.run(snake + ["-n", "--", "tables", "figures"], capture_output=True, text=True, env=env, cwd=wf)
+    snake = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(wf / "Snakefile"),
+        "--directory",
+        str(wf),
+        "--cores",
+        "1",
+        "--configfile",
+        "config/demo.yaml",
+        "test.yaml",
+        "--allowed-rules",
+        "tables",
+        "figures",
+    ]
+    dry = subprocess.run(
+        snake + ["-n", "--", "tables", "figures"], capture_output=True, text=True, env=env, cwd=wf
+    )
     assert dry.returncode == 0, dry.stdout + dry.stderr
     for target in ("tables", "figures"):
-        run = subprocess.run(snake + ["--forcerun", target, "--", target], capture_output=True, text=True, env=env,
-                             cwd=wf)
+        run = subprocess.run(
+            snake + ["--forcerun", target, "--", target], capture_output=True, text=True, env=env, cwd=wf
+        )
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert (wf / "results/tables/table1.md").exists() and (wf / "results/figures/slices.png").exists()
     first = (wf / "results/tables/table1.tsv").stat().st_mtime_ns
-    again = subprocess.run(snake + ["--forcerun", "tables", "--", "tables"], capture_output=True, text=True, env=env,
-                           cwd=wf)
+    again = subprocess.run(
+        snake + ["--forcerun", "tables", "--", "tables"], capture_output=True, text=True, env=env, cwd=wf
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert (wf / "results/tables/table1.tsv").stat().st_mtime_ns > first  # really rebuilt
     after = {k: _digest(wf / "results" / k) for k in before}
     assert after == before
     # The HTML report renders the tables and figures with their captions.
-    rep = subprocess.run(snake + ["--report", "report.html", "--", "tables", "figures"], capture_output=True,
-                         text=True, env=env, cwd=wf)
+    rep = subprocess.run(
+        snake + ["--report", "report.html", "--", "tables", "figures"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=wf,
+    )
     assert rep.returncode == 0, rep.stderr[-3000:]
     assert (wf / "report.html").stat().st_size > 10_000
 
@@ -198,16 +272,39 @@ def external_per_case(tmp: Path, tool: str, f1s: dict[str, tuple[float, float] |
     rows = []
     for i, (pid, v) in enumerate(f1s.items()):
         emdb, pdb, chain = pid.split("_", 2)
-        row = {"pair_id": pid, "split": "0", "loss": tool, "setting": "external", "gamma": math.nan,
-               "best_val": math.nan, "emdb_id": f"EMD-{emdb}", "pdb_id": pdb, "chain": chain, "resolution": 5.5 + i,
-               "bin": 1 + i % 3, "n_ca_helix": 20 + i, "n_ca_sheet": 10 + i, "n_ca_other": 30}
+        row = {
+            "pair_id": pid,
+            "split": "0",
+            "loss": tool,
+            "setting": "external",
+            "gamma": math.nan,
+            "best_val": math.nan,
+            "emdb_id": f"EMD-{emdb}",
+            "pdb_id": pdb,
+            "chain": chain,
+            "resolution": 5.5 + i,
+            "bin": 1 + i % 3,
+            "n_ca_helix": 20 + i,
+            "n_ca_sheet": 10 + i,
+            "n_ca_other": 30,
+        }
         if v is None:
             row.update(status="missing", reason=f"no {pid}_helix.mrc + {pid}_sheet.mrc or {pid}.mrc in preds")
         else:
             fh, fs = v
-            row.update(status="ok", reason="", f1_helix=fh, f1_sheet=fs, vox_true_helix=100 + 50 * i,
-                       vox_true_sheet=0 if math.isnan(fs) else 40 + 10 * i, res_f1_helix=fh, res_f1_sheet=fs,
-                       res_true_helix=20 + i, res_true_sheet=0 if math.isnan(fs) else 10 + i, coverage=1.0)
+            row.update(
+                status="ok",
+                reason="",
+                f1_helix=fh,
+                f1_sheet=fs,
+                vox_true_helix=100 + 50 * i,
+                vox_true_sheet=0 if math.isnan(fs) else 40 + 10 * i,
+                res_f1_helix=fh,
+                res_f1_sheet=fs,
+                res_true_helix=20 + i,
+                res_true_sheet=0 if math.isnan(fs) else 10 + i,
+                coverage=1.0,
+            )
         rows.append(row)
     path = tmp / "results" / "external" / "0" / tool / "per_case.tsv"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,8 +313,10 @@ def external_per_case(tmp: Path, tool: str, f1s: dict[str, tuple[float, float] |
 
 
 def test_tables_with_an_external_tool(tmp_path):
-    f1 = {"CE": {PAIRS[0]: (0.5, 0.2), PAIRS[1]: (0.7, math.nan), PAIRS[2]: (0.6, 0.4)},
-          "FL_DL": {PAIRS[0]: (0.6, 0.5), PAIRS[1]: (0.8, math.nan), PAIRS[2]: (0.5, 0.6)}}
+    f1 = {
+        "CE": {PAIRS[0]: (0.5, 0.2), PAIRS[1]: (0.7, math.nan), PAIRS[2]: (0.6, 0.4)},
+        "FL_DL": {PAIRS[0]: (0.6, 0.5), PAIRS[1]: (0.8, math.nan), PAIRS[2]: (0.5, 0.6)},
+    }
     paths = [synthetic_per_case(tmp_path, "0", loss, v) for loss, v in f1.items()]
     for p, val in zip(paths, (0.40, 0.35), strict=True):  # CE has the better validation figure here
         df = pd.read_csv(p, sep="\t")
@@ -235,8 +334,12 @@ def test_tables_with_an_external_tool(tmp_path):
     assert "| Thresh (external) |" in md
     assert f"Thresh: 1 of 3 cases left out ({PAIRS[1]}: missing (no {PAIRS[1]}_helix.mrc" in md
     assert "Paired tests of each tool against CE, our loss with the highest validation F1" in md
-    t2 = pd.read_csv(out / "table2.tsv", sep="\t", keep_default_na=False, na_values=["NA"]).set_index("pair_id")
-    assert t2.at[PAIRS[0], "Thresh_helix"] == pytest.approx(0.3) and math.isnan(t2.at[PAIRS[1], "Thresh_helix"])
+    t2 = pd.read_csv(out / "table2.tsv", sep="\t", keep_default_na=False, na_values=["NA"]).set_index(
+        "pair_id"
+    )
+    assert t2.at[PAIRS[0], "Thresh_helix"] == pytest.approx(0.3) and math.isnan(
+        t2.at[PAIRS[1], "Thresh_helix"]
+    )
     assert t2.at["Weighted Average", "Thresh_helix"] == pytest.approx(t1.at["Thresh", "f1_helix"])
     assert t2.at["Weighted Average", "CE_helix"] == pytest.approx(t1.at["CE", "f1_helix"])  # ours unchanged
     st = pd.read_csv(out / "stats.tsv", sep="\t")
@@ -246,7 +349,9 @@ def test_tables_with_an_external_tool(tmp_path):
     assert st.loc[st["loss"] != "Thresh", "vs_best_loss"].isna().all()
     shown = (out / "stats.md").read_text()
     assert "| tool vs CE: Δ (mean, points) | tool vs CE: Wilcoxon p |" in shown
-    assert "| 3 | +3.3 | 0.75 | NA | NA |" in shown  # FL_DL against CE kept beside it; no tool columns for ours
+    assert (
+        "| 3 | +3.3 | 0.75 | NA | NA |" in shown
+    )  # FL_DL against CE kept beside it; no tool columns for ours
     s1 = pd.read_csv(out / "tableS1.tsv", sep="\t")
     assert "Thresh" not in set(s1["loss"])  # scored on the main split only: not a cross-validation row
     # Without a validation figure the best loss is the best on the test cases.
@@ -282,27 +387,48 @@ def test_snakemake_scores_an_external_tool_into_the_tables(tmp_path, root):
     proj = make_project(wf, PAIRS, losses=("CE", "FL_DL"))
     for loss in ("CE", "FL_DL"):
         d = wf / "results/eval/0" / loss
-        ev.evaluate_split(proj["models"][loss], proj["split"], proj["dataset"], d / "per_case.tsv", d / "pred",
-                          device="cpu")
+        ev.evaluate_split(
+            proj["models"][loss], proj["split"], proj["dataset"], d / "per_case.tsv", d / "pred", device="cpu"
+        )
     (wf / "results/train/0").mkdir(parents=True)
-    pd.DataFrame({"split": [0, 0], "loss": ["CE", "FL_DL"], "setting": ["lr0.001"] * 2, "chosen": [True] * 2}).to_csv(
-        wf / "results/train/0/selection.tsv", sep="\t", index=False)
+    pd.DataFrame(
+        {"split": [0, 0], "loss": ["CE", "FL_DL"], "setting": ["lr0.001"] * 2, "chosen": [True] * 2}
+    ).to_csv(wf / "results/train/0/selection.tsv", sep="\t", index=False)
     preds = wf / "preds" / "thresh"
     preds.mkdir(parents=True)
     for pid in PAIRS[:2]:  # the third test case has no prediction
         threshold_tool(wf / "results/dataset/pairs" / pid, preds, pid)
     (wf / "test.yaml").write_text(
         "results: results\nlogs: logs\ntrain:\n  splits: [0]\n  losses: [CE, FL_DL]\n"
-        "evaluate:\n  bootstrap: 20\n  slice_cases: 1\nexternal:\n  tools: {Thresh: preds/thresh}\n")
+        "evaluate:\n  bootstrap: 20\n  slice_cases: 1\nexternal:\n  tools: {Thresh: preds/thresh}\n"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    snake = [sys.executable, "-m", "snakemake", "--snakefile", str(wf / "Snakefile"), "--directory", str(wf),
-             "--cores", "1", "--configfile", "config/config.yaml", "config/demo.yaml", "test.yaml",
-             "--allowed-rules", "score_external", "tables", "figures", "--"]
+    snake = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(wf / "Snakefile"),
+        "--directory",
+        str(wf),
+        "--cores",
+        "1",
+        "--configfile",
+        "config/config.yaml",
+        "config/demo.yaml",
+        "test.yaml",
+        "--allowed-rules",
+        "score_external",
+        "tables",
+        "figures",
+        "--",
+    ]
     run = subprocess.run(snake + ["tables", "figures"], capture_output=True, text=True, env=env, cwd=wf)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "score_external" in run.stderr
-    pc = pd.read_csv(wf / "results/external/0/Thresh/per_case.tsv", sep="\t", keep_default_na=False,
-                     na_values=["NA"]).set_index("pair_id")
+    pc = pd.read_csv(
+        wf / "results/external/0/Thresh/per_case.tsv", sep="\t", keep_default_na=False, na_values=["NA"]
+    ).set_index("pair_id")
     assert list(pc["status"]) == ["ok", "ok", "missing"] and pc["coverage"].iloc[:2].between(0.5, 1).all()
     t1 = pd.read_csv(wf / "results/tables/table1.tsv", sep="\t").set_index("loss")
     assert list(t1.index) == ["CE", "FL_DL", "Thresh"] and t1.at["Thresh", "n_cases"] == 2

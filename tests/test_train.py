@@ -163,10 +163,14 @@ def test_cosine_rate_and_cluster_balance(tmp_path):
     with pytest.raises(ValueError, match="lr_schedule"):
         epoch_lr(1e-3, 1, 10, "step")
     split = tmp_path / "s.tsv"
-    split.write_text("pair_id\trole\tcluster\na\ttrain\tbig\nb\ttrain\tbig\nc\ttrain\tbig\nd\ttrain\tbig\ne\ttrain\tsmall\n")
+    split.write_text(
+        "pair_id\trole\tcluster\na\ttrain\tbig\nb\ttrain\tbig\nc\ttrain\tbig\nd\ttrain\tbig\ne\ttrain\tsmall\n"
+    )
     assert cluster_weights(split, list("abcde"), 0.0) is None
     w = cluster_weights(split, list("abcde"), 1.0)
-    assert w.sum() == pytest.approx(1.0) and w[:4].sum() == pytest.approx(w[4])  # every cluster the same share
+    assert w.sum() == pytest.approx(1.0) and w[:4].sum() == pytest.approx(
+        w[4]
+    )  # every cluster the same share
     w = cluster_weights(split, list("abcde"), 0.5)
     assert w[:4].sum() == pytest.approx(2 * w[4])
 
@@ -182,7 +186,10 @@ def test_fine_tuning_starts_from_a_checkpoint(tmp_path):
     got, _ = load_checkpoint(tmp_path / "ft" / "checkpoint.pt")
     w0, w1 = start.state_dict()["down1.0.weight"], got.state_dict()["down1.0.weight"]
     assert torch.allclose(w0, w1, atol=1e-6)  # a learning rate of 1e-9 barely moves the start
-    assert meta["init_from"]["weights_sha256"] == torch.load(tmp_path / "start.pt", weights_only=True)["weights_sha256"]
+    assert (
+        meta["init_from"]["weights_sha256"]
+        == torch.load(tmp_path / "start.pt", weights_only=True)["weights_sha256"]
+    )
     cfg.width, cfg.init_from = 0.25, str(tmp_path / "start.pt")
     with pytest.raises(CheckpointError, match="set train.width"):
         train_setting(ds, split, 0, "CE", "lr1e-09", tmp_path / "ft2", cfg)

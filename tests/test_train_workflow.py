@@ -70,7 +70,12 @@ def test_snakemake_train_writes_selection(tmp_path, root):
     _, sp = synthetic_dataset(res / "dataset", ["train", "train", "val", "test"], n=24)
     Path(sp).rename(res / "splits" / "split_0.tsv")
     cfg = tmp_path / "cfg.yaml"
-    train = {**TRAIN, "gammas": [2], "term_weights": [[1.0, 1.0]], "init_from": ""}  # from scratch at width 0.125
+    train = {
+        **TRAIN,
+        "gammas": [2],
+        "term_weights": [[1.0, 1.0]],
+        "init_from": "",
+    }  # from scratch at width 0.125
     entries = str(root / "config" / "demo_entries.tsv")
     cfg.write_text(yaml.safe_dump({"entries": entries, "results": "results", "logs": "logs", "train": train}))
     cmd = [

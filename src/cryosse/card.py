@@ -165,7 +165,10 @@ def reason_counts(rejected: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def funnel(
-    n_listed: int, acquired: pd.DataFrame, acq_rejected: pd.DataFrame, dataset: pd.DataFrame,
+    n_listed: int,
+    acquired: pd.DataFrame,
+    acq_rejected: pd.DataFrame,
+    dataset: pd.DataFrame,
     ds_rejected: pd.DataFrame,
 ) -> list[dict[str, Any]]:
     """Counts at each filter, in the order the workflow applies them."""
@@ -179,7 +182,9 @@ def funnel(
     for stage in sorted(by_stage):
         steps.append({"step": f"dataset: rejected at '{stage}'", "unit": "entry or chain", "count": None,
                       "dropped": int(by_stage[stage])})  # fmt: skip
-    steps.append({"step": "entries with a kept pair", "unit": "entry", "count": int(kept_entries), "dropped": None})
+    steps.append(
+        {"step": "entries with a kept pair", "unit": "entry", "count": int(kept_entries), "dropped": None}
+    )
     steps.append({"step": "pairs kept (bins kept)", "unit": "pair", "count": len(dataset), "dropped": None})
     return steps
 
@@ -191,7 +196,12 @@ def bin_counts(dataset: pd.DataFrame) -> dict[str, int]:
 
 
 #: PAPER: 1355 pairs; 37.32% helix and 13.46% sheet content; test set of 62 in bins 1-3: 10 / 29 / 23
-PAPER = {"pairs": 1355, "helix_share": 0.3732, "sheet_share": 0.1346, "test_bins": {"1": 10, "2": 29, "3": 23}}
+PAPER = {
+    "pairs": 1355,
+    "helix_share": 0.3732,
+    "sheet_share": 0.1346,
+    "test_bins": {"1": 10, "2": 29, "3": 23},
+}
 
 
 def beside_the_paper(dataset: pd.DataFrame) -> list[dict[str, Any]]:
@@ -228,7 +238,11 @@ def quality_summary(quality: pd.DataFrame) -> dict[str, Any]:
     quant = {}
     for col in ("cyl_score", "pr_diff"):
         v = q[col].dropna()
-        quant[col] = {f"p{int(100 * x)}": round(float(v.quantile(x)), 3) for x in (0.1, 0.25, 0.5, 0.75, 0.9)} if len(v) else {}
+        quant[col] = (
+            {f"p{int(100 * x)}": round(float(v.quantile(x)), 3) for x in (0.1, 0.25, 0.5, 0.75, 0.9)}
+            if len(v)
+            else {}
+        )
     moved = q[(q["bin_at_0.8x"] != q["bin"]) | (q["bin_at_1.2x"] != q["bin"])]
     return {"chains": len(q), "bins_by_contour_source": bins, "score_quantiles": quant,
             "bin_changes_at_0.8x_or_1.2x": len(moved), "bin_4_share": round(float((q["bin"] == 4).mean()), 3)}  # fmt: skip
@@ -258,7 +272,9 @@ def audit_summary(audit: pd.DataFrame) -> list[dict[str, Any]]:
         rows.append({"split": str(split), "role": role, "cases": len(grp),
                      "max_identity": round(float(grp["max_identity"].max()), 3),
                      "leaks": int(grp["leak"].sum()), "enforced": enforced})  # fmt: skip
-    rows.sort(key=lambda r: (int(r["split"]) if r["split"].isdigit() else 10**9, r["split"], r["role"] != "test"))
+    rows.sort(
+        key=lambda r: (int(r["split"]) if r["split"].isdigit() else 10**9, r["split"], r["role"] != "test")
+    )
     return rows
 
 
@@ -338,11 +354,15 @@ def build_card(
             "rejections": reason_counts(rejections),
             "beside_the_paper": beside_the_paper(ds),
             "quality": quality_summary(read_table(quality, "quality table", ["pair_id", "bin"]))
-            if quality is not None else {"chains": 0},
+            if quality is not None
+            else {"chains": 0},
         },
         "splits": split_sizes(split_tables),
-        "audit": {"summary": audit_rows, "leaks_total": int(sum(r["leaks"] for r in audit_rows)),
-                  "enforced_leaks": int(sum(r["leaks"] for r in audit_rows if r["enforced"]))},  # fmt: skip
+        "audit": {
+            "summary": audit_rows,
+            "leaks_total": int(sum(r["leaks"] for r in audit_rows)),
+            "enforced_leaks": int(sum(r["leaks"] for r in audit_rows if r["enforced"])),
+        },  # fmt: skip
         "files": {"count": len(files), "bytes": int(sum(f["size"] for f in files)), "list": files},
     }
 
@@ -375,7 +395,9 @@ def render_markdown(card: Mapping[str, Any], max_ids: int = 8, max_files: int = 
     if cnt["rejections"]:
         rows = []
         for r in cnt["rejections"]:
-            ids = ", ".join(r["ids"][:max_ids]) + (f" (+{len(r['ids']) - max_ids})" if len(r["ids"]) > max_ids else "")
+            ids = ", ".join(r["ids"][:max_ids]) + (
+                f" (+{len(r['ids']) - max_ids})" if len(r["ids"]) > max_ids else ""
+            )
             rows.append((r["stage"], r["reason"], r["count"], ids))
         out += _md_table(["stage", "reason", "count", "ids"], rows)
     else:
@@ -394,9 +416,16 @@ def render_markdown(card: Mapping[str, Any], max_ids: int = 8, max_files: int = 
                 "bin 4, or whose bins hang on the contour, has contour levels that do not fit its maps "
                 "(an estimated level: mean + 3 sd of the full map)."]  # fmt: skip
     out += ["", "### Beside the paper (Mu et al. 2024: 1355 pairs, 37.3% helix, 13.5% sheet)", ""]
-    out += _md_table(["", "this dataset", "the paper"], [(r["what"], r["ours"], r["paper"]) for r in cnt["beside_the_paper"]])
-    out += ["", "A paper-scale run far from these numbers gathered a different population (check "
-            "acquire.release_date_max and the quality bins' cut-offs).", ""]
+    out += _md_table(
+        ["", "this dataset", "the paper"],
+        [(r["what"], r["ours"], r["paper"]) for r in cnt["beside_the_paper"]],
+    )
+    out += [
+        "",
+        "A paper-scale run far from these numbers gathered a different population (check "
+        "acquire.release_date_max and the quality bins' cut-offs).",
+        "",
+    ]
     out += ["", "## Splits", ""]
     out += _md_table(["split", "train", "val", "test", "total", "clusters"],
                      [(k, v["train"], v["val"], v["test"], v["total"], v["clusters"])
@@ -406,7 +435,11 @@ def render_markdown(card: Mapping[str, Any], max_ids: int = 8, max_files: int = 
     out += _md_table(["split", "role", "cases", "max identity", "leaks", "enforced"],
                      [(r["split"], r["role"], r["cases"], r["max_identity"], r["leaks"], r["enforced"])
                       for r in aud["summary"]])  # fmt: skip
-    out += ["", f"Leaks in enforced splits: {aud['enforced_leaks']}; in all splits: {aud['leaks_total']}.", ""]
+    out += [
+        "",
+        f"Leaks in enforced splits: {aud['enforced_leaks']}; in all splits: {aud['leaks_total']}.",
+        "",
+    ]
     out += ["## Software", ""]
     out += [f"cryosse {sw['cryosse']}, Python {sw['python']} on {sw['platform']}.", ""]
     out += _md_table(["package or tool", "version in this run"],
@@ -416,7 +449,9 @@ def render_markdown(card: Mapping[str, Any], max_ids: int = 8, max_files: int = 
         out += ["", "Conda envs (pinned; `snakemake --use-conda` builds them):", ""]
         rows = []
         for name, env in sw["conda_envs"].items():
-            pins = [f"{k}={v}" for k, v in env["conda"].items()] + [f"{k}=={v} (pip)" for k, v in env["pip"].items()]
+            pins = [f"{k}={v}" for k, v in env["conda"].items()] + [
+                f"{k}=={v} (pip)" for k, v in env["pip"].items()
+            ]
             rows.append((name, ", ".join(pins)))
         out += _md_table(["env", "pins"], rows)
     out += ["", "## Configuration", "", f"sha256 of the canonical JSON: `{cfg['sha256']}`", "", "```yaml"]
@@ -425,11 +460,15 @@ def render_markdown(card: Mapping[str, Any], max_ids: int = 8, max_files: int = 
     out += ["## Output files", ""]
     top = [f for f in files if "/pairs/" not in f["path"] and "/entries/" not in f["path"]]
     rest = len(files) - len(top)
-    out += _md_table(["path", "bytes", "sha256"], [(f["path"], f["size"], f["sha256"]) for f in top[:max_files]])
+    out += _md_table(
+        ["path", "bytes", "sha256"], [(f["path"], f["size"], f["sha256"]) for f in top[:max_files]]
+    )
     if len(top) > max_files:
         out.append(f"\n... and {len(top) - max_files} more (dataset_card.json lists them all).")
     if rest:
-        out.append(f"\nPer-entry tables and pair folders: {rest} more files, each with its sha256 in dataset_card.json.")
+        out.append(
+            f"\nPer-entry tables and pair folders: {rest} more files, each with its sha256 in dataset_card.json."
+        )
     return "\n".join(out) + "\n"
 
 

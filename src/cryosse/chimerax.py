@@ -44,7 +44,9 @@ run(session, "view")  # noqa: F821
 """
 
 
-def chimerax_script(map_path: Path, out_dir: Path, level: float, level_note: str, nucleic: bool = False) -> str:
+def chimerax_script(
+    map_path: Path, out_dir: Path, level: float, level_note: str, nucleic: bool = False
+) -> str:
     """A Python script for ChimeraX that opens the map (mesh at ``level``) and the helix (yellow),
     sheet (cyan) and, for a 4-class model, nucleic-acid (orange) surfaces. Model numbers are
     read back from what it opens (it works in a busy session), and every path is found
@@ -54,6 +56,8 @@ def chimerax_script(map_path: Path, out_dir: Path, level: float, level_note: str
         map_rel = os.path.relpath(map_abs, out_dir.resolve())
     except ValueError:  # another drive (Windows)
         map_rel = ""
-    masks = [("helix.mrc", "yellow"), ("sheet.mrc", "cyan")] + ([("nucleic.mrc", "orange")] if nucleic else [])
+    masks = [("helix.mrc", "yellow"), ("sheet.mrc", "cyan")] + (
+        [("nucleic.mrc", "orange")] if nucleic else []
+    )
     return CHIMERAX_TEMPLATE.format(map_rel=map_rel, map_abs=map_abs, level=round(float(level), 6),
                                     level_note=level_note, masks=masks)  # fmt: skip

@@ -53,7 +53,9 @@ def load_yaml(path: str | os.PathLike, what: str = "config file") -> dict[str, A
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a {what} must be a mapping of keys (key: value), not a {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: a {what} must be a mapping of keys (key: value), not a {type(data).__name__}"
+        )
     return data
 
 
@@ -61,7 +63,9 @@ def merge(base: dict, over: dict) -> dict:
     """``over`` laid onto ``base``, section by section (as Snakemake merges config files)."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        out[k] = (
+            merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        )
     return out
 
 
@@ -98,7 +102,9 @@ def check_rules(config: dict, source: str) -> None:
     problems: list[str] = []
     acq = config.get("acquire", {})
     if acq.get("resolution_min", 0) > acq.get("resolution_max", float("inf")):
-        problems.append(f"acquire.resolution_min {acq['resolution_min']} is above acquire.resolution_max {acq['resolution_max']}")
+        problems.append(
+            f"acquire.resolution_min {acq['resolution_min']} is above acquire.resolution_max {acq['resolution_max']}"
+        )
     pairs = {"acquire.simulate.resolution_range": acq.get("simulate", {}).get("resolution_range")}
     for name, rng in (config.get("pretrain", {}).get("simulate", {}).get("ranges", {}) or {}).items():
         if isinstance(rng, list):
@@ -117,13 +123,19 @@ def check_rules(config: dict, source: str) -> None:
     q = config.get("dataset", {}).get("quality", {})
     cyl, pr = q.get("cyl_cutoffs"), q.get("pr_cutoffs")
     if cyl and any(b > a for a, b in zip(cyl, cyl[1:], strict=False)):
-        problems.append(f"dataset.quality.cyl_cutoffs {cyl}: bin 1 must ask at least what bin 2 and 3 ask (descending)")
+        problems.append(
+            f"dataset.quality.cyl_cutoffs {cyl}: bin 1 must ask at least what bin 2 and 3 ask (descending)"
+        )
     if pr and any(b < a for a, b in zip(pr, pr[1:], strict=False)):
-        problems.append(f"dataset.quality.pr_cutoffs {pr}: bin 1 must ask at least what bin 2 and 3 ask (ascending)")
+        problems.append(
+            f"dataset.quality.pr_cutoffs {pr}: bin 1 must ask at least what bin 2 and 3 ask (ascending)"
+        )
     for section in ("train", "pretrain"):
         t = config.get(section, {}) if section == "train" else config.get("pretrain", {}).get("train", {})
         if t.get("patch", 0) % 4:
-            problems.append(f"{section}.patch {t['patch']}: must be a multiple of 4 (the network pools twice by 2)")
+            problems.append(
+                f"{section}.patch {t['patch']}: must be a multiple of 4 (the network pools twice by 2)"
+            )
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 
@@ -168,6 +180,9 @@ def add_cli(subparsers: Any) -> None:
         "when Snakemake reports 'Config file is not valid JSON or YAML' without naming the file or line.",
     )
     p.add_argument("files", nargs="+", help="config YAML files, e.g. config/config.yaml config/demo.yaml")
-    p.add_argument("--workflow", action="store_true",
-                   help="require the workflow's top-level keys (source, entries), as snakemake does")
+    p.add_argument(
+        "--workflow",
+        action="store_true",
+        help="require the workflow's top-level keys (source, entries), as snakemake does",
+    )
     p.set_defaults(func=_cmd_check)

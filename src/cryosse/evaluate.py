@@ -52,7 +52,9 @@ def _classes(n_classes: int) -> dict[str, int]:
     return {NAMES[k]: k for k in range(1, n_classes)}
 
 
-def _class_scores(pred: np.ndarray, truth: np.ndarray, n_classes: int, counts: str, f1: str) -> dict[str, float]:
+def _class_scores(
+    pred: np.ndarray, truth: np.ndarray, n_classes: int, counts: str, f1: str
+) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, cls in _classes(n_classes).items():
         tp, fp, fn = confusion(pred, truth, cls)
@@ -64,7 +66,9 @@ def _class_scores(pred: np.ndarray, truth: np.ndarray, n_classes: int, counts: s
     return out
 
 
-def voxel_scores(pred_centre: np.ndarray, truth_centre: np.ndarray, n_classes: int = PAPER_CLASSES) -> dict[str, float]:
+def voxel_scores(
+    pred_centre: np.ndarray, truth_centre: np.ndarray, n_classes: int = PAPER_CLASSES
+) -> dict[str, float]:
     """Voxel F1 per class on centre-box arrays: ``vox_{tp,fp,fn,true}_{cls}``, ``f1_{cls}``."""
     return _class_scores(pred_centre, truth_centre, n_classes, "vox", "f1")
 
@@ -132,7 +136,9 @@ def residue_votes(
     return out
 
 
-def residue_scores(pred_res: np.ndarray, true_res: np.ndarray, n_classes: int = PAPER_CLASSES) -> dict[str, float]:
+def residue_scores(
+    pred_res: np.ndarray, true_res: np.ndarray, n_classes: int = PAPER_CLASSES
+) -> dict[str, float]:
     """Residue F1 per class: ``res_{tp,fp,fn,true}_{cls}``, ``res_f1_{cls}``."""
     return _class_scores(np.asarray(pred_res), np.asarray(true_res), n_classes, "res", "res_f1")
 
@@ -167,8 +173,14 @@ def score_case(
         ca = np.concatenate([ca, na])
         true_res = np.concatenate([true_res, np.full(len(na), NUCLEIC, true_res.dtype)])
     votes = residue_votes(
-        pred, ca, np.asarray(arrays["origin_xyz"], float), float(np.asarray(arrays["voxel_size"])),
-        radius=radius, ties=ties, region=centre, n_classes=n_classes,
+        pred,
+        ca,
+        np.asarray(arrays["origin_xyz"], float),
+        float(np.asarray(arrays["voxel_size"])),
+        radius=radius,
+        ties=ties,
+        region=centre,
+        n_classes=n_classes,
     )
     row.update(residue_scores(votes, true_res, n_classes))
     for name, cls in (("helix", 1), ("sheet", 2), ("other", 0), ("nucleic", NUCLEIC))[:n_classes]:
@@ -208,7 +220,16 @@ def load_pair_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: pair arrays missing; rerun the dataset stage")
     with np.load(path) as z:
-        need = ("density", "labels", "centre", "ca_xyz", "ca_class", "ca_in_centre", "origin_xyz", "voxel_size")
+        need = (
+            "density",
+            "labels",
+            "centre",
+            "ca_xyz",
+            "ca_class",
+            "ca_in_centre",
+            "origin_xyz",
+            "voxel_size",
+        )
         missing = [k for k in need if k not in z.files]
         if missing:
             raise ValueError(f"{path}: arrays missing {', '.join(missing)}; rerun the dataset stage")
@@ -237,18 +258,37 @@ def write_prediction(path: str | os.PathLike, pred: np.ndarray, arrays: dict[str
 
 
 PER_CASE_FIRST = [
-    "pair_id", "split", "loss", "setting", "gamma", "best_val", "status", "reason",
-    "emdb_id", "pdb_id", "chain", "resolution", "bin", "n_ca_helix", "n_ca_sheet", "n_ca_other", "n_na",
+    "pair_id",
+    "split",
+    "loss",
+    "setting",
+    "gamma",
+    "best_val",
+    "status",
+    "reason",
+    "emdb_id",
+    "pdb_id",
+    "chain",
+    "resolution",
+    "bin",
+    "n_ca_helix",
+    "n_ca_sheet",
+    "n_ca_other",
+    "n_na",
 ]
 
 
-def read_case_tables(split_tsv: str | os.PathLike, dataset_tsv: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_case_tables(
+    split_tsv: str | os.PathLike, dataset_tsv: str | os.PathLike
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The split table and the dataset table (indexed by pair id), their required columns checked."""
     sp = pd.read_csv(split_tsv, sep="\t", dtype=str)
     for col in ("pair_id", "role"):
         if col not in sp.columns:
             raise ValueError(f"{split_tsv}: column {col!r} missing (have {', '.join(sp.columns)})")
-    ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str, "emdb_id": str, "pdb_id": str, "chain": str})
+    ds = pd.read_csv(
+        dataset_tsv, sep="\t", dtype={"pair_id": str, "emdb_id": str, "pdb_id": str, "chain": str}
+    )
     if "pair_id" not in ds.columns or "path" not in ds.columns:
         raise ValueError(f"{dataset_tsv}: columns pair_id and path are required")
     return sp, ds.set_index("pair_id", drop=False)
@@ -312,17 +352,27 @@ def evaluate_split(
     require_classes(meta, dataset_classes(ds.columns), checkpoint, f"the dataset {dataset_tsv}")
     cases = role_cases(sp, role, split_tsv)
     if "split" in meta and str(meta["split"]) != str(split):
-        raise ValueError(f"{checkpoint}: trained on split {meta['split']}, but split {split} is being evaluated")
+        raise ValueError(
+            f"{checkpoint}: trained on split {meta['split']}, but split {split} is being evaluated"
+        )
     leaked = sorted(set(cases) & set(meta.get("train_pairs", []) or []))
     if leaked:
-        raise ValueError(f"{checkpoint}: {len(leaked)} {role} case(s) of {split_tsv} were training pairs of this "
-                         f"model ({', '.join(leaked[:5])}); the split table and the model do not belong together")
+        raise ValueError(
+            f"{checkpoint}: {len(leaked)} {role} case(s) of {split_tsv} were training pairs of this "
+            f"model ({', '.join(leaked[:5])}); the split table and the model do not belong together"
+        )
     pred_dir = Path(pred_dir)
     pred_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for pid in cases:
-        row: dict[str, Any] = {"pair_id": pid, "split": str(split), "loss": info["loss_name"] or "",
-                               "setting": info["setting"], "gamma": info["gamma"], "best_val": info["best_val"]}
+        row: dict[str, Any] = {
+            "pair_id": pid,
+            "split": str(split),
+            "loss": info["loss_name"] or "",
+            "setting": info["setting"],
+            "gamma": info["gamma"],
+            "best_val": info["best_val"],
+        }
         meta_row = add_pair_meta(row, ds, pid)
         try:
             if meta_row is None:
@@ -338,8 +388,10 @@ def evaluate_split(
         rows.append(row)
     df = pd.DataFrame(rows)
     if not (df["status"] == "ok").any():
-        raise RuntimeError(f"{checkpoint}: no {role} case of {split_tsv} could be evaluated: "
-                           + "; ".join(df["reason"].astype(str)))
+        raise RuntimeError(
+            f"{checkpoint}: no {role} case of {split_tsv} could be evaluated: "
+            + "; ".join(df["reason"].astype(str))
+        )
     return write_per_case(df, out_tsv)
 
 
@@ -358,11 +410,18 @@ def _cmd_aggregate(args: Any) -> int:
     if percent is None:  # F1 in percent when any average exceeds 1
         vals = res[["helix", "sheet"]].to_numpy(float)
         percent = bool(np.isfinite(vals).any() and np.nanmax(vals) > 1.0)
-    print(f"# {args.per_case}: {len(df)} cases; each F1 weighted by the true units in the column named under 'weights'")
-    cols = ["name", "helix", "sheet", "mean"] + [c for c in res.columns if c.endswith(("_lo", "_hi"))] + ["weights"]
+    print(
+        f"# {args.per_case}: {len(df)} cases; each F1 weighted by the true units in the column named under 'weights'"
+    )
+    cols = (
+        ["name", "helix", "sheet", "mean"]
+        + [c for c in res.columns if c.endswith(("_lo", "_hi"))]
+        + ["weights"]
+    )
     if args.format == "tsv":
-        res[cols].to_csv(sys.stdout, sep="\t", index=False, float_format="%.1f" if percent else "%.4f",
-                         na_rep="NA")
+        res[cols].to_csv(
+            sys.stdout, sep="\t", index=False, float_format="%.1f" if percent else "%.4f", na_rep="NA"
+        )
     else:
         fmt = "{:.1f}" if percent else "{:.3f}"
         print("\t".join(cols))
@@ -373,13 +432,25 @@ def _cmd_aggregate(args: Any) -> int:
 
 
 def _cmd_evaluate(args: Any) -> int:
-    df = evaluate_split(args.checkpoint, args.split_tsv, args.dataset, args.out, args.pred_dir,
-                        split=args.split, role=args.role, radius=args.radius, ties=args.ties,
-                        device=args.device, threads=args.threads)
+    df = evaluate_split(
+        args.checkpoint,
+        args.split_tsv,
+        args.dataset,
+        args.out,
+        args.pred_dir,
+        split=args.split,
+        role=args.role,
+        radius=args.radius,
+        ties=args.ties,
+        device=args.device,
+        threads=args.threads,
+    )
     ok = df[df["status"] == "ok"]
-    print(f"{len(ok)} of {len(df)} cases scored; weighted voxel F1 "
-          f"helix {weighted_mean(ok['f1_helix'], ok['vox_true_helix']):.3f} "
-          f"sheet {weighted_mean(ok['f1_sheet'], ok['vox_true_sheet']):.3f}")
+    print(
+        f"{len(ok)} of {len(df)} cases scored; weighted voxel F1 "
+        f"helix {weighted_mean(ok['f1_helix'], ok['vox_true_helix']):.3f} "
+        f"sheet {weighted_mean(ok['f1_sheet'], ok['vox_true_sheet']):.3f}"
+    )
     return 0
 
 
@@ -394,28 +465,46 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("per_case", help="TSV with one row per case ('#' lines are comments, NA = undefined)")
     p.add_argument("--weight-helix", help="column of true helix units (detected when omitted)")
     p.add_argument("--weight-sheet", help="column of true sheet units (detected when omitted)")
-    p.add_argument("--bootstrap", type=COUNT, default=0, help="bootstrap resamples for an interval (0 = none)")
-    p.add_argument("--ci", type=number(0, 1, lo_open=True, hi_open=True), default=0.95,
-                   help="confidence level of the interval, in (0, 1) (default 0.95)")
+    p.add_argument(
+        "--bootstrap", type=COUNT, default=0, help="bootstrap resamples for an interval (0 = none)"
+    )
+    p.add_argument(
+        "--ci",
+        type=number(0, 1, lo_open=True, hi_open=True),
+        default=0.95,
+        help="confidence level of the interval, in (0, 1) (default 0.95)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
-    p.add_argument("--percent", action=argparse.BooleanOptionalAction, default=None,
-                   help="print with one decimal (F1 in percent); detected from the values when omitted")
-    p.add_argument("--format", choices=["text", "tsv"], default="text", help="tab-separated text, or a TSV table")
+    p.add_argument(
+        "--percent",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="print with one decimal (F1 in percent); detected from the values when omitted",
+    )
+    p.add_argument(
+        "--format", choices=["text", "tsv"], default="text", help="tab-separated text, or a TSV table"
+    )
     p.set_defaults(func=_cmd_aggregate)
 
-    e = subparsers.add_parser("evaluate", help="predict and score the test cases of one split with one checkpoint")
+    e = subparsers.add_parser(
+        "evaluate", help="predict and score the test cases of one split with one checkpoint"
+    )
     e.add_argument("checkpoint", help="a cryosse checkpoint, e.g. results/models/0/FL_DL.pt")
     e.add_argument("split_tsv", help="results/splits/split_{k}.tsv")
     e.add_argument("--dataset", required=True, help="results/dataset/dataset.tsv")
     e.add_argument("--out", required=True, help="per-case TSV to write")
     e.add_argument("--pred-dir", required=True, help="folder for predicted label maps (MRC)")
     e.add_argument("--split", default="0", help="split id recorded in the per-case table")
-    e.add_argument("--role", default="test", choices=["train", "val", "test"], help="which cases of the split to score")
+    e.add_argument(
+        "--role", default="test", choices=["train", "val", "test"], help="which cases of the split to score"
+    )
     e.add_argument("--radius", type=POSITIVE, default=3.0, help="A around each CA for the residue vote")
-    e.add_argument("--ties", choices=TIE_RULES, default="background",
-                   help="residue vote ties: background, or the tied class nearest the CA")
+    e.add_argument(
+        "--ties",
+        choices=TIE_RULES,
+        default="background",
+        help="residue vote ties: background, or the tied class nearest the CA",
+    )
     e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     e.add_argument("--threads", type=AT_LEAST_ONE, default=1, help="CPU threads for PyTorch")
     e.set_defaults(func=_cmd_evaluate)
-
-

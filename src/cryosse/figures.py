@@ -104,8 +104,14 @@ def per_case_figure(main: pd.DataFrame) -> plt.Figure:
         for loss in losses:
             d = main[main["loss"] == loss].set_index("pair_id")
             common = d.index.intersection(ce.index)
-            ax.scatter(100 * ce.loc[common, f"f1_{cls}"].astype(float), 100 * d.loc[common, f"f1_{cls}"].astype(float),
-                       s=14, label=LABELS.get(loss, loss), color=COLOURS.get(loss), alpha=0.8)
+            ax.scatter(
+                100 * ce.loc[common, f"f1_{cls}"].astype(float),
+                100 * d.loc[common, f"f1_{cls}"].astype(float),
+                s=14,
+                label=LABELS.get(loss, loss),
+                color=COLOURS.get(loss),
+                alpha=0.8,
+            )
         ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls="--")
         ax.set_xlim(0, 100)
         ax.set_ylim(0, 100)
@@ -125,8 +131,14 @@ def resolution_figure(main: pd.DataFrame) -> plt.Figure:
     for ax, cls in zip(axes, CLASSES, strict=True):
         for loss in loss_order(main["loss"]):
             d = main[main["loss"] == loss]
-            ax.scatter(d["resolution"].astype(float), 100 * d[f"f1_{cls}"].astype(float), s=14, label=LABELS.get(loss, loss),
-                       color=COLOURS.get(loss), alpha=0.8)
+            ax.scatter(
+                d["resolution"].astype(float),
+                100 * d[f"f1_{cls}"].astype(float),
+                s=14,
+                label=LABELS.get(loss, loss),
+                color=COLOURS.get(loss),
+                alpha=0.8,
+            )
         ax.set_xlabel("map resolution (Å)")
         ax.set_title(cls)
     axes[0].set_ylabel("voxel F1 (%)")
@@ -190,8 +202,13 @@ def training_figure(histories: dict[str, Path], settings: dict[str, str] | None 
     return fig
 
 
-def slices_figure(main: pd.DataFrame, eval_dir: str | os.PathLike, n_cases: int, dataset_paths: dict[str, str],
-                  split: str = "0") -> plt.Figure:
+def slices_figure(
+    main: pd.DataFrame,
+    eval_dir: str | os.PathLike,
+    n_cases: int,
+    dataset_paths: dict[str, str],
+    split: str = "0",
+) -> plt.Figure:
     """One z slice of the centre box per case (the one with most helix + sheet voxels): density,
     truth and each loss's prediction, all panels of a row on the same grid, with a colour key,
     the slice's index and a 10 A scale bar."""
@@ -219,7 +236,9 @@ def slices_figure(main: pd.DataFrame, eval_dir: str | os.PathLike, n_cases: int,
         for loss in losses:
             p = Path(eval_dir) / split / loss / "pred" / f"{pid}.mrc"
             data = np.asarray(read_map(p).data) if p.exists() else np.zeros_like(lab)
-            panels.append((LABELS.get(loss, loss), data[k] if data.shape == lab.shape else np.zeros_like(lab[k]), cmap))
+            panels.append(
+                (LABELS.get(loss, loss), data[k] if data.shape == lab.shape else np.zeros_like(lab[k]), cmap)
+            )
         side = max(lab.shape[1:])  # the same extent in every panel of the row
         for j, (name, img, cm) in enumerate(panels):
             ax = axes[i, j]
@@ -279,7 +298,9 @@ def build_figures(
     written += save(f1_bar_figure(with_tools, n_boot, level, seed), out / "f1_by_loss")
     written += save(per_case_figure(with_tools), out / "per_case_vs_ce")
     written += save(resolution_figure(with_tools), out / "f1_vs_resolution")
-    written += save(training_figure(chosen_histories(selection_tsv), chosen_settings(selection_tsv)),
-                    out / "training_curves")
+    written += save(
+        training_figure(chosen_histories(selection_tsv), chosen_settings(selection_tsv)),
+        out / "training_curves",
+    )
     written += save(slices_figure(main, eval_dir, n_slices, paths, str(main_split)), out / "slices")
     return written

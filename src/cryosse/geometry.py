@@ -207,7 +207,9 @@ def _map_from_header(path: Path, header: np.void, raw: bytes | None, mmap: bool)
     dtype = np.dtype(_MODE_DTYPES[mode]).newbyteorder(header.dtype["nx"].byteorder)
     nsymbt = int(header["nsymbt"])
     if nsymbt < 0:
-        raise MapError(f"{path}: extended header size {nsymbt} bytes (NSYMBT) is negative; the file is damaged")
+        raise MapError(
+            f"{path}: extended header size {nsymbt} bytes (NSYMBT) is negative; the file is damaged"
+        )
     offset = 1024 + nsymbt
     count = n_crs[0] * n_crs[1] * n_crs[2]
     expected = offset + count * dtype.itemsize

@@ -51,7 +51,9 @@ def predict_probabilities(
     dev = torch.device(device) if not isinstance(device, torch.device) else device
     model = model.to(dev).eval()
     x = torch.from_numpy(np.ascontiguousarray(density, np.float32))[None, None].to(dev)
-    x, (d, h, w) = pad_to_multiple(x, value=float(density.min()) if density.size else 0.0)  # the solvent value
+    x, (d, h, w) = pad_to_multiple(
+        x, value=float(density.min()) if density.size else 0.0
+    )  # the solvent value
     logits = model(x)[..., :d, :h, :w]
     return torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
 
@@ -78,7 +80,9 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def faster_on_cpu(module: nn.Module, channels_last: bool = True, size: int = 48, repeats: int = 2) -> tuple[torch.dtype, dict[str, float]]:
+def faster_on_cpu(
+    module: nn.Module, channels_last: bool = True, size: int = 48, repeats: int = 2
+) -> tuple[torch.dtype, dict[str, float]]:
     """fp32 or bf16, whichever runs ``module`` faster on this CPU, timed on a ``size``^3 box.
 
     CPU flags do not tell: a machine can report AVX512-BF16 and still run bf16 convolutions
@@ -151,7 +155,10 @@ def calibration_cube(density: np.ndarray, edge: int = INT8_CALIBRATION_EDGE) -> 
         sums = np.add.reduceat(sums, np.arange(0, n, step), axis=axis, dtype=np.float64)
     windows = sliding_window_view(sums, [min(2, n) for n in sums.shape]).sum(axis=(-3, -2, -1))
     best = np.unravel_index(int(np.argmax(windows)), windows.shape)
-    sl = tuple(slice(s, s + edge) for s in (min(i * step, max(0, n - edge)) for i, n in zip(best, density.shape, strict=True)))
+    sl = tuple(
+        slice(s, s + edge)
+        for s in (min(i * step, max(0, n - edge)) for i, n in zip(best, density.shape, strict=True))
+    )
     cube = torch.from_numpy(np.ascontiguousarray(density[sl], np.float32))[None, None]
     return pad_to_multiple(cube, POOL_FACTOR, float(density.min()))[0].numpy()[0, 0]
 
@@ -183,7 +190,9 @@ def quantize_int8(module: nn.Module, calibration: np.ndarray) -> nn.Module:
     engines = torch.backends.quantized.supported_engines
     engine = next((e for e in ("x86", "fbgemm") if e in engines), None)
     if engine is None:
-        raise RuntimeError(f"int8 needs PyTorch's x86 or fbgemm quantized back end; this PyTorch has {engines}")
+        raise RuntimeError(
+            f"int8 needs PyTorch's x86 or fbgemm quantized back end; this PyTorch has {engines}"
+        )
     torch.backends.quantized.engine = engine
     q = QuantizableUNet(module).eval()
     # 8-bit activations where VNNI's int32 accumulation allows it, 7-bit otherwise (PyTorch's
@@ -246,7 +255,9 @@ class FastModel:
     @property
     def precision(self) -> str:
         """fp32, bf16, fp16 or int8: the name ``--precision`` takes."""
-        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.qint8: "int8"}[self.dtype]
+        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.qint8: "int8"}[
+            self.dtype
+        ]
 
     @torch.no_grad()
     def probabilities(self, x: np.ndarray) -> torch.Tensor:

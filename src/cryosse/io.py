@@ -112,7 +112,9 @@ def staging_dir(parent: str | os.PathLike, prefix: str) -> Path:
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix=f".{prefix}-{os.getpid()}-", dir=parent))
-    os.chmod(path, 0o777 & ~_umask())  # mkdtemp makes it private; a folder renamed into place follows the umask
+    os.chmod(
+        path, 0o777 & ~_umask()
+    )  # mkdtemp makes it private; a folder renamed into place follows the umask
     return path
 
 

@@ -106,7 +106,9 @@ class QuantizableUNet(nn.Module):
         for name in ("down1", "down2", "bottom", "up1", "up2"):
             block = getattr(self, name)
             if [type(m) for m in block] != [nn.Conv3d, nn.ReLU] * 2:
-                raise ValueError(f"{name}: expected Conv3d, ReLU, Conv3d, ReLU (batch norm folded), got {block}")
+                raise ValueError(
+                    f"{name}: expected Conv3d, ReLU, Conv3d, ReLU (batch norm folded), got {block}"
+                )
             fuse_modules(block, [["0", "1"], ["2", "3"]], inplace=True)
         self.quant, self.dequant = QuantStub(), DeQuantStub()
         self.cat1, self.cat2 = FloatFunctional(), FloatFunctional()
@@ -191,7 +193,9 @@ def _class_words(n: int) -> str:
     return "background, helix, sheet" + (", nucleic acid" if n == 4 else "")
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[DeepSSETracerUNet, dict]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[DeepSSETracerUNet, dict]:
     """Load a checkpoint with ``weights_only=True``; return (model in eval mode, metadata).
 
     Raises :class:`CheckpointError` for a file that is not a cryosse checkpoint,
@@ -214,12 +218,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {first})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a cryosse checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__!r})")
+        raise CheckpointError(
+            f"{path}: not a cryosse checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__!r})"
+        )
     if ckpt.get("arch") != ARCH:
         raise CheckpointError(f"{path}: architecture {ckpt.get('arch')!r}, expected {ARCH!r}")
     args = ckpt.get("model_args") if isinstance(ckpt.get("model_args"), dict) else {}
     if int(args.get("in_channels", 1)) != 1:
-        raise CheckpointError(f"{path}: a network of {args['in_channels']} input channels; cryosse maps have one")
+        raise CheckpointError(
+            f"{path}: a network of {args['in_channels']} input channels; cryosse maps have one"
+        )
     if int(args.get("n_classes", 3)) not in (3, 4):
         raise CheckpointError(
             f"{path}: a network of {args['n_classes']} output classes; cryosse networks have 3 "
@@ -227,12 +235,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         )
     state = ckpt.get("state_dict")
     if not isinstance(state, dict) or _weights_digest(state) != ckpt.get("weights_sha256"):
-        raise CheckpointError(f"{path}: the weights do not match their recorded sha256; the file was altered or damaged")
+        raise CheckpointError(
+            f"{path}: the weights do not match their recorded sha256; the file was altered or damaged"
+        )
     try:
         model = build_model(ckpt["model_args"])
         model.load_state_dict(state)
     except (TypeError, RuntimeError, KeyError) as exc:
-        raise CheckpointError(f"{path}: weights do not fit {ARCH} with {ckpt.get('model_args')}: {exc}") from exc
+        raise CheckpointError(
+            f"{path}: weights do not fit {ARCH} with {ckpt.get('model_args')}: {exc}"
+        ) from exc
     model.eval()
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     return model, meta

@@ -58,7 +58,10 @@ def rotate(arrays: list[np.ndarray], k: int) -> list[np.ndarray]:
     """Apply rotation ``k`` (0..23) of :data:`ROTATIONS` to each array alike."""
     perm, flips = ROTATIONS[k]
     axes = tuple(ax for ax, f in enumerate(flips) if f)
-    return [np.ascontiguousarray(np.flip(np.transpose(a, perm), axes) if axes else np.transpose(a, perm)) for a in arrays]
+    return [
+        np.ascontiguousarray(np.flip(np.transpose(a, perm), axes) if axes else np.transpose(a, perm))
+        for a in arrays
+    ]
 
 
 @dataclass
@@ -97,7 +100,9 @@ class PatchSampler:
         fg = self._foreground(pair) if self.foreground > 0 else []
         if fg and rng.random() < self.foreground:
             idx = fg[int(rng.integers(len(fg)))]
-            return tuple(int(v) for v in np.unravel_index(int(idx[rng.integers(idx.size)]), pair.labels.shape))  # type: ignore[return-value]
+            return tuple(
+                int(v) for v in np.unravel_index(int(idx[rng.integers(idx.size)]), pair.labels.shape)
+            )  # type: ignore[return-value]
         z0, z1, y0, y1, x0, x1 = pair.centre
         return int(rng.integers(z0, z1)), int(rng.integers(y0, y1)), int(rng.integers(x0, x1))
 
@@ -122,7 +127,11 @@ class PatchSampler:
         else:
             shape = padded_shape(dens.shape)
         solvent = solvent_value(pair.density)
-        dens, lab, mask = pad_array(dens, shape, solvent), pad_array(lab, shape, 0), pad_array(mask, shape, False)
+        dens, lab, mask = (
+            pad_array(dens, shape, solvent),
+            pad_array(lab, shape, 0),
+            pad_array(mask, shape, False),
+        )
         if self.rotate:
             dens, lab, mask = rotate([dens, lab, mask], int(rng.integers(len(ROTATIONS))))
         if self.intensity > 0:  # boxes of other sizes and contents normalise a little differently
@@ -130,7 +139,9 @@ class PatchSampler:
             dens = (dens * np.exp(rng.uniform(-a, a)) + rng.uniform(-a, a) / 2).astype(np.float32)
         return dens, lab, mask
 
-    def batch_of(self, pairs: list, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch_of(
+        self, pairs: list, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step's examples: x (B, 1, D, H, W) float32, target (B, D, H, W) int64, mask (B, D, H, W) bool."""
         parts = [self.window(p, rng) for p in pairs]
         x = torch.from_numpy(np.stack([d for d, _, _ in parts]).astype(np.float32))[:, None]

@@ -93,8 +93,11 @@ def input_warnings(voxel_size: tuple[float, float, float], resolution: float | N
     if resolution is not None and not lo - 1.0 <= resolution <= hi + 2.0:
         out.append(
             f"a {resolution:g} A map is outside the {lo:g}-{hi:g} A the model was trained for:"
-            + (" blur it to 6-8 A first (e.g. ChimeraX 'volume gaussian')" if resolution < lo
-               else " helices and sheets are rarely resolved there")  # fmt: skip
+            + (
+                " blur it to 6-8 A first (e.g. ChimeraX 'volume gaussian')"
+                if resolution < lo
+                else " helices and sheets are rarely resolved there"
+            )  # fmt: skip
         )
     return out
 
@@ -208,7 +211,9 @@ class Prediction:
     nucleic: np.ndarray | None = None
 
 
-def network_input(dmap: DensityMap, spacing: float = DEFAULT_SPACING_A) -> tuple[MapGeometry, np.ndarray, bool]:
+def network_input(
+    dmap: DensityMap, spacing: float = DEFAULT_SPACING_A
+) -> tuple[MapGeometry, np.ndarray, bool]:
     """The map on the network's ``spacing`` grid, normalised as the training boxes were:
     (the grid, the density [z, y, x], whether the grid is the input's own)."""
     geom = dmap.geometry
@@ -270,7 +275,9 @@ def segment(
     timing["resample_normalise"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    fast = prepare_model(model, device, precision, calibration=calibration_cube(density) if precision == "int8" else None)
+    fast = prepare_model(
+        model, device, precision, calibration=calibration_cube(density) if precision == "int8" else None
+    )
     timing["prepare_model"] = time.perf_counter() - t0  # folding; with auto, timing; with int8, calibration
     plan = plan_tiles(density.shape, tile, overlap)
     log.info("%s: %s voxels at %g A, %d tile(s), %s on %s", dmap.path, "x".join(map(str, density.shape)), spacing,
@@ -313,7 +320,9 @@ def segment(
     return pred, details
 
 
-def _counts(helix: np.ndarray, sheet: np.ndarray, geom: MapGeometry, nucleic: np.ndarray | None = None) -> dict[str, Any]:
+def _counts(
+    helix: np.ndarray, sheet: np.ndarray, geom: MapGeometry, nucleic: np.ndarray | None = None
+) -> dict[str, Any]:
     vol = float(np.prod(geom.voxel_size))
     nh, ns = int(helix.sum()), int(sheet.sum())
     out = {
@@ -385,7 +394,11 @@ def predict_map(
         "resolution_A": resolution,
         "warnings": warnings,
         "grid": {**pred.grid.to_dict(), "resampled": pred.grid != geom},
-        "model": {"path": str(Path(ckpt).resolve()), "default": model is None, **{k: meta.get(k) for k in MODEL_META}},
+        "model": {
+            "path": str(Path(ckpt).resolve()),
+            "default": model is None,
+            **{k: meta.get(k) for k in MODEL_META},
+        },
         **details,
         "contour": contour,
         "trim_A": trim,
@@ -398,7 +411,9 @@ def predict_map(
         summary["trimmed_note"] = f"the map is too small to trim {trim} A from each face; no trimmed outputs"
     else:
         nuc = pred.nucleic
-        summary["trimmed"] = _counts(pred.helix[inner], pred.sheet[inner], tgeom, None if nuc is None else nuc[inner])
+        summary["trimmed"] = _counts(
+            pred.helix[inner], pred.sheet[inner], tgeom, None if nuc is None else nuc[inner]
+        )
         arrays += [(n.replace(".mrc", "_trimmed.mrc"), a[inner], dt) for n, a, dt in arrays]
     data = np.asarray(dmap.data, np.float32)
     level, note = ((contour, "the --contour level") if contour is not None else
@@ -408,7 +423,9 @@ def predict_map(
     return summary
 
 
-def _load(model: str | os.PathLike | None, classes: int | None, map_path: Path) -> tuple[Path, Any, dict, DensityMap, dict]:
+def _load(
+    model: str | os.PathLike | None, classes: int | None, map_path: Path
+) -> tuple[Path, Any, dict, DensityMap, dict]:
     """The checkpoint (its path, network and metadata), the map, and the time each took."""
     ckpt = resolve_model_path(model)
     t0 = time.perf_counter()
@@ -430,7 +447,9 @@ def _check_request(map_path: Path, out_dir: Path, precision: str, trim: float) -
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: the output path exists and is not a folder")
     if map_path.name in OUTPUT_NAMES and map_path.resolve().parent == out_dir.resolve():
-        raise ValueError(f"{map_path}: the input map would be overwritten by an output of the same name; choose another -o")
+        raise ValueError(
+            f"{map_path}: the input map would be overwritten by an output of the same name; choose another -o"
+        )
     if precision not in PRECISIONS:
         raise ValueError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if trim < 0:
@@ -446,7 +465,10 @@ def _output_arrays(pred: Prediction) -> list[tuple[str, np.ndarray, type]]:
         ("sheet_prob.mrc", pred.sheet_prob, np.float32),
     ]
     if pred.nucleic is not None:
-        arrays += [("nucleic.mrc", pred.nucleic, np.int8), ("nucleic_prob.mrc", pred.nucleic_prob, np.float32)]
+        arrays += [
+            ("nucleic.mrc", pred.nucleic, np.int8),
+            ("nucleic_prob.mrc", pred.nucleic_prob, np.float32),
+        ]
     return arrays
 
 
@@ -475,7 +497,11 @@ def _publish(
         (stage / "chimerax.py").write_text(script)
         names.append("chimerax.py")
         summary["files"] = sorted(names + ["summary.json"])
-        summary["timing_s"] = {**timing, "write_maps": time.perf_counter() - t0, "total": time.perf_counter() - t_start}
+        summary["timing_s"] = {
+            **timing,
+            "write_maps": time.perf_counter() - t0,
+            "total": time.perf_counter() - t_start,
+        }
         write_json(stage / "summary.json", summary)
         names.append("summary.json")
         mode = file_mode()

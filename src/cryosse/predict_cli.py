@@ -37,8 +37,11 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"{args.map}: helix {full['helix_voxels']} voxels ({full['helix_volume_A3']:.0f} A^3),"
         f" sheet {full['sheet_voxels']} voxels ({full['sheet_volume_A3']:.0f} A^3)"
-        + (f", nucleic acid {full['nucleic_voxels']} voxels ({full['nucleic_volume_A3']:.0f} A^3)"
-           if "nucleic_voxels" in full else "")  # fmt: skip
+        + (
+            f", nucleic acid {full['nucleic_voxels']} voxels ({full['nucleic_volume_A3']:.0f} A^3)"
+            if "nucleic_voxels" in full
+            else ""
+        )  # fmt: skip
         + ";"
         f" {s['precision']} on {s['device']}, {s['timing_s']['total']:.1f} s."
         f" Outputs in {args.out}; view in ChimeraX: open {Path(args.out) / 'chimerax.py'}"
@@ -121,7 +124,10 @@ def _add_grid_options(p: argparse.ArgumentParser) -> None:
         help=f"grid the network runs on, A (default {DEFAULT_SPACING_A:g}, as trained)",
     )
     p.add_argument(
-        "--threads", type=AT_LEAST_ONE, default=None, help="CPU threads for PyTorch (default: PyTorch's choice)"
+        "--threads",
+        type=AT_LEAST_ONE,
+        default=None,
+        help="CPU threads for PyTorch (default: PyTorch's choice)",
     )
     p.add_argument(
         "--contour",

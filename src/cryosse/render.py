@@ -43,12 +43,24 @@ def to_markdown(df: pd.DataFrame, title: str = "", note: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-_TEX_ESC = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-            "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+_TEX_ESC = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
 
 
 def tex_escape(s: Any) -> str:
-    return "".join(_TEX_ESC.get(ch, ch) for ch in str(s)).replace("\u00b1", r"$\pm$").replace("\u00c5", r"\AA{}")
+    return (
+        "".join(_TEX_ESC.get(ch, ch) for ch in str(s)).replace("\u00b1", r"$\pm$").replace("\u00c5", r"\AA{}")
+    )
 
 
 def to_latex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
@@ -58,8 +70,12 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
         out.append(f"\\caption{{{tex_escape(caption)}}}")
     if label:
         out.append(f"\\label{{{label}}}")
-    out += [f"\\begin{{tabular}}{{{align}}}", "\\hline", " & ".join(tex_escape(c) for c in df.columns) + " \\\\",
-            "\\hline"]
+    out += [
+        f"\\begin{{tabular}}{{{align}}}",
+        "\\hline",
+        " & ".join(tex_escape(c) for c in df.columns) + " \\\\",
+        "\\hline",
+    ]
     for _, row in df.iterrows():
         out.append(" & ".join(tex_escape(v) for v in row.tolist()) + " \\\\")
     out += ["\\hline", "\\end{tabular}", "\\end{table}"]
@@ -82,8 +98,9 @@ def to_html(df: pd.DataFrame, title: str = "", note: str = "") -> str:
     )
 
 
-def write_table(numbers: pd.DataFrame, shown: pd.DataFrame, stem: str | os.PathLike,
-                title: str, note: str = "") -> list[Path]:
+def write_table(
+    numbers: pd.DataFrame, shown: pd.DataFrame, stem: str | os.PathLike, title: str, note: str = ""
+) -> list[Path]:
     """``stem``.tsv (numbers, NA for undefined), .md, .tex and .html (the shown text)."""
     stem = Path(stem)
     write_tsv(stem.with_suffix(".tsv"), numbers, na_rep="NA", float_format="%.6g")

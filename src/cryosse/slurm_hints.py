@@ -42,7 +42,7 @@ def failure_hints(log_root: str | os.PathLike = ".snakemake/slurm_logs", since: 
         except OSError:
             continue
         rule_dir = log.relative_to(root).parts[0]
-        rule = rule_dir[len("rule_"):] if rule_dir.startswith("rule_") else rule_dir
+        rule = rule_dir[len("rule_") :] if rule_dir.startswith("rule_") else rule_dir
         for pattern, advice in PATTERNS:
             if pattern.search(text):
                 hints.append(f"rule {rule}, SLURM job {log.stem}: {advice.format(rule=rule)} (log: {log})")

@@ -124,12 +124,16 @@ def read_per_case(path: str | os.PathLike) -> pd.DataFrame:
         raise FileNotFoundError(f"{path}: no such per-case table")
     if path.is_dir():
         raise ValueError(f"{path}: is a folder, not a per-case table")
-    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln for ln in path.read_text(errors="replace").splitlines() if ln.strip() and not ln.startswith("#")
+    ]
     if lines:
         width = len(lines[0].split("\t"))
         for i, ln in enumerate(lines[1:], start=2):
             if len(ln.split("\t")) != width:
-                raise ValueError(f"{path}: row {i} has {len(ln.split(chr(9)))} tab-separated fields, the header {width}")
+                raise ValueError(
+                    f"{path}: row {i} has {len(ln.split(chr(9)))} tab-separated fields, the header {width}"
+                )
     df = pd.read_csv(path, sep="\t", comment="#", na_values=["NA", "N/A", "nan", ""], keep_default_na=True)
     if df.empty:
         raise ValueError(f"{path}: the per-case table has no rows")
@@ -202,7 +206,13 @@ def aggregate(
     if n_boot < 0:
         raise ValueError(f"bootstrap resamples {n_boot} must be >= 0")
     f1_cols = [f"{n}_{c}" for n in names for c in CLASSES if f"{n}_{c}" in df.columns]
-    w_cols = sorted({c for c in df.columns if c in set(wcols.values()) or re.search(r"(^|_)(true|n|count|ca)_(helix|sheet)$", str(c))})
+    w_cols = sorted(
+        {
+            c
+            for c in df.columns
+            if c in set(wcols.values()) or re.search(r"(^|_)(true|n|count|ca)_(helix|sheet)$", str(c))
+        }
+    )
     _check_values(df, f1_cols, [c for c in w_cols if pd.api.types.is_numeric_dtype(df[c])])
     rows = []
     for name in names:
@@ -232,9 +242,21 @@ def read_eval_results(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate per-case tables (one per split and loss); only rows with status ok."""
     frames = []
     for p in paths:
-        df = pd.read_csv(p, sep="\t", dtype={"pair_id": str, "split": str, "chain": str, "pdb_id": str,
-                                               "emdb_id": str, "loss": str, "setting": str},
-                         na_values=["NA"], keep_default_na=False)
+        df = pd.read_csv(
+            p,
+            sep="\t",
+            dtype={
+                "pair_id": str,
+                "split": str,
+                "chain": str,
+                "pdb_id": str,
+                "emdb_id": str,
+                "loss": str,
+                "setting": str,
+            },
+            na_values=["NA"],
+            keep_default_na=False,
+        )
         if "loss" not in df.columns or df["loss"].isna().all() or (df["loss"] == "").all():
             df["loss"] = Path(p).parent.name
         df["loss"] = df["loss"].replace("", Path(p).parent.name)

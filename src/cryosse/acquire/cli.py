@@ -84,9 +84,13 @@ def add_cli(subparsers) -> None:
         "query-emdb", help="search EMDB for 5-10 A maps with a fitted model; write an entry table"
     )
     p.add_argument("-c", "--config", action="append", help=cfg_help)
-    p.add_argument("-o", "--output", required=True,
-                   help="entry table to write, e.g. config/my_entries.tsv (then `entries:` in your config);"
-                        " config/entries.tsv is the paper's, shipped with cryosse")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="entry table to write, e.g. config/my_entries.tsv (then `entries:` in your config);"
+        " config/entries.tsv is the paper's, shipped with cryosse",
+    )
     p.add_argument("--force", action="store_true", help="replace the -o file if it exists")
     p.set_defaults(func=_query)
 

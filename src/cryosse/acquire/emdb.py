@@ -204,7 +204,9 @@ def header_v3_xml(
 SEARCH_FIELDS = "emdb_id,resolution,fitted_pdbs,structure_determination_method,release_date"
 
 
-def search_query(resolution_min: float, resolution_max: float, methods: list[str], release_date_max: str = "") -> str:
+def search_query(
+    resolution_min: float, resolution_max: float, methods: list[str], release_date_max: str = ""
+) -> str:
     """Solr query: released entries, resolution in [min, max] (inclusive), a fitted model, one of
     the methods, and (``release_date_max``, ISO date) released on or before that day."""
     q = f'current_status:"REL" AND resolution:[{resolution_min:g} TO {resolution_max:g}] AND fitted_pdbs:[* TO *]'
@@ -220,7 +222,9 @@ def search_url(api: str, query: str, rows: int) -> str:
     return f"{api.rstrip('/')}/search/{urllib.parse.quote(query, safe='')}?{params}"
 
 
-def parse_search_csv(text: str, resolution_min: float, resolution_max: float, release_date_max: str = "") -> list[dict[str, Any]]:
+def parse_search_csv(
+    text: str, resolution_min: float, resolution_max: float, release_date_max: str = ""
+) -> list[dict[str, Any]]:
     """Rows of the search CSV as entries (emdb_id, pdb_id = first fitted model, resolution, ...).
 
     The resolution window and the fitted model are checked again here, so a
@@ -230,7 +234,11 @@ def parse_search_csv(text: str, resolution_min: float, resolution_max: float, re
     for row in csv.DictReader(io.StringIO(text)):
         emdb_id = (row.get("emdb_id") or "").strip().upper()
         res = _float((row.get("resolution") or "").strip())
-        fitted = [normalise_pdb_id(p) for p in (row.get("fitted_pdbs") or "").replace(";", ",").split(",") if p.strip()]
+        fitted = [
+            normalise_pdb_id(p)
+            for p in (row.get("fitted_pdbs") or "").replace(";", ",").split(",")
+            if p.strip()
+        ]
         released = (row.get("release_date") or "").strip().split("T")[0]
         if not emdb_id or res is None or not fitted:
             continue
@@ -277,7 +285,11 @@ def search_entries(
     if n_raw == 0:
         raise ValueError(f"EMDB search {query!r}: no entries returned; check the query and acquire.emdb_api")
     if n_raw >= rows:
-        log.warning("EMDB search %r: %d rows, the most asked for (acquire.search_rows): there may be more", query, n_raw)
+        log.warning(
+            "EMDB search %r: %d rows, the most asked for (acquire.search_rows): there may be more",
+            query,
+            n_raw,
+        )
     return parse_search_csv(text, resolution_min, resolution_max, release_date_max)
 
 

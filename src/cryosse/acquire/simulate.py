@@ -113,7 +113,9 @@ def _coloured_noise(shape: tuple[int, ...], corr_voxels: float, rng: np.random.G
     return n
 
 
-def atom_mask(xyz_index: np.ndarray, shape: tuple[int, int, int], voxel_size: float, radius: float, edge: float) -> np.ndarray:
+def atom_mask(
+    xyz_index: np.ndarray, shape: tuple[int, int, int], voxel_size: float, radius: float, edge: float
+) -> np.ndarray:
     """Soft mask [z, y, x] in 0..1: 1 within ``radius`` A of any atom, a cosine to 0 over ``edge`` A."""
     from scipy import ndimage
 

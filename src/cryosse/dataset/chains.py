@@ -105,7 +105,9 @@ def select_chains(
             out.append(ChainChoice(c, False, f"no helix residue (sheet {n_s}, other {n_o})", rep))
         elif rep != c:
             ident = sequence_identity(sequences[rep], sequences[c])
-            out.append(ChainChoice(c, False, f"duplicate of chain {rep} (identity {ident:.2f})", rep, standby=True))
+            out.append(
+                ChainChoice(c, False, f"duplicate of chain {rep} (identity {ident:.2f})", rep, standby=True)
+            )
         else:
             out.append(ChainChoice(c, True, "", rep))
     order = {c: i for i, c in enumerate(chains)}

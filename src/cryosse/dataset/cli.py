@@ -26,25 +26,53 @@ def add_cli(subparsers) -> None:
         required=True,
         help="pair folder to write; an existing one is replaced only if it is a pair folder written by cryosse",
     )
-    p.add_argument("--contour", type=POSITIVE, default=None,
-                   help="author contour level; default: mean + contour_sd sd of the full map (estimated)")
-    p.add_argument("--resolution", type=number(0, 30, lo_open=True), default=None,
-                   help="map resolution in A, recorded in the pair (0-30; the method is for 5-10 A)")
-    p.add_argument("--emdb-id", default=None,
-                   help="EMDB id to record (default: from the map's file name, emd_3488.map -> EMD-3488, else its stem);"
-                        " with the PDB id and chain it names the pair")
+    p.add_argument(
+        "--contour",
+        type=POSITIVE,
+        default=None,
+        help="author contour level; default: mean + contour_sd sd of the full map (estimated)",
+    )
+    p.add_argument(
+        "--resolution",
+        type=number(0, 30, lo_open=True),
+        default=None,
+        help="map resolution in A, recorded in the pair (0-30; the method is for 5-10 A)",
+    )
+    p.add_argument(
+        "--emdb-id",
+        default=None,
+        help="EMDB id to record (default: from the map's file name, emd_3488.map -> EMD-3488, else its stem);"
+        " with the PDB id and chain it names the pair",
+    )
     p.add_argument("--pdb-id", default="", help="PDB id to record (default: the model file's stem)")
-    p.add_argument("--config", default=None,
-                   help="a workflow config file (checked as the workflow checks it); its dataset: section and "
-                        "classes set the parameters (default: the built-in defaults, those of config/config.yaml)")
-    p.add_argument("--engine", choices=["pydssp", "mkdssp"], default=None, help="DSSP engine (overrides the config)")
-    p.add_argument("--classes", type=int, choices=[3, 4], default=None,
-                   help="3 (the paper) or 4 (nucleic acids are class 3); default: the config's classes, else 3")
-    p.add_argument("--keep-any-bin", action="store_true",
-                   help="write the pair even when its quality bin is not kept (the bin is still recorded)")
-    p.add_argument("--min-box-inside", type=FRACTION, default=None,
-                   help="least share of the padded box that must lie inside the map (default: the config's, 0.5);"
-                        " 0 keeps a tight crop around the chain, its voxels beyond the map left out of the scores")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="a workflow config file (checked as the workflow checks it); its dataset: section and "
+        "classes set the parameters (default: the built-in defaults, those of config/config.yaml)",
+    )
+    p.add_argument(
+        "--engine", choices=["pydssp", "mkdssp"], default=None, help="DSSP engine (overrides the config)"
+    )
+    p.add_argument(
+        "--classes",
+        type=int,
+        choices=[3, 4],
+        default=None,
+        help="3 (the paper) or 4 (nucleic acids are class 3); default: the config's classes, else 3",
+    )
+    p.add_argument(
+        "--keep-any-bin",
+        action="store_true",
+        help="write the pair even when its quality bin is not kept (the bin is still recorded)",
+    )
+    p.add_argument(
+        "--min-box-inside",
+        type=FRACTION,
+        default=None,
+        help="least share of the padded box that must lie inside the map (default: the config's, 0.5);"
+        " 0 keeps a tight crop around the chain, its voxels beyond the map left out of the scores",
+    )
     p.set_defaults(func=_build_pair)
 
 
@@ -80,7 +108,26 @@ def _build_pair(args: argparse.Namespace) -> int:
         row = build_pair(dmap, model, classes, args.chain, args.out, params, contour, source, ids)
     except PairRejected as exc:
         scores = {k: round(v, 3) if isinstance(v, float) else v for k, v in exc.scores.items()}
-        raise ValueError(f"chain {args.chain}: not a usable pair: {exc} {json.dumps(scores) if scores else ''}".strip()) from exc
-    keys = ("pair_id", "bin", "cyl_score", "pr_diff", "n_ca_helix", "n_ca_sheet", "n_ca_other", "n_na", "nx", "ny", "nz")
-    print(json.dumps({k: row[k] for k in keys if k in row} | {"contour": contour, "contour_source": source, "path": row["path"]}))
+        raise ValueError(
+            f"chain {args.chain}: not a usable pair: {exc} {json.dumps(scores) if scores else ''}".strip()
+        ) from exc
+    keys = (
+        "pair_id",
+        "bin",
+        "cyl_score",
+        "pr_diff",
+        "n_ca_helix",
+        "n_ca_sheet",
+        "n_ca_other",
+        "n_na",
+        "nx",
+        "ny",
+        "nz",
+    )
+    print(
+        json.dumps(
+            {k: row[k] for k in keys if k in row}
+            | {"contour": contour, "contour_source": source, "path": row["path"]}
+        )
+    )
     return 0

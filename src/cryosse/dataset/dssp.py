@@ -145,7 +145,11 @@ def mkdssp_version(exe: str) -> tuple[int, ...]:
 def mkdssp_mmcif_args(exe: str) -> list[str]:
     """Arguments for mmCIF output with the DSSP categories: DSSP 4.3 writes them by default and
     removed --write-experimental, which 4.0-4.2 need."""
-    return ["--output-format", "mmcif"] if mkdssp_version(exe) >= (4, 3) else ["--write-experimental", "--output-format", "mmcif"]
+    return (
+        ["--output-format", "mmcif"]
+        if mkdssp_version(exe) >= (4, 3)
+        else ["--write-experimental", "--output-format", "mmcif"]
+    )
 
 
 def _prepared_structure(path: str):
@@ -198,8 +202,10 @@ def assign_mkdssp(model: Model) -> dict[tuple[str, int, str], int]:
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if run.returncode == 0 and os.path.exists(dst):
-            cat = gemmi.cif.read(dst).sole_block().find(
-                "_dssp_struct_summary.", ["label_asym_id", "label_seq_id", "secondary_structure"]
+            cat = (
+                gemmi.cif.read(dst)
+                .sole_block()
+                .find("_dssp_struct_summary.", ["label_asym_id", "label_seq_id", "secondary_structure"])
             )
             n = 0
             for row in cat:
@@ -215,11 +221,11 @@ def assign_mkdssp(model: Model) -> dict[tuple[str, int, str], int]:
         text = st.make_pdb_string(gemmi.PdbWriteOptions(minimal=True))
         with open(pdb, "w") as fh:
             fh.write("HEADER    PROTEIN                                 01-JAN-00   XXXX\n" + text)
-        run2 = subprocess.run([exe, "--output-format", "dssp", pdb, dsp], capture_output=True, text=True, check=False)
+        run2 = subprocess.run(
+            [exe, "--output-format", "dssp", pdb, dsp], capture_output=True, text=True, check=False
+        )
         if run2.returncode != 0 or not os.path.exists(dsp):
-            raise DsspError(
-                f"{model.path}: mkdssp failed ({(run.stderr or run2.stderr).strip()[:300]})"
-            )
+            raise DsspError(f"{model.path}: mkdssp failed ({(run.stderr or run2.stderr).strip()[:300]})")
         _parse_classic(dsp, out)
     return out
 

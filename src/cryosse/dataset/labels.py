@@ -24,9 +24,9 @@ def label_box(geometry: MapGeometry, ca_xyz: np.ndarray, ca_class: np.ndarray, r
     vs = np.asarray(geometry.voxel_size, float)
     f = geometry.xyz_to_index(ca_xyz)  # fractional (i, j, k)
     reach = np.ceil(radius / vs).astype(int)
-    offs = np.stack(
-        np.meshgrid(*(np.arange(-r, r + 2) for r in reach), indexing="ij"), axis=-1
-    ).reshape(-1, 3)
+    offs = np.stack(np.meshgrid(*(np.arange(-r, r + 2) for r in reach), indexing="ij"), axis=-1).reshape(
+        -1, 3
+    )
     base = np.floor(f).astype(int)
     idx = base[:, None, :] + offs[None, :, :]  # (N, M, 3)
     d2 = np.sum(((idx - f[:, None, :]) * vs) ** 2, axis=-1)  # (N, M)

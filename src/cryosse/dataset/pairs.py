@@ -47,6 +47,7 @@ DATASET_COLUMNS = [
 ]  # fmt: skip
 REJECTED_COLUMNS = ["stage", "id", "reason"]
 
+
 def _with_na(columns: list[str], classes: int) -> list[str]:
     """``columns`` with ``n_na`` after ``n_ca_other`` for 4 classes (3-class tables keep their columns)."""
     if classes == PAPER_CLASSES:
@@ -224,10 +225,22 @@ def build_pair(
         cyl_f, _ = chain_cylinder_score(raw, geom, level, ca_chain, cls_chain, q)
         p_f, r_f = precision_recall(raw, geom, level, atoms, q)
         around[col] = quality_bin(cyl_f, abs(p_f - r_f), q)
-    scores = {"bin": b, **around, "cyl_score": cyl, "n_helices": n_hel, "precision": prec, "recall": rec,
-              "pr_diff": pr_diff, "box_inside": box_in}
+    scores = {
+        "bin": b,
+        **around,
+        "cyl_score": cyl,
+        "n_helices": n_hel,
+        "precision": prec,
+        "recall": rec,
+        "pr_diff": pr_diff,
+        "box_inside": box_in,
+    }
     if b not in params.keep_bins:
-        why = f" no helix of >= {q.helix_min_residues} residues to score, and the paper bins on both scores;" if not np.isfinite(cyl) else ""
+        why = (
+            f" no helix of >= {q.helix_min_residues} residues to score, and the paper bins on both scores;"
+            if not np.isfinite(cyl)
+            else ""
+        )
         raise PairRejected(f"bin {b} (cyl {_fmt(cyl)}, |P-R| {pr_diff:.2f});{why}".rstrip(";"), scores)
     try:
         density = normalise_density(raw)
@@ -255,7 +268,10 @@ def build_pair(
             params.label_radius,
         )
         na_xyz = na_near[geom.contains(na_near)].astype(np.float32).reshape(-1, 3)
-        extra = {"na_xyz": na_xyz, "na_in_centre": box.in_centre(na_xyz) if len(na_xyz) else np.zeros(0, bool)}
+        extra = {
+            "na_xyz": na_xyz,
+            "na_in_centre": box.in_centre(na_xyz) if len(na_xyz) else np.zeros(0, bool),
+        }
     in_box = geom.contains(ca_near)
     ca_xyz = ca_near[in_box].astype(np.float32)
     ca_class = cls_near[in_box]
@@ -381,12 +397,16 @@ def _entry_table(rows: list[dict], classes: int = PAPER_CLASSES) -> pd.DataFrame
     return df
 
 
-def load_inputs(map_path: str | os.PathLike, model_path: str | os.PathLike, engine: str) -> tuple[DensityMap, Model, dict]:
+def load_inputs(
+    map_path: str | os.PathLike, model_path: str | os.PathLike, engine: str
+) -> tuple[DensityMap, Model, dict]:
     """Read a map and a model and assign DSSP; raise ValueError/RuntimeError with the cause."""
     model = read_model(model_path)
     if len(model.keys) == 0:
         if model.n_nucleic:
-            raise ModelError(f"{model_path}: nucleic acids only ({model.n_nucleic} residues), no protein chain")
+            raise ModelError(
+                f"{model_path}: nucleic acids only ({model.n_nucleic} residues), no protein chain"
+            )
         raise ModelError(f"{model_path}: no protein residue with a CA atom")
     if not np.any(model.has_full_backbone):
         raise ModelError(
@@ -456,17 +476,26 @@ def build_entry(
             rows.append({**common, "status": "rejected", "stage": "dataset", "reason": reason})
             continue
         try:
-            row = build_pair(dmap, model, classes, choice.chain, pairs_dir / pid, params, contour, source, base)
+            row = build_pair(
+                dmap, model, classes, choice.chain, pairs_dir / pid, params, contour, source, base
+            )
             rows.append({**common, **row})
             kept_for[choice.group] = choice.chain
         except PairRejected as exc:
-            rows.append({**common, **exc.scores, "status": "rejected", "stage": "dataset", "reason": str(exc)})
+            rows.append(
+                {**common, **exc.scores, "status": "rejected", "stage": "dataset", "reason": str(exc)}
+            )
         except (ValueError, RuntimeError, OSError) as exc:
             log.exception("%s chain %s", entry, choice.chain)
-            rows.append({**common, "status": "rejected", "stage": "dataset", "reason": f"{type(exc).__name__}: {exc}"})
+            rows.append(
+                {**common, "status": "rejected", "stage": "dataset", "reason": f"{type(exc).__name__}: {exc}"}
+            )
     for chain, n in model.nucleic_chains.items():  # listed, so that no chain of the model goes unmentioned
-        role = "its nucleotides label class 3 (nucleic acid) where they fall in a box" if params.classes == 4 \
+        role = (
+            "its nucleotides label class 3 (nucleic acid) where they fall in a box"
+            if params.classes == 4
             else "background in the labels (classes: 4 labels nucleic acid)"
+        )
         rows.append({"entry": entry, "pair_id": pair_id(emdb_id, pdb_id, chain), "chain": chain, **base,
                      "status": "rejected", "stage": "dataset",
                      "reason": f"not protein: DNA/RNA chain of {n} nucleotide(s); {role}"})  # fmt: skip
@@ -501,8 +530,10 @@ def aggregate(entry_tables: list[str | os.PathLike], dataset_path: str | os.Path
     kept = df[df["status"] == "kept"].sort_values("pair_id", kind="stable")
     with_na = [NA_COLUMN in f.columns for f in frames]
     if any(with_na) and not all(with_na):
-        raise ValueError("entry tables of 3-class and 4-class runs mixed (some have n_na, some not); "
-                         "rebuild the dataset stage with one `classes` setting")
+        raise ValueError(
+            "entry tables of 3-class and 4-class runs mixed (some have n_na, some not); "
+            "rebuild the dataset stage with one `classes` setting"
+        )
     columns = _with_na(DATASET_COLUMNS, 4 if any(with_na) else PAPER_CLASSES)
     dataset = kept.reindex(columns=columns)
     for col in INT_COLUMNS:

@@ -53,14 +53,18 @@ def near_mask(geometry: MapGeometry, xyz: np.ndarray, radius: float) -> np.ndarr
     return np.array(grid, copy=False).transpose(2, 1, 0).astype(bool)
 
 
-def helix_segments(ca_xyz: np.ndarray, classes: np.ndarray, min_residues: int, helix: int = 1) -> list[np.ndarray]:
+def helix_segments(
+    ca_xyz: np.ndarray, classes: np.ndarray, min_residues: int, helix: int = 1
+) -> list[np.ndarray]:
     """CA arrays of runs of >= ``min_residues`` helix residues, split at chain breaks (CA-CA > 4.2 A)."""
     out: list[np.ndarray] = []
     start = None
     n = len(classes)
     for i in range(n + 1):
-        brk = i == n or classes[i] != helix or (
-            i > 0 and start is not None and np.linalg.norm(ca_xyz[i] - ca_xyz[i - 1]) > 4.2
+        brk = (
+            i == n
+            or classes[i] != helix
+            or (i > 0 and start is not None and np.linalg.norm(ca_xyz[i] - ca_xyz[i - 1]) > 4.2)
         )
         if brk and start is not None:
             if i - start >= min_residues:

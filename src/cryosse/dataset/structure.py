@@ -93,7 +93,9 @@ def read_structure(path: str | os.PathLike):
     try:
         with opener(path, "rt", errors="replace") as fh:
             lines = [
-                ln[:78].ljust(78) + "  \n" if ln.startswith(("ATOM  ", "HETATM")) and len(ln.rstrip("\n")) > 78 else ln
+                ln[:78].ljust(78) + "  \n"
+                if ln.startswith(("ATOM  ", "HETATM")) and len(ln.rstrip("\n")) > 78
+                else ln
                 for ln in fh
             ]
         st = gemmi.read_pdb_string("".join(lines))
@@ -117,9 +119,13 @@ def _check_pdb_coordinates(path: Path) -> None:
                     try:
                         xyz = [float(field[i : i + 8]) for i in (0, 8, 16)]
                     except ValueError:
-                        raise ModelError(f"{path}: line {n}: the coordinates {field.strip()!r} are not numbers") from None
+                        raise ModelError(
+                            f"{path}: line {n}: the coordinates {field.strip()!r} are not numbers"
+                        ) from None
                     if not all(map(math.isfinite, xyz)):
-                        raise ModelError(f"{path}: line {n}: the coordinates {field.strip()!r} are not finite")
+                        raise ModelError(
+                            f"{path}: line {n}: the coordinates {field.strip()!r} are not finite"
+                        )
     except (OSError, EOFError) as exc:
         raise ModelError(f"{path}: cannot read the model ({exc})") from exc
 

@@ -112,10 +112,14 @@ def inventory(
             rejected.append({"file": row.file, "reason": f"duplicate of {seen[key]} (entry {key})"})
             continue
         if cb_frac < params.min_sidechain_fraction:
-            rejected.append({"file": row.file, "reason": f"backbone-only model ({cb_frac:.0%} of residues have a CB)"})
+            rejected.append(
+                {"file": row.file, "reason": f"backbone-only model ({cb_frac:.0%} of residues have a CB)"}
+            )
             continue
         if len(model.keys) > params.max_residues:
-            rejected.append({"file": row.file, "reason": f"{len(model.keys)} residues (> {params.max_residues})"})
+            rejected.append(
+                {"file": row.file, "reason": f"{len(model.keys)} residues (> {params.max_residues})"}
+            )
             continue
         if not len(model.keys) or not np.any(model.has_full_backbone):
             rejected.append({"file": row.file, "reason": "no protein chain with a full backbone"})
@@ -130,7 +134,9 @@ def inventory(
         kept = [ch.chain for ch in select_chains(model.chain_order, seqs, cls, None, params.min_residues,
                                                  params.dedup_identity, require_helix=False) if ch.kept]  # fmt: skip
         if not kept:
-            rejected.append({"file": row.file, "reason": f"no protein chain of >= {params.min_residues} residues"})
+            rejected.append(
+                {"file": row.file, "reason": f"no protein chain of >= {params.min_residues} residues"}
+            )
             continue
         signature = "|".join(sorted(seqs[c] for c in kept))
         if signature in seen:

@@ -26,6 +26,7 @@ from cryosse.train import TrainConfig, load_pair, train_setting
 
 log = logging.getLogger(__name__)
 
+
 def train(dataset_tsv: str, split_tsv: str, checkpoint: str, cfg: dict[str, Any], seed: int) -> dict:
     """Train the pretraining network into ``checkpoint``'s folder (resumes from its state.pt)."""
     c = dict(cfg)

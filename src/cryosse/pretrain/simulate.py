@@ -86,7 +86,9 @@ def model_shifted(model: Model, shift: np.ndarray) -> Model:
     )
 
 
-def _structure_pairs(row: dict, sources_dir: str, pairs_dir: str, plan: SimulationPlan, dparams: DatasetParams) -> list[dict]:
+def _structure_pairs(
+    row: dict, sources_dir: str, pairs_dir: str, plan: SimulationPlan, dparams: DatasetParams
+) -> list[dict]:
     path = Path(sources_dir) / row["file"]
     chains = row["chains"].split(",")
     st = read_structure(path)
@@ -101,7 +103,7 @@ def _structure_pairs(row: dict, sources_dir: str, pairs_dir: str, plan: Simulati
             p = draw_sim_params(rng, plan.ranges)
             alone = bool(rng.random() < plan.chain_only_probability)
             convention = CONVENTIONS[int(rng.integers(len(CONVENTIONS)))]
-            for group in ([[c] for c in chains] if alone else [chains]):
+            for group in [[c] for c in chains] if alone else [chains]:
                 sim_st = st.clone()
                 if alone:
                     for ch in list(sim_st[0]):
@@ -114,7 +116,9 @@ def _structure_pairs(row: dict, sources_dir: str, pairs_dir: str, plan: Simulati
                     m = model_shifted(m, -np.asarray(geom.origin))
                     geom = MapGeometry(geom.shape, geom.voxel_size, (0.0, 0.0, 0.0))
                 map_path = Path(tmp) / f"v{v}.mrc"
-                write_map(map_path, sim.data, geom, origin_in="nstart" if convention == "nstart" else "origin")
+                write_map(
+                    map_path, sim.data, geom, origin_in="nstart" if convention == "nstart" else "origin"
+                )
                 dmap = read_map(map_path, mmap=False)
                 ids = {"emdb_id": f"V{v}", "pdb_id": row["structure"], "resolution": round(p.resolution, 2)}
                 for chain in group:

@@ -47,7 +47,9 @@ class SourceError(ValueError):
 
 
 def _matches(member: str, include: list[str], exclude: list[str]) -> bool:
-    return any(fnmatch.fnmatch(member, p) for p in include) and not any(fnmatch.fnmatch(member, p) for p in exclude)
+    return any(fnmatch.fnmatch(member, p) for p in include) and not any(
+        fnmatch.fnmatch(member, p) for p in exclude
+    )
 
 
 def _ar_members(data: bytes) -> Iterator[tuple[str, bytes]]:
@@ -130,7 +132,9 @@ def fetch_source(source: dict, out_dir: str | os.PathLike, base: str | os.PathLi
             folder = Path(base) / source.get("path", "")
             if not folder.is_dir():
                 raise SourceError(f"source {name}: {folder} is not a folder")
-            members = ((str(p.relative_to(folder)), p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file())
+            members = (
+                (str(p.relative_to(folder)), p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()
+            )
             origin = ("folder", str(source.get("path", "")), "")
         else:
             with tempfile.TemporaryDirectory() as dl:

@@ -41,6 +41,14 @@ from cryosse.score.prediction import Prediction, read_prediction
 from cryosse.score.reference import Reference, load_pair_reference, pair_reference, truth_reference
 
 __all__ = [
-    "SCORED_CLASSES", "Prediction", "Reference", "find_prediction", "load_pair_reference", "pair_reference",
-    "read_prediction", "score_external_split", "score_prediction", "truth_reference",
+    "SCORED_CLASSES",
+    "Prediction",
+    "Reference",
+    "find_prediction",
+    "load_pair_reference",
+    "pair_reference",
+    "read_prediction",
+    "score_external_split",
+    "score_prediction",
+    "truth_reference",
 ]

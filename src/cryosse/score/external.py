@@ -42,7 +42,9 @@ def _finite(v: Any) -> Any:
     return v
 
 
-def score_prediction(pred: Prediction, ref: Reference, radius: float = 3.0, ties: str = "background") -> dict[str, Any]:
+def score_prediction(
+    pred: Prediction, ref: Reference, radius: float = 3.0, ties: str = "background"
+) -> dict[str, Any]:
     """Every figure of one prediction against one reference (a JSON-ready record).
 
     ``scores`` holds :func:`cryosse.evaluate.score_case`'s row (the columns of the evaluation's
@@ -59,8 +61,12 @@ def score_prediction(pred: Prediction, ref: Reference, radius: float = 3.0, ties
         "scored_voxels": int(scored.sum()),
         "region_within_map": float(scored.sum() / max(1, region.sum())),
         "truth": ref.truth,
-        "prediction": {"files": pred.files, "threshold": pred.threshold, "overlap_rule": pred.overlap_rule,
-                       "overlap_voxels": pred.overlap_voxels},
+        "prediction": {
+            "files": pred.files,
+            "threshold": pred.threshold,
+            "overlap_rule": pred.overlap_rule,
+            "overlap_voxels": pred.overlap_voxels,
+        },
         "coverage": pred.coverage,
         "residue_radius": radius,
         "residue_ties": ties,
@@ -77,13 +83,17 @@ def find_prediction(folder: str | os.PathLike, pair_id: str) -> dict[str, Path]:
     def one(stem: str) -> Path | None:
         hits = [folder / f"{stem}{s}" for s in MAP_SUFFIXES if (folder / f"{stem}{s}").is_file()]
         if len(hits) > 1:
-            raise ValueError(f"{len(hits)} files for {stem} in {folder} ({', '.join(p.name for p in hits)}); keep one")
+            raise ValueError(
+                f"{len(hits)} files for {stem} in {folder} ({', '.join(p.name for p in hits)}); keep one"
+            )
         return hits[0] if hits else None
 
     h, s, lab = one(f"{pair_id}_helix"), one(f"{pair_id}_sheet"), one(pair_id)
     if (h or s) and lab:
-        raise ValueError(f"both {lab.name} and {(h or s).name} in {folder}: keep one layout (label map, or "  # type: ignore[union-attr]
-                         "helix and sheet maps)")
+        raise ValueError(
+            f"both {lab.name} and {(h or s).name} in {folder}: keep one layout (label map, or "  # type: ignore[union-attr]
+            "helix and sheet maps)"
+        )
     if h and s:
         return {"helix": h, "sheet": s}
     if lab:
@@ -123,8 +133,14 @@ def score_external_split(
     cases = role_cases(sp, role, split_tsv)
     rows = []
     for pid in cases:
-        row: dict[str, Any] = {"pair_id": pid, "split": str(split), "loss": tool, "setting": "external",
-                               "gamma": math.nan, "best_val": math.nan}
+        row: dict[str, Any] = {
+            "pair_id": pid,
+            "split": str(split),
+            "loss": tool,
+            "setting": "external",
+            "gamma": math.nan,
+            "best_val": math.nan,
+        }
         meta = add_pair_meta(row, ds, pid)
         try:
             files = find_prediction(folder, pid)
@@ -138,12 +154,22 @@ def score_external_split(
             if meta is None:
                 raise ValueError(f"{pid}: not in {dataset_tsv}")
             ref = pair_reference(load_pair_arrays(Path(str(meta["path"]))), pid)
-            pred = read_prediction(ref, files.get("helix"), files.get("sheet"), files.get("labels"), threshold,
-                                   helix_value, sheet_value)
+            pred = read_prediction(
+                ref,
+                files.get("helix"),
+                files.get("sheet"),
+                files.get("labels"),
+                threshold,
+                helix_value,
+                sheet_value,
+            )
             res = score_prediction(pred, ref, radius, ties)
             row.update(res["scores"])
-            row.update(coverage=res["coverage"], overlap_voxels=pred.overlap_voxels,
-                       prediction=",".join(p.name for p in files.values()))
+            row.update(
+                coverage=res["coverage"],
+                overlap_voxels=pred.overlap_voxels,
+                prediction=",".join(p.name for p in files.values()),
+            )
             row["status"], row["reason"] = "ok", ""
         except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
             log.error("%s: %s: scoring failed: %s", tool, pid, exc)
@@ -151,9 +177,11 @@ def score_external_split(
         rows.append(row)
     df = pd.DataFrame(rows)
     if not (df["status"] == "ok").any():
-        raise RuntimeError(f"{tool}: none of the {len(cases)} {role} cases of {split_tsv} could be scored from "
-                           f"{folder} (expected {{pair_id}}_helix.mrc + {{pair_id}}_sheet.mrc or {{pair_id}}.mrc): "
-                           + "; ".join(df["reason"].astype(str).head(3)))
+        raise RuntimeError(
+            f"{tool}: none of the {len(cases)} {role} cases of {split_tsv} could be scored from "
+            f"{folder} (expected {{pair_id}}_helix.mrc + {{pair_id}}_sheet.mrc or {{pair_id}}.mrc): "
+            + "; ".join(df["reason"].astype(str).head(3))
+        )
     df = write_per_case(df, out_tsv)
     log.info("%s: %d of %d %s cases scored", tool, int((df["status"] == "ok").sum()), len(df), role)
     return df

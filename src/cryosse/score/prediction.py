@@ -53,8 +53,10 @@ def read_prediction_map(path: str | os.PathLike, what: str) -> tuple[DensityMap,
         finite = np.isfinite(v)
         if not finite.all():
             k, j, i = (int(x) for x in np.argwhere(~finite)[0])
-            raise ValueError(f"{path}: the {what} map has NaN or infinite values (the first at voxel x, y, z = "
-                             f"{i}, {j}, {a + k}); the tool's output is damaged")
+            raise ValueError(
+                f"{path}: the {what} map has NaN or infinite values (the first at voxel x, y, z = "
+                f"{i}, {j}, {a + k}); the tool's output is damaged"
+            )
         lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
         if len(values) <= 2:
             values |= set(np.unique(v).tolist())
@@ -84,7 +86,9 @@ def read_prediction(
     scored = ref.scored_mask()
     n_scored = int(scored.sum())
     if n_scored == 0:
-        raise ValueError(f"pair {ref.pair_id}: no voxel of its {ref.region} is scored (none lies within the map)")
+        raise ValueError(
+            f"pair {ref.pair_id}: no voxel of its {ref.region} is scored (none lies within the map)"
+        )
     files: list[dict[str, Any]] = []
     cover_all = np.ones(target.shape, bool)
 
@@ -98,22 +102,38 @@ def read_prediction(
         cov = covered(target, dmap.geometry)
         share = float(cov[scored].mean())
         if share == 0:
-            raise ValueError(f"{path}: the prediction does not overlap the {ref.region} of pair {ref.pair_id}: it "
-                             f"spans {_describe(dmap.geometry)}, the box {_describe(target)}; its origin may follow "
-                             "another convention (ORIGIN or NSTART) or belong to another map")
+            raise ValueError(
+                f"{path}: the prediction does not overlap the {ref.region} of pair {ref.pair_id}: it "
+                f"spans {_describe(dmap.geometry)}, the box {_describe(target)}; its origin may follow "
+                "another convention (ORIGIN or NSTART) or belong to another map"
+            )
         nonlocal cover_all
         cover_all &= cov
         if kind == "probability" and (rng[0] < 0 or rng[1] > 1):
-            log.warning("%s: values run from %g to %g, not 0-1; the threshold %g applies as given", path, *rng,
-                        threshold)
+            log.warning(
+                "%s: values run from %g to %g, not 0-1; the threshold %g applies as given",
+                path,
+                *rng,
+                threshold,
+            )
         order = 1 if kind == "probability" else 0
-        src = dmap if kind != "mask" else DensityMap((np.asarray(dmap.data) != 0).astype(np.float32),
-                                                    dmap.geometry, dmap.path)
+        src = (
+            dmap
+            if kind != "mask"
+            else DensityMap((np.asarray(dmap.data) != 0).astype(np.float32), dmap.geometry, dmap.path)
+        )
         values = on_grid(src, target, order)
         g = dmap.geometry
-        info = {"role": role, "path": str(path), "kind": kind, "shape_zyx": list(g.shape),
-                "voxel_size_xyz": list(g.voxel_size), "origin_xyz": list(g.origin),
-                "origin_source": dmap.header.get("origin_source", ""), "coverage": share}
+        info = {
+            "role": role,
+            "path": str(path),
+            "kind": kind,
+            "shape_zyx": list(g.shape),
+            "voxel_size_xyz": list(g.voxel_size),
+            "origin_xyz": list(g.origin),
+            "origin_source": dmap.header.get("origin_source", ""),
+            "coverage": share,
+        }
         if kind != "labels":
             info["value_range"] = list(rng)
         files.append(info)
@@ -126,8 +146,12 @@ def read_prediction(
         overlap, rule = 0, OVERLAP_RULES["labels"]
     else:
         shape = target.shape
-        h_val, h_kind = (place(helix, "helix")[:2] if helix is not None else (np.zeros(shape, np.float32), "mask"))
-        s_val, s_kind = (place(sheet, "sheet")[:2] if sheet is not None else (np.zeros(shape, np.float32), "mask"))
+        h_val, h_kind = (
+            place(helix, "helix")[:2] if helix is not None else (np.zeros(shape, np.float32), "mask")
+        )
+        s_val, s_kind = (
+            place(sheet, "sheet")[:2] if sheet is not None else (np.zeros(shape, np.float32), "mask")
+        )
         h_on = h_val > 0.5 if h_kind == "mask" else h_val >= threshold
         s_on = s_val > 0.5 if s_kind == "mask" else s_val >= threshold
         both = h_on & s_on
@@ -145,8 +169,12 @@ def _check_integral(dmap: DensityMap) -> None:
     for a, b in _slabs(dmap):
         v = np.asarray(dmap.data[a:b], np.float32)
         if not np.all(np.isfinite(v)):
-            raise ValueError(f"{dmap.path}: the label map has NaN or infinite values; the tool's output is damaged")
+            raise ValueError(
+                f"{dmap.path}: the label map has NaN or infinite values; the tool's output is damaged"
+            )
         frac = v != np.rint(v)
         if frac.any():
-            raise ValueError(f"{dmap.path}: holds {float(v[frac].flat[0]):g}, not a label map (whole numbers); "
-                             "give probability or mask maps with --helix and --sheet instead")
+            raise ValueError(
+                f"{dmap.path}: holds {float(v[frac].flat[0]):g}, not a label map (whole numbers); "
+                "give probability or mask maps with --helix and --sheet instead"
+            )

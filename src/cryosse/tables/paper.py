@@ -37,16 +37,26 @@ def read_paper_cases(path: str | os.PathLike) -> pd.DataFrame:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: the paper's Table 2 cases are missing")
-    df = pd.read_csv(p, sep="\t", comment="#", dtype={"emdb_id": str, "pdb_id": str, "chain": str},
-                     na_values=["NA"], keep_default_na=False)
+    df = pd.read_csv(
+        p,
+        sep="\t",
+        comment="#",
+        dtype={"emdb_id": str, "pdb_id": str, "chain": str},
+        na_values=["NA"],
+        keep_default_na=False,
+    )
     need = {"emdb_id", "pdb_id", "chain", "ca_helix", "ca_sheet", "ca_other"}
     if not need <= set(df.columns):
         raise ValueError(f"{p}: columns {', '.join(sorted(need - set(df.columns)))} missing")
-    df["key"] = [case_key(e, pdb, c) for e, pdb, c in zip(df["emdb_id"], df["pdb_id"], df["chain"], strict=True)]
+    df["key"] = [
+        case_key(e, pdb, c) for e, pdb, c in zip(df["emdb_id"], df["pdb_id"], df["chain"], strict=True)
+    ]
     return df
 
 
-def table2_paper(main: pd.DataFrame, paper: pd.DataFrame, residue_loss: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def table2_paper(
+    main: pd.DataFrame, paper: pd.DataFrame, residue_loss: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Our Table 2 with the paper's per-case figures beside ours, for the cases we evaluated."""
     losses = loss_order(main["loss"])
     res_loss = residue_loss if residue_loss in losses else losses[-1]
@@ -60,7 +70,9 @@ def table2_paper(main: pd.DataFrame, paper: pd.DataFrame, residue_loss: str) -> 
         col = f"f1_{c}" if level == "voxel" else f"res_f1_{c}"
         ours = [by[loss].at[pid, col] if pid in by[loss].index else math.nan for pid in cases]
         pcol = f"{loss}_{c}" if level == "voxel" else f"{loss}_residue_{c}"
-        theirs = [float(pk.at[pair_key(pid), pcol]) / 100 if pcol in pk.columns else math.nan for pid in cases]
+        theirs = [
+            float(pk.at[pair_key(pid), pcol]) / 100 if pcol in pk.columns else math.nan for pid in cases
+        ]
         return ours, theirs
 
     cols: list[tuple[str, str, str]] = [(loss, c, "voxel") for loss in losses for c in CLASSES]
@@ -68,13 +80,19 @@ def table2_paper(main: pd.DataFrame, paper: pd.DataFrame, residue_loss: str) -> 
     data = {k: series(*k) for k in cols}
     for i, pid in enumerate(cases):
         m, p = first.loc[pid], pk.loc[pair_key(pid)]
-        r: dict[str, Any] = {"pair_id": pid, "resolution": m.get("resolution", math.nan),
-                             "paper_resolution": p.get("resolution", math.nan)}
+        r: dict[str, Any] = {
+            "pair_id": pid,
+            "resolution": m.get("resolution", math.nan),
+            "paper_resolution": p.get("resolution", math.nan),
+        }
         for c in ("helix", "sheet", "other"):
             r[f"n_ca_{c}"] = m.get(f"n_ca_{c}", math.nan)
             r[f"paper_ca_{c}"] = p[f"ca_{c}"]
-        t = {"Case (our res. / paper's)": f"{pid} ({num(r['resolution'], '{:.1f}')}/{num(r['paper_resolution'], '{:.1f}')})",
-             "Count ours": _counts(pd.Series(r)), "Count paper": _counts(pd.Series(r), "paper_ca_")}
+        t = {
+            "Case (our res. / paper's)": f"{pid} ({num(r['resolution'], '{:.1f}')}/{num(r['paper_resolution'], '{:.1f}')})",
+            "Count ours": _counts(pd.Series(r)),
+            "Count paper": _counts(pd.Series(r), "paper_ca_"),
+        }
         for (loss, c, lev), (ours, theirs) in data.items():
             tag = f"{loss}_residue_{c}" if lev == "residue" else f"{loss}_{c}"
             r[tag], r[f"paper_{tag}"] = ours[i], theirs[i]
@@ -84,10 +102,15 @@ def table2_paper(main: pd.DataFrame, paper: pd.DataFrame, residue_loss: str) -> 
     # Weighted averages over the same cases: ours by our true units, the paper's by its CA counts.
     avg: dict[str, Any] = {"pair_id": "Weighted Average"}
     for c in ("helix", "sheet", "other"):
-        avg[f"n_ca_{c}"] = float(pd.to_numeric(pd.Series([r[f"n_ca_{c}"] for r in rows]), errors="coerce").sum())
+        avg[f"n_ca_{c}"] = float(
+            pd.to_numeric(pd.Series([r[f"n_ca_{c}"] for r in rows]), errors="coerce").sum()
+        )
         avg[f"paper_ca_{c}"] = float(sum(float(r[f"paper_ca_{c}"]) for r in rows))
-    t = {"Case (our res. / paper's)": "Weighted Average", "Count ours": _counts(pd.Series(avg)),
-         "Count paper": _counts(pd.Series(avg), "paper_ca_")}
+    t = {
+        "Case (our res. / paper's)": "Weighted Average",
+        "Count ours": _counts(pd.Series(avg)),
+        "Count paper": _counts(pd.Series(avg), "paper_ca_"),
+    }
     for (loss, c, lev), (_ours, theirs) in data.items():
         tag = f"{loss}_residue_{c}" if lev == "residue" else f"{loss}_{c}"
         d = by[loss].reindex(cases)
@@ -138,6 +161,10 @@ def paper_unavailable(paper_cases_tsv: str | os.PathLike) -> tuple[pd.DataFrame,
     status = next((c for c in df.columns if c.lower() in ("status", "used", "state")), None)
     if status is not None:
         df = df[~df[status].str.lower().isin(["used", "ok", "test", "true", "yes"])]
-    keep = [c for c in ("case_id", "emdb_id", "pdb_id", "chain", "resolution", status, "reason") if c in df.columns]
+    keep = [
+        c
+        for c in ("case_id", "emdb_id", "pdb_id", "chain", "resolution", status, "reason")
+        if c in df.columns
+    ]
     df = df[keep or list(df.columns)].reset_index(drop=True)
     return df, df

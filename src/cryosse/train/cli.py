@@ -34,7 +34,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         progress_interval_s=args.progress_interval,
     )
     meta = train_setting(
-        args.dataset, args.split_table, args.split, args.loss, args.setting, args.out, cfg, classes=args.classes
+        args.dataset,
+        args.split_table,
+        args.split,
+        args.loss,
+        args.setting,
+        args.out,
+        cfg,
+        classes=args.classes,
     )
     b = meta["best_val"]
     print(
@@ -58,43 +65,98 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--loss", required=True, choices=list(LOSSES), help="the loss to train with")
     p.add_argument("--setting", required=True, help="e.g. lr0.001_g2 (docs/design.md)")
     p.add_argument("--out", required=True, help="folder for checkpoint.pt, history.tsv, state.pt")
-    p.add_argument("--width", type=number(0, 4, lo_open=True), default=d.width, help="channel multiplier (1 = the paper's network)")
+    p.add_argument(
+        "--width",
+        type=number(0, 4, lo_open=True),
+        default=d.width,
+        help="channel multiplier (1 = the paper's network)",
+    )
     p.add_argument("--max-epochs", type=AT_LEAST_ONE, default=d.max_epochs, help="most epochs")
-    p.add_argument("--patience", type=AT_LEAST_ONE, default=d.patience, help="epochs without a better validation figure before stopping")
+    p.add_argument(
+        "--patience",
+        type=AT_LEAST_ONE,
+        default=d.patience,
+        help="epochs without a better validation figure before stopping",
+    )
     p.add_argument("--patch", type=COUNT, default=d.patch, help="0 = whole boxes; N = random N^3 crops")
     p.add_argument(
         "--max-steps", type=int, default=d.max_steps_per_epoch, help="0 = every training pair per epoch"
     )
-    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"],
-                   help="auto: CUDA (bf16 autocast) when present, else the CPU")
+    p.add_argument(
+        "--device",
+        default=d.device,
+        choices=["auto", "cpu", "cuda"],
+        help="auto: CUDA (bf16 autocast) when present, else the CPU",
+    )
     p.add_argument("--seed", type=COUNT, default=d.seed, help="seed of every random choice")
     p.add_argument("--threads", type=COUNT, default=d.threads, help="torch CPU threads (0 = torch's default)")
-    p.add_argument("--dropout", type=number(0, 1, hi_open=True), default=d.dropout, help=f"dropout probability (default {d.dropout:g}, the authors')")
-    p.add_argument("--init", choices=list(INITS), default=d.init,
-                   help="weight initialisation: default (PyTorch) or normal (the authors' N(0, 0.1) for every Conv3d)")
-    p.add_argument("--batch", type=AT_LEAST_ONE, default=d.batch, help="patches per step (with --patch; whole boxes: 1)")
-    p.add_argument("--foreground", type=FRACTION, default=d.foreground,
-                   help="fraction of patches centred on a helix/sheet voxel (0 = any centre-box voxel)")
-    p.add_argument("--rotate", action="store_true", help="turn each patch by a random one of the cube's 24 rotations")
-    p.add_argument("--intensity", type=NON_NEGATIVE, default=d.intensity,
-                   help="scale each patch by exp(U(-a, a)) and shift it by U(-a, a) / 2 (0 = off)")
-    p.add_argument("--init-from", default=d.init_from,
-                   help="start from these weights: a checkpoint, or 'package' for the shipped model (default: none)")
-    p.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default=d.lr_schedule,
-                   help="constant, or cosine from the setting's rate down to 1/50 of it at --max-epochs")
-    p.add_argument("--balance", type=FRACTION, default=d.balance,
-                   help="draw pairs with probability (cluster size) ** -BALANCE (split table's cluster; 0 = uniform)")
+    p.add_argument(
+        "--dropout",
+        type=number(0, 1, hi_open=True),
+        default=d.dropout,
+        help=f"dropout probability (default {d.dropout:g}, the authors')",
+    )
+    p.add_argument(
+        "--init",
+        choices=list(INITS),
+        default=d.init,
+        help="weight initialisation: default (PyTorch) or normal (the authors' N(0, 0.1) for every Conv3d)",
+    )
+    p.add_argument(
+        "--batch", type=AT_LEAST_ONE, default=d.batch, help="patches per step (with --patch; whole boxes: 1)"
+    )
+    p.add_argument(
+        "--foreground",
+        type=FRACTION,
+        default=d.foreground,
+        help="fraction of patches centred on a helix/sheet voxel (0 = any centre-box voxel)",
+    )
+    p.add_argument(
+        "--rotate", action="store_true", help="turn each patch by a random one of the cube's 24 rotations"
+    )
+    p.add_argument(
+        "--intensity",
+        type=NON_NEGATIVE,
+        default=d.intensity,
+        help="scale each patch by exp(U(-a, a)) and shift it by U(-a, a) / 2 (0 = off)",
+    )
+    p.add_argument(
+        "--init-from",
+        default=d.init_from,
+        help="start from these weights: a checkpoint, or 'package' for the shipped model (default: none)",
+    )
+    p.add_argument(
+        "--lr-schedule",
+        choices=list(LR_SCHEDULES),
+        default=d.lr_schedule,
+        help="constant, or cosine from the setting's rate down to 1/50 of it at --max-epochs",
+    )
+    p.add_argument(
+        "--balance",
+        type=FRACTION,
+        default=d.balance,
+        help="draw pairs with probability (cluster size) ** -BALANCE (split table's cluster; 0 = uniform)",
+    )
     p.add_argument(
         "--classes", type=int, choices=[3, 4], default=3, help="3 (the paper) or 4 (with nucleic acids)"
     )
-    p.add_argument("--progress-interval", type=NON_NEGATIVE, default=d.progress_interval_s,
-                   help="seconds between progress lines (0: every step)")
+    p.add_argument(
+        "--progress-interval",
+        type=NON_NEGATIVE,
+        default=d.progress_interval_s,
+        help="seconds between progress lines (0: every step)",
+    )
     p.set_defaults(func=_cmd_train)
 
     s = subparsers.add_parser("select", help="pick the best setting per loss from trained checkpoints")
     s.add_argument("checkpoints", nargs="+", help=".../{split}/{loss}/{setting}/checkpoint.pt of one split")
     s.add_argument("--table", required=True, help="selection.tsv to write")
     s.add_argument("--models-dir", required=True, help="folder for {loss}.pt")
-    s.add_argument("--losses", nargs="*", default=None, choices=list(LOSSES),
-                   help="losses that must each have a checkpoint (default: those found)")
+    s.add_argument(
+        "--losses",
+        nargs="*",
+        default=None,
+        choices=list(LOSSES),
+        help="losses that must each have a checkpoint (default: those found)",
+    )
     s.set_defaults(func=_cmd_select)

@@ -109,8 +109,6 @@ def cluster_weights(split_tsv: str | Path, pair_ids: Sequence[str], balance: flo
     return w / w.sum()
 
 
-
-
 def _load_pairs(
     items: Sequence[tuple[str, Path]],
     role: str,

@@ -89,7 +89,9 @@ def select_models(
             }
         )
     if len(n_classes) > 1:
-        raise CheckpointError(f"checkpoints of 3-class and 4-class networks mixed: {sorted(r['checkpoint'] for r in rows)}")
+        raise CheckpointError(
+            f"checkpoints of 3-class and 4-class networks mixed: {sorted(r['checkpoint'] for r in rows)}"
+        )
     if not rows:
         raise ValueError("no checkpoints to select from")
     df = pd.DataFrame(rows, columns=_with_nucleic(SELECTION_COLUMNS, n_classes.pop()))

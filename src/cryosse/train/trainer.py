@@ -167,7 +167,9 @@ class Trainer:
         self.cfg, self.split, self.loss, self.setting = cfg, split, loss, setting
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.ckpt_path, self.hist_path, self.state_path = (self.out / n for n in ("checkpoint.pt", "history.tsv", "state.pt"))
+        self.ckpt_path, self.hist_path, self.state_path = (
+            self.out / n for n in ("checkpoint.pt", "history.tsv", "state.pt")
+        )
         parsed = parse_setting(loss, setting)
         self.lr, self.loss_params = parsed["lr"], parsed["loss_params"]
         self.criterion = make_loss(loss, **self.loss_params)
@@ -203,7 +205,9 @@ class Trainer:
         random.seed(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
         torch.manual_seed(cfg.seed)
-        model = init_weights(DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout, n_classes=self.classes), cfg.init)
+        model = init_weights(
+            DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout, n_classes=self.classes), cfg.init
+        )
         self.start_from = _start_weights(model, cfg.init_from)
         self.model = model.to(self.device)
         self.sampler = PatchSampler(cfg.patch, cfg.batch, cfg.foreground, cfg.rotate, cfg.intensity)
@@ -242,7 +246,13 @@ class Trainer:
             with torch.random.fork_rng(devices=[]):  # building a network draws from the torch RNG
                 best_model = DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout, n_classes=self.classes)
             best_model.load_state_dict(self.best_weights)
-            save_checkpoint(self.ckpt_path, best_model, **self.meta_base, epoch=self.best["epoch"], best_val=dict(self.best))
+            save_checkpoint(
+                self.ckpt_path,
+                best_model,
+                **self.meta_base,
+                epoch=self.best["epoch"],
+                best_val=dict(self.best),
+            )
 
     def _load_state(self) -> None:
         state_path = self.state_path
@@ -309,10 +319,16 @@ class Trainer:
         log.info("epoch %d: loss %.4f, val helix %.4f sheet %.4f mean %.4f (%.1f s)", epoch, row["train_loss"],
                  v["val_helix_f1"], v["val_sheet_f1"], v["val_mean"], row["seconds"])  # fmt: skip
         if v["val_mean"] > self.best["val_mean"] or not self.ckpt_path.exists():
-            self.best = {"val_mean": v["val_mean"], **{k: x for k, x in v.items() if k != "val_mean"}, "epoch": epoch}
+            self.best = {
+                "val_mean": v["val_mean"],
+                **{k: x for k, x in v.items() if k != "val_mean"},
+                "epoch": epoch,
+            }
             self.stale = 0
             self.best_weights = {k: t.detach().cpu().clone() for k, t in self.model.state_dict().items()}
-            save_checkpoint(self.ckpt_path, self.model, **self.meta_base, epoch=epoch, best_val=dict(self.best))
+            save_checkpoint(
+                self.ckpt_path, self.model, **self.meta_base, epoch=epoch, best_val=dict(self.best)
+            )
         else:
             self.stale += 1
         self.finished = self.stale >= self.cfg.patience or epoch == self.cfg.max_epochs
@@ -388,6 +404,7 @@ def train_setting(
     metadata (best validation figures, epoch, device).
     """
     return Trainer(dataset_tsv, split_tsv, split, loss, setting, out_dir, cfg, classes).fit()
+
 
 def _start_weights(model: DeepSSETracerUNet, init_from: str) -> dict[str, str]:
     """Load the weights training starts from (``init_from``: "" none, "package" the shipped model, or a checkpoint)."""
