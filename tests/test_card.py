@@ -120,7 +120,7 @@ def test_tool_versions_when_installed() -> None:
     assert C.tool_version(C.TOOLS["mmseqs"])
 
 
-def test_write_card_is_atomic_and_reproducible(stage: dict, tmp_path: Path) -> None:
+def test_write_card_is_reproducible_and_leaves_no_temporary_file(stage: dict, tmp_path: Path) -> None:
     md, js = tmp_path / "results" / "dataset_card.md", tmp_path / "results" / "dataset_card.json"
     C.write_card(md, js, **stage)
     first = (md.read_bytes(), js.read_bytes())
