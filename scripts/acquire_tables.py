@@ -2,13 +2,13 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115
 
 from cryosse.acquire.stage import write_tables  # noqa: E402
 
 write_tables(
-    snakemake.input.records,  # noqa: F821
-    snakemake.output.entries,  # noqa: F821
-    snakemake.output.rejected,  # noqa: F821
-    snakemake.output.manifest,  # noqa: F821
+    snakemake.input.records,
+    snakemake.output.entries,
+    snakemake.output.rejected,
+    snakemake.output.manifest,
 )

@@ -2,15 +2,15 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821, SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
 
 from cryosse.card import write_card  # noqa: E402
 
-i = snakemake.input  # noqa: F821
+i = snakemake.input
 write_card(
     snakemake.output.md,
     snakemake.output.json,
-    config=dict(snakemake.params.config),  # noqa: F821
+    config=dict(snakemake.params.config),
     entry_table=i.entry_table,
     acquire_entries=i.acquire_entries,
     acquire_rejected=i.acquire_rejected,
@@ -20,5 +20,5 @@ write_card(
     splits=list(i.splits),
     audit=i.audit,
     output_roots=snakemake.params.roots,
-    env_files=list(i.envs),  # noqa: F821
+    env_files=list(i.envs),
 )

@@ -2,14 +2,14 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115
 
 from cryosse.dataset.pairs import DatasetParams, build_entry  # noqa: E402
 
 build_entry(
     snakemake.input.record,
     snakemake.output.table,
-    snakemake.params.pairs,  # noqa: F821
+    snakemake.params.pairs,
     DatasetParams.from_config(snakemake.params.cfg),
-    entry=snakemake.wildcards.entry,  # noqa: F821
+    entry=snakemake.wildcards.entry,
 )

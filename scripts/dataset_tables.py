@@ -2,13 +2,13 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115
 
 from cryosse.dataset.pairs import aggregate  # noqa: E402
 
 aggregate(
     snakemake.input.tables,
     snakemake.output.dataset,
-    snakemake.output.rejected,  # noqa: F821
+    snakemake.output.rejected,
     snakemake.output.quality,
-)  # noqa: F821
+)

@@ -2,19 +2,19 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115
 
 from cryosse.evaluate import evaluate_split  # noqa: E402
 
 evaluate_split(
     snakemake.input.model,
     snakemake.input.split,
-    snakemake.input.dataset,  # noqa: F821
+    snakemake.input.dataset,
     snakemake.output.per_case,
     snakemake.output.pred,
-    split=snakemake.wildcards.split,  # noqa: F821
+    split=snakemake.wildcards.split,
     radius=snakemake.params.radius,
-    ties=snakemake.params.ties,  # noqa: F821
+    ties=snakemake.params.ties,
     device=snakemake.params.device,
-    threads=snakemake.threads,  # noqa: F821
+    threads=snakemake.threads,
 )

@@ -4,13 +4,13 @@ import logging
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 from cryosse.pretrain.inventory import InventoryParams, run_inventory  # noqa: E402
 from cryosse.pretrain.sources import write_provenance  # noqa: E402
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 keys = dict(sm.params.selection)
 write_provenance([Path(s) / "manifest.tsv" for s in sm.input.sources], sm.output.provenance)
 params = InventoryParams(**{k: keys.pop(k) for k in list(keys) if k in InventoryParams.__dataclass_fields__})

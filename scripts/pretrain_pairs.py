@@ -3,13 +3,13 @@
 import logging
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821, SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 from cryosse.dataset.pairs import DatasetParams  # noqa: E402
 from cryosse.pretrain.simulate import SimulationPlan, simulate_pairs  # noqa: E402
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 plan = SimulationPlan(**sm.params.simulate, seed=sm.params.seed)
 simulate_pairs(
     sm.input.structures,

@@ -4,10 +4,10 @@ import logging
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 from cryosse.pretrain.sources import fetch_source  # noqa: E402
 
 base = Path(snakemake.scriptdir).parent  # noqa: F821  (the workflow's folder: relative paths are its)
-fetch_source(snakemake.params.source, snakemake.output[0], base=base)  # noqa: F821
+fetch_source(snakemake.params.source, snakemake.output[0], base=base)

@@ -3,12 +3,12 @@
 import logging
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821, SIM115
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
 from cryosse.pretrain.run import train  # noqa: E402
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 train(
     sm.input.dataset,
     sm.input.split,

@@ -3,7 +3,7 @@
 import logging
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 from cryosse.splits import SearchParams, cluster_dataset  # noqa: E402
@@ -11,6 +11,6 @@ from cryosse.splits import SearchParams, cluster_dataset  # noqa: E402
 cluster_dataset(
     snakemake.input.dataset,
     snakemake.output.fasta,
-    snakemake.output.clusters,  # noqa: F821
-    SearchParams.from_config(snakemake.params.cfg, threads=snakemake.threads),  # noqa: F821
+    snakemake.output.clusters,
+    SearchParams.from_config(snakemake.params.cfg, threads=snakemake.threads),
 )

@@ -2,13 +2,13 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from cryosse.train import select_job  # noqa: E402
 
 select_job(
-    checkpoints=snakemake.input.checkpoints,  # noqa: F821
-    table=snakemake.output.table,  # noqa: F821
-    models=snakemake.output.models,  # noqa: F821
-    losses=snakemake.params.losses,  # noqa: F821
+    checkpoints=snakemake.input.checkpoints,
+    table=snakemake.output.table,
+    models=snakemake.output.models,
+    losses=snakemake.params.losses,
 )
