@@ -53,6 +53,28 @@ rule train:
         train_targets(),
 
 
+rule evaluate:
+    input:
+        evaluate_targets(),
+
+
+rule report:
+    # what `snakemake --report results/report.html` shows: tables, figures, the dataset card
+    input:
+        table_targets(),
+        figure_targets(),
+        card_targets(),
+
+
 rule pretrain:
     input:
         pretrain_targets(),
+
+
+# cheap collecting rules run where Snakemake runs, never as cluster jobs
+localrules:
+    dataset_tables,
+    train_select,
+    tables,
+    figures,
+    dataset_card,

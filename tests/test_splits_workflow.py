@@ -114,3 +114,16 @@ def test_split_rules_paper_mode(tmp_path):
     assert set(audit["split"]) == {"0", "1", "2"} and set(audit["leak"]) == {"False"}
     assert "Leakage audit" in (out / "audit.md").read_text()
     assert S.read_fasta(out / "sequences.fasta").keys() == set(pairs)
+
+    # each split rule depends on the keys it reads: a new validation size redraws the splits
+    # and re-audits them, but does not rerun MMseqs2's clustering
+    cfg_val = tmp_path / "cfg_val.yaml"
+    changed = yaml.safe_load(cfg.read_text())
+    changed["split"]["cv_val_size"] = 3
+    cfg_val.write_text(yaml.safe_dump(changed))
+    dry = [*cmd[:5], str(cfg_val), *cmd[6:-2], "-n", "--", "splits"]
+    proc = subprocess.run(dry, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    planned = proc.stdout + proc.stderr
+    assert "rule split_make:" in planned and "rule split_audit:" in planned
+    assert "rule split_cluster:" not in planned

@@ -21,6 +21,8 @@ rule dataset_entry:
         table=RESULTS / "dataset" / "entries" / "{entry}.tsv",
     log:
         LOGS / "dataset" / "{entry}.log",
+    benchmark:
+        LOGS / "benchmark" / "dataset" / "{entry}.tsv"
     conda:
         "../../envs/dataset.yaml"
     threads: 1

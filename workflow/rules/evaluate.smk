@@ -12,7 +12,7 @@ evaluate_targets = lambda: [
 ]
 
 
-rule evaluate:
+rule evaluate_split:
     input:
         model=RESULTS / "models" / "{split}" / "{loss}.pt",
         split=RESULTS / "splits" / "split_{split}.tsv",
@@ -27,6 +27,8 @@ rule evaluate:
         pred=directory(RESULTS / "eval" / "{split}" / "{loss}" / "pred"),
     log:
         LOGS / "evaluate" / "{split}" / "{loss}.log",
+    benchmark:
+        LOGS / "benchmark" / "evaluate" / "{split}" / "{loss}.tsv"
     wildcard_constraints:
         split=r"\d+",
         loss="|".join(LOSSES),

@@ -2,8 +2,12 @@
 # cross-validation splits, then the leakage audit. make_splits writes candidates; the
 # audit publishes results/splits/split_{k}.tsv only when every enforced split passes,
 # so a leaking split never reaches training.
+from cryosse.splits.common import AUDIT_KEYS, SEARCH_KEYS, SPLIT_KEYS
+
 SPLIT = config["split"]
 SPLIT_DIR = RESULTS / "splits"
+# each step gets only the split keys it reads, so editing one reruns only what it changes
+split_params = lambda keys: {k: SPLIT[k] for k in keys if k in SPLIT}
 
 
 # 0 = main split, 1..n_cv = cross-validation; the audit enforces the cross-validation
@@ -29,6 +33,8 @@ rule split_cluster:
         clusters=SPLIT_DIR / "clusters.tsv",
     log:
         LOGS / "splits" / "cluster.log",
+    benchmark:
+        LOGS / "benchmark" / "splits" / "cluster.tsv"
     conda:
         "../../envs/split.yaml"
     threads: 2
@@ -36,7 +42,7 @@ rule split_cluster:
         mem_mb=4000,
         runtime=60,
     params:
-        cfg=SPLIT,
+        cfg=split_params(SEARCH_KEYS),
     script:
         "../../scripts/split_cluster.py"
 
@@ -61,7 +67,7 @@ rule split_make:
         mem_mb=1000,
         runtime=10,
     params:
-        cfg=SPLIT,
+        cfg=split_params(SPLIT_KEYS),
         seed=config["seed"],
     script:
         "../../scripts/split_make.py"
@@ -90,7 +96,7 @@ rule split_audit:
         mem_mb=4000,
         runtime=60,
     params:
-        cfg=SPLIT,
+        cfg=split_params(AUDIT_KEYS),
         enforce=SPLIT_ENFORCED,
     script:
         "../../scripts/split_audit.py"

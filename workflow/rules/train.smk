@@ -48,6 +48,8 @@ rule train_setting:
         history=RESULTS / "train" / "{split}" / "{loss}" / "{setting}" / "history.tsv",
     log:
         LOGS / "train" / "{split}" / "{loss}" / "{setting}.log",
+    benchmark:
+        LOGS / "benchmark" / "train" / "{split}" / "{loss}" / "{setting}.tsv"
     # state.pt (the resume state) lives beside them but is not an output: Snakemake
     # deletes the outputs of an interrupted job, and the rerun must find it.
     wildcard_constraints:

@@ -44,6 +44,13 @@ PAPER_COLUMNS = [
 _AA = set("ACDEFGHIKLMNPQRSTVWYXBZJUO")
 
 
+#: the ``split:`` keys each step reads (its Snakemake params: editing another key reruns nothing of it)
+SEARCH_KEYS = ("identity", "coverage", "cov_mode", "sensitivity", "kmer", "evalue")
+SPLIT_KEYS = ("test", "fractions", "n_cv", "cv_max_cluster_size", "cv_test_size", "cv_val_size", "main_split_by",
+              "min_train_pairs")  # fmt: skip
+AUDIT_KEYS = (*SEARCH_KEYS, "test", "max_box_overlap")
+
+
 @dataclass(frozen=True)
 class SearchParams:
     """How sequences are compared (config ``split``: identity, coverage, cov_mode, ...)."""
@@ -69,8 +76,7 @@ class SearchParams:
 
     @classmethod
     def from_config(cls, cfg: Mapping, threads: int = 1) -> SearchParams:
-        keys = ("identity", "coverage", "cov_mode", "sensitivity", "kmer", "evalue")
-        return cls(**{k: cfg[k] for k in keys if k in cfg}, threads=int(threads))
+        return cls(**{k: cfg[k] for k in SEARCH_KEYS if k in cfg}, threads=int(threads))
 
 
 @dataclass(frozen=True)
@@ -104,16 +110,7 @@ class SplitParams:
 
     @classmethod
     def from_config(cls, cfg: Mapping, seed: int) -> SplitParams:
-        keys = (
-            "test",
-            "n_cv",
-            "cv_max_cluster_size",
-            "cv_test_size",
-            "cv_val_size",
-            "main_split_by",
-            "min_train_pairs",
-        )
-        kw = {k: cfg[k] for k in keys if k in cfg}
+        kw = {k: cfg[k] for k in SPLIT_KEYS if k in cfg and k != "fractions"}
         if "fractions" in cfg:
             kw["fractions"] = tuple(float(x) for x in cfg["fractions"])
         return cls(seed=int(seed), **kw)
