@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from cryosse.argtypes import AT_LEAST_ONE, COUNT, POSITIVE, number
-from cryosse.classes import NAMES, NUCLEIC, PAPER_CLASSES, dataset_classes
+from cryosse.classes import CLASS_COUNTS, NAMES, NUCLEIC, PAPER_CLASSES, dataset_classes
 from cryosse.io import write_tsv
 from cryosse.metrics import confusion, f1_from_counts  # noqa: F401  (re-exported)
+from cryosse.pairfile import read_pair_arrays
 from cryosse.statistics import aggregate, read_per_case, weighted_mean
 
 log = logging.getLogger(__name__)
@@ -214,26 +215,9 @@ def _loss_params(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_pair_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "arrays.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: pair arrays missing; rerun the dataset stage")
-    with np.load(path) as z:
-        need = (
-            "density",
-            "labels",
-            "centre",
-            "ca_xyz",
-            "ca_class",
-            "ca_in_centre",
-            "origin_xyz",
-            "voxel_size",
-        )
-        missing = [k for k in need if k not in z.files]
-        if missing:
-            raise ValueError(f"{path}: arrays missing {', '.join(missing)}; rerun the dataset stage")
-        return {k: z[k] for k in z.files}
+    """Every array of a pair file (``path``: the file or its pair folder), checked
+    (:func:`cryosse.pairfile.read_pair_arrays`), as a dict for :func:`score_case`."""
+    return read_pair_arrays(path, classes=max(CLASS_COUNTS)).arrays
 
 
 def predict_labels(model: Any, density: np.ndarray, device: Any = "cpu") -> np.ndarray:

@@ -20,8 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cryosse.evaluate import centre_slices  # noqa: E402
+from cryosse.classes import CLASS_COUNTS  # noqa: E402
 from cryosse.io import atomic_path  # noqa: E402
+from cryosse.pairfile import TRAINING, read_pair_arrays  # noqa: E402
 from cryosse.statistics import bootstrap_ci, loss_order, read_eval_results, weighted_mean  # noqa: E402
 
 CLASSES = ("helix", "sheet")
@@ -228,9 +229,8 @@ def slices_figure(
     if not cases:
         axes[0, 0].text(0.5, 0.5, "no case to show", ha="center", transform=axes[0, 0].transAxes)
     for i, pid in enumerate(cases):
-        with np.load(Path(dataset_paths[pid]) / "arrays.npz") as z:
-            sl = centre_slices(z["centre"])
-            dens, lab = z["density"][sl], z["labels"][sl]
+        pair = read_pair_arrays(dataset_paths[pid], pid, classes=max(CLASS_COUNTS), need=TRAINING)
+        dens, lab = pair.density[pair.centre.slices], pair.labels[pair.centre.slices]
         k = int(np.argmax((lab > 0).sum(axis=(1, 2))))  # the slice with most helix + sheet voxels
         panels = [("map", dens[k], "gray"), ("truth", lab[k], cmap)]
         for loss in losses:

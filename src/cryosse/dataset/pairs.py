@@ -30,6 +30,7 @@ from cryosse.dataset.structure import Model, ModelError, read_model
 from cryosse.density import normalise_density
 from cryosse.geometry import DensityMap, MapError, MapGeometry, read_map, write_map
 from cryosse.io import read_json, remove_stale_staging, sha256_file, staging_dir, write_json, write_tsv
+from cryosse.pairfile import ARRAYS, write_pair_arrays
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class PairRejected(ValueError):
 
 
 #: the files of a pair folder; a folder holding anything else was not written by cryosse
-PAIR_FILES = frozenset({"map.mrc", "labels.mrc", "arrays.npz", "record.json"})
+PAIR_FILES = frozenset({"map.mrc", "labels.mrc", ARRAYS, "record.json"})
 
 
 class OutputRefused(ValueError):
@@ -296,21 +297,20 @@ def build_pair(
         if write_mrc:
             write_map(tmp / "map.mrc", density, geom)
             write_map(tmp / "labels.mrc", labels, geom, dtype=np.int8)
-        with open(tmp / "arrays.npz", "wb") as fh:
-            np.savez_compressed(
-                fh,
-                density=density.astype(np.float32),
-                labels=labels.astype(np.uint8),
-                centre=np.asarray(box.centre, np.int64),
-                ca_xyz=ca_xyz.reshape(-1, 3),
-                ca_class=ca_class.astype(np.uint8),
-                ca_in_centre=ca_in_centre.astype(bool),
-                origin_xyz=np.asarray(geom.origin, np.float64),
-                voxel_size=np.float64(geom.voxel_size[0]),
-                **extra,
-                # only where part of the box lies beyond the map: those voxels are unknown, not solvent
-                **({"inside": inside} if params.mask_outside and not inside.all() else {}),
-            )
+        write_pair_arrays(
+            tmp / ARRAYS,
+            density=density,
+            labels=labels,
+            centre=box.centre,
+            ca_xyz=ca_xyz,
+            ca_class=ca_class,
+            ca_in_centre=ca_in_centre,
+            origin_xyz=geom.origin,
+            voxel_size=geom.voxel_size[0],
+            **extra,
+            # only where part of the box lies beyond the map: those voxels are unknown, not solvent
+            **({"inside": inside} if params.mask_outside and not inside.all() else {}),
+        )
         c_lo, c_hi = box.centre_bounds_xyz()
         b_lo, b_hi = box.box_bounds_xyz()
         record = {
@@ -330,7 +330,7 @@ def build_pair(
             "inputs": {"map": dmap.path, "model": model.path, "map_header": dmap.header},
             "params": _params_dict(params),
             "cryosse_version": __version__,
-            "files": {name: sha256_file(tmp / name) for name in ("map.mrc", "labels.mrc", "arrays.npz") if (tmp / name).exists()},
+            "files": {name: sha256_file(tmp / name) for name in ("map.mrc", "labels.mrc", ARRAYS) if (tmp / name).exists()},
         }  # fmt: skip
         write_json(tmp / "record.json", record)
         _replace_dir(tmp, out_dir, inputs)

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import logging
-import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cryosse.classes import PAPER_CLASSES
+from cryosse.pairfile import TRAINING, Pair, read_pair_arrays
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Pair:
-    pair_id: str
-    density: np.ndarray  # float32 [z, y, x]
-    labels: np.ndarray  # uint8 [z, y, x]
-    centre: tuple[int, int, int, int, int, int]  # z0, z1, y0, y1, x0, x1
-    inside: np.ndarray | None = None  # bool [z, y, x]: within the map (None: the whole box is)
 
 
 def _with_nucleic(columns: list[str], classes: int) -> list[str]:
@@ -34,35 +24,8 @@ def _with_nucleic(columns: list[str], classes: int) -> list[str]:
 
 
 def load_pair(pair_id: str, folder: str | Path, classes: int = PAPER_CLASSES) -> Pair:
-    """Read ``arrays.npz`` of one pair and check it against the contract (docs/design.md)."""
-    path = Path(folder) / "arrays.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"{pair_id}: {path} is missing; rerun the dataset stage")
-    try:
-        with np.load(path) as z:
-            density = np.asarray(z["density"], np.float32)
-            labels = np.asarray(z["labels"])
-            centre = tuple(int(v) for v in np.asarray(z["centre"]).reshape(-1))
-            inside = np.asarray(z["inside"], bool) if "inside" in z.files else None
-    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{pair_id}: {path} is not a usable pair file ({exc})") from exc
-    if density.ndim != 3 or labels.shape != density.shape:
-        raise ValueError(
-            f"{pair_id}: density {density.shape} and labels {labels.shape} must be equal 3-D shapes"
-        )
-    if len(centre) != 6 or any(
-        not (0 <= centre[2 * i] < centre[2 * i + 1] <= density.shape[i]) for i in range(3)
-    ):
-        raise ValueError(f"{pair_id}: centre {centre} is not a non-empty box inside shape {density.shape}")
-    if not np.all(np.isfinite(density)):
-        raise ValueError(f"{pair_id}: density has NaN or infinite values")
-    if labels.size and int(labels.max()) >= classes:
-        raise ValueError(
-            f"{pair_id}: labels must be 0..{classes - 1} for {classes} classes, found {int(labels.max())}"
-        )
-    if inside is not None and inside.shape != density.shape:
-        raise ValueError(f"{pair_id}: inside mask {inside.shape} does not match the density {density.shape}")
-    return Pair(pair_id, density, labels.astype(np.uint8), centre, inside)  # type: ignore[arg-type]
+    """Read one pair's ``arrays.npz`` for training (:func:`cryosse.pairfile.read_pair_arrays`)."""
+    return read_pair_arrays(folder, pair_id, classes, need=TRAINING)
 
 
 def read_split_pairs(dataset_tsv: str | Path, split_tsv: str | Path) -> dict[str, list[tuple[str, Path]]]:
