@@ -10,6 +10,7 @@ import pytest
 
 from conftest import SHARED
 from cryosse import splits as S
+from cryosse.ids import pair_id
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "config" / "paper_test_cases.tsv"
@@ -63,9 +64,11 @@ def test_case_table_matches_the_paper_text():
 
 
 def test_case_ids_keep_two_letter_and_mixed_case_chains():
-    ids = [S.case_id(r["emdb_id"], r["pdb_id"], r["chain"]) for r in _cases().to_dict("records")]
+    ids = [pair_id(r["emdb_id"], r["pdb_id"], r["chain"]) for r in _cases().to_dict("records")]
     assert "1657_4V5H_AE" in ids and "6452_3JBO_Ae" in ids and "9534_5GPN_Ae" in ids
     assert len(set(ids)) == 62
+    assert "0090_6GYK_M" in ids  # leading zeros kept: the case id is the pair id, as the paper prints it
+    assert pair_id("emd-0090", " 6gyk", "M") == "0090_6GYK_M"
 
 
 def _fake_inputs(tmp_path: Path):

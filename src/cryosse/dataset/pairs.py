@@ -29,6 +29,7 @@ from cryosse.dataset.quality import QualityParams, chain_cylinder_score, precisi
 from cryosse.dataset.structure import Model, ModelError, read_model
 from cryosse.density import normalise_density
 from cryosse.geometry import DensityMap, MapError, MapGeometry, read_map, write_map
+from cryosse.ids import pair_id
 from cryosse.io import read_json, remove_stale_staging, sha256_file, staging_dir, write_json, write_tsv
 from cryosse.pairfile import ARRAYS, write_pair_arrays
 
@@ -86,12 +87,6 @@ class DatasetParams:
         keep = tuple(int(b) for b in q.pop("keep_bins", cls.keep_bins))
         known = {k: v for k, v in cfg.items() if k in cls.__dataclass_fields__}
         return cls(**known, quality=QualityParams.from_config(q), keep_bins=keep)
-
-
-def pair_id(emdb_id: str, pdb_id: str, chain: str) -> str:
-    """``{emdb number}_{PDB}_{chain}``, e.g. ``3491_5MDX_L`` (chain id kept verbatim)."""
-    num = str(emdb_id).upper().removeprefix("EMD-").removeprefix("EMD_")
-    return f"{num}_{str(pdb_id).upper()}_{chain}"
 
 
 def _fmt(x: float) -> str:

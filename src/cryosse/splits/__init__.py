@@ -51,7 +51,7 @@ from cryosse.splits.common import (
     write_fasta,
 )
 from cryosse.splits.mmseqs import covered, find_mmseqs, mmseqs_search, mmseqs_version, similar
-from cryosse.splits.paper import case_id, paper_case_status
+from cryosse.splits.paper import paper_case_status
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -65,7 +65,6 @@ __all__ = [
     "add_cli",
     "audit_split",
     "audit_splits",
-    "case_id",
     "clean_sequence",
     "cluster_dataset",
     "cluster_sequences",

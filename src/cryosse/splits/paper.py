@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from cryosse.ids import pair_id
 from cryosse.splits.common import PAPER_COLUMNS
-
-
-def case_id(emdb_id: str, pdb_id: str, chain: str) -> str:
-    """The paper's Table 2 id, which is also our pair id: EMD-1657, 4V5H, AE -> 1657_4V5H_AE."""
-    num = emdb_id[4:] if emdb_id.upper().startswith("EMD-") else emdb_id
-    return f"{num}_{pdb_id.upper()}_{chain}"
 
 
 def _rejections(table: pd.DataFrame | None) -> list[dict[str, str]]:
@@ -61,7 +56,7 @@ def paper_case_status(
     out = []
     for rec in cases.to_dict("records"):
         e, p, c = rec["emdb_id"].strip(), rec["pdb_id"].strip().upper(), rec["chain"].strip()
-        cid = case_id(e, p, c)
+        cid = pair_id(e, p, c)  # the paper's case id is our pair id
         row = {
             "case_id": cid,
             "emdb_id": e,

@@ -5,32 +5,16 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cryosse.ids import pair_id
 from cryosse.render import num, pct
 from cryosse.statistics import loss_order, weighted_mean
 from cryosse.tables.core import CLASSES, _counts, _w
-
-
-def case_key(emdb: Any, pdb: Any, chain: Any) -> str:
-    """``{EMDB number without leading zeros}_{PDB upper case}_{author chain as is}``."""
-    m = re.search(r"(\d+)", str(emdb))
-    if not m:
-        raise ValueError(f"EMDB id {emdb!r} has no number")
-    return f"{int(m.group(1))}_{str(pdb).strip().upper()}_{str(chain).strip()}"
-
-
-def pair_key(pair_id: str) -> str:
-    """Key of a pair id ``{emdb number}_{PDB}_{chain}`` (the chain may be 1-4 characters, any case)."""
-    parts = str(pair_id).split("_", 2)
-    if len(parts) != 3:
-        raise ValueError(f"pair id {pair_id!r} is not EMDB_PDB_CHAIN")
-    return case_key(*parts)
 
 
 def read_paper_cases(path: str | os.PathLike) -> pd.DataFrame:
@@ -49,7 +33,7 @@ def read_paper_cases(path: str | os.PathLike) -> pd.DataFrame:
     if not need <= set(df.columns):
         raise ValueError(f"{p}: columns {', '.join(sorted(need - set(df.columns)))} missing")
     df["key"] = [
-        case_key(e, pdb, c) for e, pdb, c in zip(df["emdb_id"], df["pdb_id"], df["chain"], strict=True)
+        pair_id(e, pdb, c) for e, pdb, c in zip(df["emdb_id"], df["pdb_id"], df["chain"], strict=True)
     ]
     return df
 
@@ -63,23 +47,21 @@ def table2_paper(
     pk = paper.set_index("key")
     first = main.drop_duplicates("pair_id").set_index("pair_id")
     by = {loss: main[main["loss"] == loss].set_index("pair_id") for loss in losses}
-    cases = [pid for pid in sorted(first.index) if pair_key(pid) in pk.index]
+    cases = [pid for pid in sorted(first.index) if pid in pk.index]
     rows, shown = [], []
 
     def series(loss: str, c: str, level: str = "voxel") -> tuple[list[float], list[float]]:
         col = f"f1_{c}" if level == "voxel" else f"res_f1_{c}"
         ours = [by[loss].at[pid, col] if pid in by[loss].index else math.nan for pid in cases]
         pcol = f"{loss}_{c}" if level == "voxel" else f"{loss}_residue_{c}"
-        theirs = [
-            float(pk.at[pair_key(pid), pcol]) / 100 if pcol in pk.columns else math.nan for pid in cases
-        ]
+        theirs = [float(pk.at[pid, pcol]) / 100 if pcol in pk.columns else math.nan for pid in cases]
         return ours, theirs
 
     cols: list[tuple[str, str, str]] = [(loss, c, "voxel") for loss in losses for c in CLASSES]
     cols += [(res_loss, c, "residue") for c in CLASSES]
     data = {k: series(*k) for k in cols}
     for i, pid in enumerate(cases):
-        m, p = first.loc[pid], pk.loc[pair_key(pid)]
+        m, p = first.loc[pid], pk.loc[pid]
         r: dict[str, Any] = {
             "pair_id": pid,
             "resolution": m.get("resolution", math.nan),
@@ -115,7 +97,7 @@ def table2_paper(
         tag = f"{loss}_residue_{c}" if lev == "residue" else f"{loss}_{c}"
         d = by[loss].reindex(cases)
         avg[tag] = weighted_mean(*_w(d, lev, c)) if cases else math.nan
-        avg[f"paper_{tag}"] = weighted_mean(theirs, [float(pk.at[pair_key(pid), f"ca_{c}"]) for pid in cases])
+        avg[f"paper_{tag}"] = weighted_mean(theirs, [float(pk.at[pid, f"ca_{c}"]) for pid in cases])
         t[f"{tag.replace('_residue', ' residue')} ours/paper"] = f"{pct(avg[tag])}/{pct(avg[f'paper_{tag}'])}"
     rows.append(avg)
     shown.append(t)
@@ -128,7 +110,7 @@ def fidelity(test_cases: pd.DataFrame, paper: pd.DataFrame) -> tuple[pd.DataFram
     pk = paper.set_index("key")
     rows, shown = [], []
     for _, m in test_cases.drop_duplicates("pair_id").sort_values("pair_id").iterrows():
-        key = pair_key(m["pair_id"])
+        key = m["pair_id"]
         if key not in pk.index:
             continue
         p = pk.loc[key]
