@@ -57,7 +57,7 @@ def synthetic_map(
     sub = np.zeros((hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]), np.float32)
     np.add.at(sub, (f[:, 2] - lo[2], f[:, 1] - lo[1], f[:, 0] - lo[0]), 1.0)
     sub = ndimage.gaussian_filter(sub, 0.225 * res / voxel)
-    data = np.zeros(geom.shape, np.float32)
+    data = np.zeros(geom.shape_zyx, np.float32)
     data[lo[2] : hi[2], lo[1] : hi[1], lo[0] : hi[0]] = sub
     rng = np.random.default_rng(0)
     data += rng.normal(0, 0.05 * float(sub.std()), data.shape).astype(np.float32)
@@ -130,7 +130,7 @@ def bench_pair(model_path: Path, tmp: Path) -> None:
     t_pair = best_of(whole_pair)
     box = chain_box(model.chain_atoms[chain], dmap.geometry, params.padding, params.spacing)
     print(f"[200^3] map {gz.stat().st_size / 1e6:.1f} MB gzip ({plain.stat().st_size / 1e6:.1f} MB plain), "
-          f"chain {chain} ({len(idx)} residues), box {box.geometry.shape}")  # fmt: skip
+          f"chain {chain} ({len(idx)} residues), box {box.geometry.shape_zyx}")  # fmt: skip
     print(f"[200^3] read + decompress map:          {t_read:7.3f} s")
     print(
         f"[200^3] crop + labels + quality:        {t_compute:7.3f} s  ratio {t_compute / t_read:5.2f}x (target <= 2x)"

@@ -114,8 +114,8 @@ def test_simulated_map_overlays_its_model(root, tmp_path, use_nstart):
     m = read_map(path)
     assert m.header["origin_source"] == ("NSTART" if use_nstart else "ORIGIN")
     assert m.geometry.voxel_size == pytest.approx((1.2, 1.2, 1.2))
-    assert np.allclose(m.geometry.origin, sim.geometry.origin, atol=1e-3) and np.any(
-        np.abs(m.geometry.origin) > 1
+    assert np.allclose(m.geometry.origin_xyz, sim.geometry.origin_xyz, atol=1e-3) and np.any(
+        np.abs(m.geometry.origin_xyz) > 1
     )
     ca = np.array([a.pos.tolist() for ch in st[0] for r in ch for a in r if a.name == "CA"])
     assert m.geometry.contains(ca, margin=5.0).all()

@@ -58,7 +58,7 @@ def simulate(xyz: np.ndarray, n_res: int, res: float = 6.0, voxel=(1.2, 1.2, 1.2
     lo = np.floor((xyz.min(0) - margin) / vs) * vs
     n = np.ceil((xyz.max(0) + margin - lo) / vs).astype(int) + 1
     geom = MapGeometry((int(n[2]), int(n[1]), int(n[0])), tuple(vs), tuple(lo))
-    grid = np.zeros(geom.shape, np.float32)
+    grid = np.zeros(geom.shape_zyx, np.float32)
     f = np.rint(geom.xyz_to_index(xyz)).astype(int)
     np.add.at(grid, (f[:, 2], f[:, 1], f[:, 0]), 1.0)
     grid = ndimage.gaussian_filter(grid, 0.225 * res / vs[::-1])
@@ -103,7 +103,7 @@ def test_label_box_takes_the_nearest_ca_within_radius():
     labels = label_box(geom, ca, cls, 3.0)
     centres = geom.voxel_centres().reshape(-1, 3).astype(float)
     d, i = cKDTree(ca).query(centres)
-    expect = np.where(d <= 3.0, cls[i], 0).reshape(geom.shape)
+    expect = np.where(d <= 3.0, cls[i], 0).reshape(geom.shape_zyx)
     assert (labels == expect).mean() > 0.999  # float32 centres: ties at the radius
     assert labels.dtype == np.uint8 and set(np.unique(labels)) <= {0, 1, 2}
 
@@ -119,7 +119,7 @@ def test_near_mask_is_exact_and_does_not_wrap():
     geom = MapGeometry((20, 25, 30), (1.0, 1.2, 0.9), (3.0, -2.0, 5.0))
     pts = rng.uniform(-5, 40, (60, 3))
     d, _ = cKDTree(pts).query(geom.voxel_centres().reshape(-1, 3))
-    assert np.array_equal(near_mask(geom, pts, 4.0), (d <= 4.0).reshape(geom.shape))
+    assert np.array_equal(near_mask(geom, pts, 4.0), (d <= 4.0).reshape(geom.shape_zyx))
     edge = near_mask(geom, np.array([[3.0, -2.0, 5.0]]), 3.0)  # a corner voxel
     assert edge[0, 0, 0] and not edge[-1, -1, -1] and not edge[:, :, -1].any()
 
@@ -218,7 +218,7 @@ def test_helix_score_high_on_its_density_low_when_moved():
     good = helix_score(density, geom, 0.5, ca, 5.0, 2.5)
     moved = helix_score(density, geom, 0.5, ca + [6.0, 0, 0], 5.0, 2.5)
     assert good > 0.9 and moved < 0.3
-    assert helix_score(np.zeros(geom.shape, np.float32), geom, 0.5, ca, 5.0, 2.5) == 0.0
+    assert helix_score(np.zeros(geom.shape_zyx, np.float32), geom, 0.5, ca, 5.0, 2.5) == 0.0
 
 
 def test_quality_bins():
@@ -311,7 +311,7 @@ def test_build_entry_haemoglobin(tmp_path, hb_map):
     # The MRC files overlay the model: their geometry is the box's, labels equal the array.
     lab = read_map(folder / "labels.mrc")
     assert np.array_equal(np.asarray(lab.data), z["labels"])
-    assert np.allclose(lab.geometry.origin, z["origin_xyz"])
+    assert np.allclose(lab.geometry.origin_xyz, z["origin_xyz"])
     # Neighbouring chains are labelled too: CAs of B, C, D sit in A's box.
     assert len(z["ca_xyz"]) > 141
     c = z["centre"]
@@ -434,7 +434,7 @@ def test_non_cubic_voxels_and_axis_order(tmp_path):
         mrc.header.mx, mrc.header.my, mrc.header.mz = nx, ny, nz
         vx, vy, vz = geom.voxel_size
         mrc.header.cella = (nx * vx, ny * vy, nz * vz)
-        mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = geom.origin
+        mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = geom.origin_xyz
     pmap = read_map(perm)
     assert np.array_equal(crop(pmap, box), raw)
     rec = write_record(tmp_path, perm, GINS, contour)
@@ -448,9 +448,9 @@ def test_chain_near_the_edge_gets_zeros_not_wrapped(tmp_path):
     data, geom, _ = simulate(xyz, len(model.keys), voxel=(1.0, 1.0, 1.0), margin=30.0)
     big = DensityMap(data, geom, "big")
     # Cut the map 3 A beyond the chain's highest x: the box's last ~14 A in x lie outside.
-    hi_x = int(np.ceil((xyz[:, 0].max() + 3.0 - geom.origin[0]) / 1.0))
+    hi_x = int(np.ceil((xyz[:, 0].max() + 3.0 - geom.origin_xyz[0]) / 1.0))
     small = DensityMap(np.ascontiguousarray(data[:, :, : hi_x + 1]),
-                       MapGeometry((data.shape[0], data.shape[1], hi_x + 1), geom.voxel_size, geom.origin), "small")  # fmt: skip
+                       MapGeometry((data.shape[0], data.shape[1], hi_x + 1), geom.voxel_size, geom.origin_xyz), "small")  # fmt: skip
     box = chain_box(xyz, small.geometry, 17.0, 1.0)
     a, b = crop(small, box), crop(big, box)
     ix = np.rint(box.geometry.xyz_to_index(small.geometry.upper[None])[0]).astype(int)[0]
@@ -472,8 +472,10 @@ def test_box_past_the_map_is_rejected_or_masked(tmp_path):
     model = read_model(need(GINS))
     xyz = model.chain_atoms["A"]
     data, geom, contour = simulate(xyz, len(model.keys), voxel=(1.0, 1.0, 1.0), margin=30.0)
-    hi_x = int(np.ceil((xyz[:, 0].max() - 3.0 - geom.origin[0]) / 1.0))  # a map cut through the chain's edge
-    small = MapGeometry((data.shape[0], data.shape[1], hi_x + 1), geom.voxel_size, geom.origin)
+    hi_x = int(
+        np.ceil((xyz[:, 0].max() - 3.0 - geom.origin_xyz[0]) / 1.0)
+    )  # a map cut through the chain's edge
+    small = MapGeometry((data.shape[0], data.shape[1], hi_x + 1), geom.voxel_size, geom.origin_xyz)
     write_map(tmp_path / "small.mrc", np.ascontiguousarray(data[:, :, : hi_x + 1]), small)
     dmap, mdl, classes = load_inputs(tmp_path / "small.mrc", need(GINS), "pydssp")
     ids = {"emdb_id": "EMD-9999", "pdb_id": "6eyc", "resolution": 6.0}

@@ -115,7 +115,7 @@ def test_emd21457_header_conventions_give_identical_crops(real):
         assert arr.shape == crops[0][0].shape and box.centre == crops[0][1].centre
         # Equal up to the float32 rounding of the header's origin (1e-5 A): |diff| ~ 3e-6.
         assert np.allclose(arr, crops[0][0], rtol=0, atol=1e-5 * float(np.abs(crops[0][0]).max()))
-    assert np.allclose(crops[0][1].geometry.origin, crops[1][1].geometry.origin, atol=1e-4)
+    assert np.allclose(crops[0][1].geometry.origin_xyz, crops[1][1].geometry.origin_xyz, atol=1e-4)
 
 
 def test_full_map_box_labels_neighbours(real, tmp_path):

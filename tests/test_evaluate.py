@@ -269,7 +269,7 @@ def test_evaluate_split_writes_scores_and_overlaying_predictions(tmp_path):
     # The stored prediction is the centre box, placed where it lies in the pair's frame.
     m = read_map(pred_dir / "1657_4V5H_AE.mrc")
     assert m.data.shape == (BOX - 2 * PAD,) * 3
-    np.testing.assert_allclose(m.geometry.origin, np.array([10.0, -5.0, 3.0]) + PAD)
+    np.testing.assert_allclose(m.geometry.origin_xyz, np.array([10.0, -5.0, 3.0]) + PAD)
     assert set(np.unique(np.asarray(m.data))) <= {0, 1, 2}
     # Scores agree with the stored labels.
     with np.load(tmp_path / "results/dataset/pairs/1657_4V5H_AE/arrays.npz") as z:

@@ -40,7 +40,7 @@ def test_header_conventions_agree_and_wrong_pairing_is_outside(real):
     d = real / "emd21457_6vyb_ntd"
     a = read_map(d / "emd_21457_seg.mrc")
     b = read_map(d / "emd_21457_seg_nstart.mrc")
-    np.testing.assert_allclose(a.geometry.origin, b.geometry.origin, atol=1e-3)
+    np.testing.assert_allclose(a.geometry.origin_xyz, b.geometry.origin_xyz, atol=1e-3)
     np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data))
     wrong = read_map(d / "emd_21457_seg_orig0.mrc")
     assert not wrong.geometry.contains(_atoms(d / "6vyb_Ndom.pdb"), margin=-0.5).any()
@@ -51,13 +51,13 @@ def test_gzip_and_plain_read_the_same(real):
     b = read_map(real / "emd3197_format" / "EMD-3197.map")
     assert a.geometry == b.geometry
     np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data))
-    assert a.geometry.origin == pytest.approx((-22.8, 0.0, 0.0))
+    assert a.geometry.origin_xyz == pytest.approx((-22.8, 0.0, 0.0))
 
 
 def test_nstart_of_groel(real):
     m = read_map(real / "emd1997_groel" / "1997.map")
     assert m.geometry.voxel_size == pytest.approx((2.02, 2.02, 2.02))
-    assert m.geometry.origin == pytest.approx((-101.0, -101.0, -101.0))
+    assert m.geometry.origin_xyz == pytest.approx((-101.0, -101.0, -101.0))
 
 
 def _write_raw(path, data_file_order, mapcrs=(1, 2, 3), voxel=1.0, origin=(0, 0, 0), nstart=(0, 0, 0)):
@@ -92,8 +92,8 @@ def test_nstart_follows_axis_order(tmp_path):
     # columns = z, rows = x, sections = y: NSTART fields are (col, row, sec) = (z, x, y)
     _write_raw(tmp_path / "m.mrc", ref.transpose(1, 2, 0), mapcrs=(3, 1, 2), voxel=2.0, nstart=(7, 3, 5))
     g = read_map(tmp_path / "m.mrc").geometry
-    assert g.shape == (6, 5, 4)
-    assert g.origin == pytest.approx((6.0, 10.0, 14.0))
+    assert g.shape_zyx == (6, 5, 4)
+    assert g.origin_xyz == pytest.approx((6.0, 10.0, 14.0))
 
 
 def test_write_map_round_trip_keeps_frame(tmp_path):
@@ -101,8 +101,8 @@ def test_write_map_round_trip_keeps_frame(tmp_path):
     data = np.arange(120, dtype=np.float32).reshape(4, 5, 6)
     write_map(tmp_path / "o.mrc", data, geom)
     m = read_map(tmp_path / "o.mrc")
-    assert m.geometry.shape == geom.shape
-    np.testing.assert_allclose(m.geometry.origin, geom.origin, atol=1e-4)
+    assert m.geometry.shape_zyx == geom.shape_zyx
+    np.testing.assert_allclose(m.geometry.origin_xyz, geom.origin_xyz, atol=1e-4)
     np.testing.assert_allclose(m.geometry.voxel_size, geom.voxel_size, atol=1e-5)
     np.testing.assert_array_equal(np.asarray(m.data), data)
 

@@ -119,7 +119,7 @@ def _check_overlay(src, out, summary):
     half = np.asarray(inp.voxel_size) / 2
     for fname in MASKS:
         got = read_map(out / fname).geometry
-        assert got.shape == inp.shape, fname
+        assert got.shape_zyx == inp.shape_zyx, fname
         np.testing.assert_allclose(got.voxel_size, inp.voxel_size, rtol=1e-5)
         # same origin and extent (first and last voxel centres) within half a voxel
         assert np.all(np.abs(got.lower - inp.lower) < half), fname
@@ -164,14 +164,14 @@ def test_groel_comes_back_on_its_own_frame(real, tiny_ckpt, tmp_path):
     assert s["grid"]["resampled"] and s["grid"]["voxel_size_xyz"] == [1.0, 1.0, 1.0]
     assert s["grid"]["shape_zyx"] == [201, 201, 201]  # 99 * 2.02 A = 200 A, covered
     g = read_map(tmp_path / "helix.mrc").geometry
-    assert g.shape == (100, 100, 100)
+    assert g.shape_zyx == (100, 100, 100)
     assert g.voxel_size == pytest.approx((2.02, 2.02, 2.02))
-    assert g.origin == pytest.approx((-101.0, -101.0, -101.0))
+    assert g.origin_xyz == pytest.approx((-101.0, -101.0, -101.0))
     with mrcfile.open(tmp_path / "sheet.mrc") as m:  # what ChimeraX reads
         assert float(m.header.origin.x) == pytest.approx(-101.0)
         assert float(m.voxel_size.x) == pytest.approx(2.02, rel=1e-5)
     t = read_map(tmp_path / "sheet_trimmed.mrc").geometry
-    assert t.shape == (82, 82, 82) and t.origin == pytest.approx((-101 + 9 * 2.02,) * 3)
+    assert t.shape_zyx == (82, 82, 82) and t.origin_xyz == pytest.approx((-101 + 9 * 2.02,) * 3)
     cmds = run_chimerax_script(tmp_path / "chimerax.py")
     assert cmds[0] == f'open "{(real / GROEL).resolve()}" format mrc' or str(real / GROEL) in cmds[0]
     assert any(c.startswith("volume #7 style mesh level") for c in cmds)  # the map, at a level
@@ -246,7 +246,7 @@ def test_contour_sets_low_density_to_background(tiny_ckpt, tmp_path):
 def test_prediction_grid_covers_the_input():
     g = MapGeometry((10, 7, 5), (2.02, 1.7, 3.3), (-50.5, 3.0, 7.25))
     p = prediction_grid(g, 1.0)
-    assert p.origin == g.origin
+    assert p.origin_xyz == g.origin_xyz
     assert np.all(p.upper >= g.upper - 1e-9) and np.all(p.upper - g.upper < 1.0)
     same = MapGeometry((4, 5, 6), (1.0, 1.0, 1.0), (1.5, 2.5, 3.5))
     assert prediction_grid(same, 1.0) == same
@@ -617,7 +617,7 @@ def test_small_map_has_no_trimmed_outputs(tiny_ckpt, tmp_path):
     assert not list((tmp_path / "o").glob("*_trimmed.mrc"))
     assert "helix_trimmed" not in (tmp_path / "o" / "chimerax.py").read_text()
     s = predict_map(src, tmp_path / "o5", model=tiny_ckpt, trim=5.0)
-    assert read_map(tmp_path / "o5" / "helix_trimmed.mrc").geometry.shape == (10, 20, 30)
+    assert read_map(tmp_path / "o5" / "helix_trimmed.mrc").geometry.shape_zyx == (10, 20, 30)
 
 
 def test_auto_precision_is_the_faster_path_here(tiny_ckpt, monkeypatch):

@@ -102,7 +102,7 @@ def permuted_axes_file(path: Path, data: np.ndarray, geom: MapGeometry) -> None:
         m.set_data(np.ascontiguousarray(data.transpose(2, 1, 0)).astype(np.float32))
         m.voxel_size = geom.voxel_size
         m.header.mapc, m.header.mapr, m.header.maps = 3, 2, 1
-        m.header.origin.x, m.header.origin.y, m.header.origin.z = geom.origin
+        m.header.origin.x, m.header.origin.y, m.header.origin.z = geom.origin_xyz
 
 
 def test_other_grids_and_origin_conventions_score_the_same(tmp_path):
@@ -362,7 +362,7 @@ def threshold_tool(pair_dir: Path, out: Path, pid: str) -> None:
     fine = MapGeometry((28, 28, 24), (0.8, 0.8, 0.8), tuple(start))  # type: ignore[arg-type]
     prob = 1 / (1 + np.exp(-4 * (resample(DensityMap(dens, geom), fine) - 1.0)))
     write_map(out / f"{pid}_helix.mrc", prob.astype(np.float32), fine, origin_in="nstart")
-    write_map(out / f"{pid}_sheet.mrc", np.zeros(fine.shape, np.float32), fine, origin_in="nstart")
+    write_map(out / f"{pid}_sheet.mrc", np.zeros(fine.shape_zyx, np.float32), fine, origin_in="nstart")
 
 
 def test_score_external_split_records_a_missing_case(tmp_path):

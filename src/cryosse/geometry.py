@@ -35,29 +35,30 @@ class MapError(ValueError):
 class MapGeometry:
     """Where a 3D array sits in space.
 
-    shape: array shape ``(nz, ny, nx)``; voxel_size and origin: ``(x, y, z)`` in A.
+    ``shape_zyx``: the array's shape ``(nz, ny, nx)``; ``voxel_size`` and ``origin_xyz``:
+    ``(x, y, z)`` in A (the centre of the first voxel).
     """
 
-    shape: tuple[int, int, int]
+    shape_zyx: tuple[int, int, int]
     voxel_size: tuple[float, float, float]
-    origin: tuple[float, float, float]
+    origin_xyz: tuple[float, float, float]
 
     @property
     def shape_xyz(self) -> tuple[int, int, int]:
-        return (self.shape[2], self.shape[1], self.shape[0])
+        return (self.shape_zyx[2], self.shape_zyx[1], self.shape_zyx[0])
 
     def xyz_to_index(self, xyz: np.ndarray) -> np.ndarray:
         """Fractional ``(i, j, k)`` = (x, y, z) indices of Cartesian points (N, 3)."""
-        return (np.asarray(xyz, float) - np.asarray(self.origin)) / np.asarray(self.voxel_size)
+        return (np.asarray(xyz, float) - np.asarray(self.origin_xyz)) / np.asarray(self.voxel_size)
 
     def index_to_xyz(self, ijk: np.ndarray) -> np.ndarray:
         """Cartesian points of ``(i, j, k)`` = (x, y, z) indices (N, 3)."""
-        return np.asarray(ijk, float) * np.asarray(self.voxel_size) + np.asarray(self.origin)
+        return np.asarray(ijk, float) * np.asarray(self.voxel_size) + np.asarray(self.origin_xyz)
 
     @property
     def lower(self) -> np.ndarray:
         """Centre of the first voxel, (x, y, z) A."""
-        return np.asarray(self.origin, float)
+        return np.asarray(self.origin_xyz, float)
 
     @property
     def upper(self) -> np.ndarray:
@@ -71,9 +72,9 @@ class MapGeometry:
 
     def voxel_centres(self) -> np.ndarray:
         """All voxel centres as an array ``(nz, ny, nx, 3)`` of (x, y, z) A."""
-        nz, ny, nx = self.shape
+        nz, ny, nx = self.shape_zyx
         vx, vy, vz = self.voxel_size
-        ox, oy, oz = self.origin
+        ox, oy, oz = self.origin_xyz
         out = np.empty((nz, ny, nx, 3), np.float32)
         out[..., 0] = (ox + vx * np.arange(nx))[None, None, :]
         out[..., 1] = (oy + vy * np.arange(ny))[None, :, None]
@@ -82,9 +83,9 @@ class MapGeometry:
 
     def to_dict(self) -> dict:
         return {
-            "shape_zyx": list(self.shape),
+            "shape_zyx": list(self.shape_zyx),
             "voxel_size_xyz": list(self.voxel_size),
-            "origin_xyz": list(self.origin),
+            "origin_xyz": list(self.origin_xyz),
         }
 
     @classmethod
@@ -275,13 +276,15 @@ def write_map(
     order x, y, z. Written atomically.
     """
     data = np.ascontiguousarray(data, dtype=dtype)
-    if data.shape != tuple(geometry.shape):
-        raise ValueError(f"{path}: data shape {data.shape} does not match geometry {geometry.shape}")
+    if data.shape != tuple(geometry.shape_zyx):
+        raise ValueError(f"{path}: data shape {data.shape} does not match geometry {geometry.shape_zyx}")
     if origin_in not in ("origin", "nstart"):
         raise ValueError(f"origin_in {origin_in!r} is not 'origin' or 'nstart'")
-    start = np.asarray(geometry.origin) / np.asarray(geometry.voxel_size)
+    start = np.asarray(geometry.origin_xyz) / np.asarray(geometry.voxel_size)
     if origin_in == "nstart" and not np.allclose(start, np.rint(start), atol=1e-4):
-        raise ValueError(f"{path}: origin {geometry.origin} is not on the voxel grid; it cannot go in NSTART")
+        raise ValueError(
+            f"{path}: origin {geometry.origin_xyz} is not on the voxel grid; it cannot go in NSTART"
+        )
     with atomic_path(path) as tmp:
         with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(data)
@@ -290,7 +293,7 @@ def write_map(
                 mrc.header.origin.x = mrc.header.origin.y = mrc.header.origin.z = 0
                 mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in np.rint(start))
             else:
-                mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = geometry.origin
+                mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = geometry.origin_xyz
                 mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
             mrc.update_header_stats()
             # A fixed label instead of mrcfile's creation time: same map, same bytes.
@@ -323,7 +326,7 @@ def resample(dmap: DensityMap, target: MapGeometry, order: int = 1) -> np.ndarra
     src = dmap.geometry
     vs = np.asarray(src.voxel_size)
     tv = np.asarray(target.voxel_size)
-    lo_pt = np.asarray(target.origin, float)
+    lo_pt = np.asarray(target.origin_xyz, float)
     hi_pt = target.index_to_xyz(np.asarray(target.shape_xyz) - 1)
     f_lo = src.xyz_to_index(lo_pt)
     f_hi = src.xyz_to_index(hi_pt)

@@ -154,13 +154,13 @@ def prediction_grid(geom: MapGeometry, spacing: float = DEFAULT_SPACING_A) -> Ma
     if spacing <= 0:
         raise ValueError(f"spacing must be positive, got {spacing}")
     if np.allclose(geom.voxel_size, spacing, rtol=1e-5, atol=0):
-        return MapGeometry(geom.shape, (spacing, spacing, spacing), geom.origin)
+        return MapGeometry(geom.shape_zyx, (spacing, spacing, spacing), geom.origin_xyz)
     extent = geom.upper - geom.lower
     n_xyz = np.ceil(extent / spacing - 1e-6).astype(int) + 1
     return MapGeometry(
         (int(n_xyz[2]), int(n_xyz[1]), int(n_xyz[0])),
         (spacing, spacing, spacing),
-        tuple(float(v) for v in geom.origin),  # type: ignore[arg-type]
+        tuple(float(v) for v in geom.origin_xyz),  # type: ignore[arg-type]
     )
 
 
@@ -172,10 +172,10 @@ def trim_counts(geom: MapGeometry, trim: float) -> tuple[int, int, int]:
 def trimmed_geometry(geom: MapGeometry, n_xyz: tuple[int, int, int]) -> MapGeometry | None:
     """The geometry left after removing ``n_xyz`` voxels per face; None when nothing is left."""
     nx, ny, nz = n_xyz
-    shape = (geom.shape[0] - 2 * nz, geom.shape[1] - 2 * ny, geom.shape[2] - 2 * nx)
+    shape = (geom.shape_zyx[0] - 2 * nz, geom.shape_zyx[1] - 2 * ny, geom.shape_zyx[2] - 2 * nx)
     if min(shape) < 1:
         return None
-    origin = tuple(o + n * v for o, n, v in zip(geom.origin, n_xyz, geom.voxel_size, strict=True))
+    origin = tuple(o + n * v for o, n, v in zip(geom.origin_xyz, n_xyz, geom.voxel_size, strict=True))
     return MapGeometry(shape, geom.voxel_size, origin)  # type: ignore[arg-type]
 
 
@@ -219,15 +219,15 @@ def network_input(
     geom = dmap.geometry
     check_voxel_size(dmap)
     grid = prediction_grid(geom, spacing)
-    n_grid = int(np.prod(grid.shape))
+    n_grid = int(np.prod(grid.shape_zyx))
     if n_grid > MAX_GRID_VOXELS:
         raise ValueError(
-            f"{dmap.path}: the map spans {grid.shape} voxels at {spacing} A ({n_grid:,} voxels);"
+            f"{dmap.path}: the map spans {grid.shape_zyx} voxels at {spacing} A ({n_grid:,} voxels);"
             " crop the region of interest first (e.g. `volume copy subregion` in ChimeraX)"
         )
     same_grid = (
-        grid.shape == geom.shape
-        and np.allclose(grid.origin, geom.origin)
+        grid.shape_zyx == geom.shape_zyx
+        and np.allclose(grid.origin_xyz, geom.origin_xyz)
         and np.allclose(grid.voxel_size, geom.voxel_size)
     )
     box = np.asarray(dmap.data, np.float32) if same_grid else resample(dmap, grid)
@@ -327,7 +327,7 @@ def _counts(
     nh, ns = int(helix.sum()), int(sheet.sum())
     out = {
         "geometry": geom.to_dict(),
-        "voxels": int(np.prod(geom.shape)),
+        "voxels": int(np.prod(geom.shape_zyx)),
         "helix_voxels": nh,
         "sheet_voxels": ns,
         "helix_volume_A3": nh * vol,
@@ -381,8 +381,8 @@ def predict_map(
     geom = pred.geometry
     n_trim = trim_counts(geom, trim)
     tgeom = trimmed_geometry(geom, n_trim)
-    inner = (slice(n_trim[2], geom.shape[0] - n_trim[2]), slice(n_trim[1], geom.shape[1] - n_trim[1]),
-             slice(n_trim[0], geom.shape[2] - n_trim[0]))  # fmt: skip
+    inner = (slice(n_trim[2], geom.shape_zyx[0] - n_trim[2]), slice(n_trim[1], geom.shape_zyx[1] - n_trim[1]),
+             slice(n_trim[0], geom.shape_zyx[2] - n_trim[0]))  # fmt: skip
     summary: dict[str, Any] = {
         "cryosse_version": __version__,
         "input": {

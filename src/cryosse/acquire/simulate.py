@@ -224,12 +224,12 @@ def write_map_gz(path: Path, sim: SimulatedMap) -> None:
             mrc.set_data(sim.data)
             mrc.voxel_size = sim.geometry.voxel_size
             if sim.use_nstart:
-                start = np.rint(np.asarray(sim.geometry.origin) / np.asarray(sim.geometry.voxel_size))
+                start = np.rint(np.asarray(sim.geometry.origin_xyz) / np.asarray(sim.geometry.voxel_size))
                 mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in start)
                 mrc.header.origin.x = mrc.header.origin.y = mrc.header.origin.z = 0
             else:
                 mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
-                mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = sim.geometry.origin
+                mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = sim.geometry.origin_xyz
             mrc.update_header_stats()
             # A fixed label instead of mrcfile's creation time: same map, same bytes.
             mrc.header.label[0] = b"cryosse simulated map (not an EMDB entry)".ljust(80)

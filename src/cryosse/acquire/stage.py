@@ -289,8 +289,8 @@ def _acquire(entry: dict[str, Any], folder: Path, settings: AcquireSettings, rec
     geom = read_map(map_path).geometry
     rec["voxel_size_xyz"] = [round(v, 6) for v in geom.voxel_size]
     rec["voxel_size"] = round(float(geom.voxel_size[0]), 6)
-    rec["origin_xyz"] = [round(v, 4) for v in geom.origin]
-    rec["shape_zyx"] = list(geom.shape)
+    rec["origin_xyz"] = [round(v, 4) for v in geom.origin_xyz]
+    rec["shape_zyx"] = list(geom.shape_zyx)
     rec["map"], rec["header"], rec["model"] = str(map_path), str(header_path), str(model_path)
     rec["files"] = [_file_entry(p, folder) for p in (map_path, header_path, model_path)]
 

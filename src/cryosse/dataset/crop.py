@@ -48,7 +48,7 @@ def chain_box(atoms_xyz: np.ndarray, map_geometry: MapGeometry, padding: float, 
     if atoms_xyz.size == 0:
         raise ValueError("no atoms to box")
     lo_atoms, hi_atoms = atoms_xyz.min(axis=0), atoms_xyz.max(axis=0)
-    anchor = np.asarray(map_geometry.origin, float)
+    anchor = np.asarray(map_geometry.origin_xyz, float)
     lower = anchor + np.floor((lo_atoms - padding - anchor) / spacing + 1e-6) * spacing
     upper = anchor + np.ceil((hi_atoms + padding - anchor) / spacing - 1e-6) * spacing
     geom = box_geometry(lower, upper, spacing)

@@ -15,7 +15,7 @@ def label_box(geometry: MapGeometry, ca_xyz: np.ndarray, ca_class: np.ndarray, r
     voxel nearest a loop CA stays background even when a helix CA is also
     within reach. Ties between equidistant CAs go to the first one given.
     """
-    shape = tuple(geometry.shape)
+    shape = tuple(geometry.shape_zyx)
     labels = np.zeros(shape, np.uint8)
     ca_xyz = np.asarray(ca_xyz, float).reshape(-1, 3)
     ca_class = np.asarray(ca_class, np.uint8).reshape(-1)

@@ -300,7 +300,7 @@ def build_pair(
             ca_xyz=ca_xyz,
             ca_class=ca_class,
             ca_in_centre=ca_in_centre,
-            origin_xyz=geom.origin,
+            origin_xyz=geom.origin_xyz,
             voxel_size=geom.voxel_size[0],
             **extra,
             # only where part of the box lies beyond the map: those voxels are unknown, not solvent
@@ -315,7 +315,7 @@ def build_pair(
             "chain": chain,
             "resolution": ids.get("resolution"),
             "sequence": model.sequence(chain),
-            "box": {"lower_xyz": b_lo, "upper_xyz": b_hi, "shape_zyx": list(geom.shape),
+            "box": {"lower_xyz": b_lo, "upper_xyz": b_hi, "shape_zyx": list(geom.shape_zyx),
                     "voxel_size": geom.voxel_size[0], "padding": params.padding},
             "centre_box": {"lower_xyz": c_lo, "upper_xyz": c_hi, "slices_zyx": list(box.centre)},
             "ca_counts_centre": counts,
@@ -332,7 +332,7 @@ def build_pair(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    nz, ny, nx = geom.shape
+    nz, ny, nx = geom.shape_zyx
     return {
         "pair_id": pid, "emdb_id": ids["emdb_id"], "pdb_id": ids["pdb_id"], "chain": chain,
         "status": "kept", "stage": "dataset", "reason": "", "resolution": ids.get("resolution"),
@@ -346,8 +346,8 @@ def box_inside(box: MapGeometry, map_geom: MapGeometry) -> np.ndarray:
     """Bool [z, y, x] of the box's voxels whose centres lie within the map's voxel-centre extent."""
     lo, hi = map_geom.lower - 1e-6, map_geom.upper + 1e-6
     axes = []
-    for a, n in zip((2, 1, 0), box.shape, strict=True):  # z, y, x of the box grid
-        coords = box.origin[a] + box.voxel_size[a] * np.arange(n)
+    for a, n in zip((2, 1, 0), box.shape_zyx, strict=True):  # z, y, x of the box grid
+        coords = box.origin_xyz[a] + box.voxel_size[a] * np.arange(n)
         axes.append((coords >= lo[a]) & (coords <= hi[a]))
     return axes[0][:, None, None] & axes[1][None, :, None] & axes[2][None, None, :]
 

@@ -45,7 +45,7 @@ def near_mask(geometry: MapGeometry, xyz: np.ndarray, radius: float) -> np.ndarr
     nx, ny, nz = geometry.shape_xyz
     vs = np.asarray(geometry.voxel_size, float)
     grid = gemmi.Int8Grid(np.zeros((nx, ny, nz), np.int8), gemmi.UnitCell(*(vs * (nx, ny, nz)), 90, 90, 90))
-    rel = xyz - np.asarray(geometry.origin, float)
+    rel = xyz - np.asarray(geometry.origin_xyz, float)
     n_xyz = np.array([nx, ny, nz])
     keep = np.all((rel >= -radius - vs) & (rel <= (n_xyz - 1) * vs + radius + vs), axis=1)
     for x, y, z in rel[keep]:

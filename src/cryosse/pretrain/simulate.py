@@ -113,8 +113,8 @@ def _structure_pairs(
                 m = model_subset(model, group) if alone else model
                 geom = sim.geometry
                 if convention == "zero":  # deposited with origin 0: the model is moved instead
-                    m = model_shifted(m, -np.asarray(geom.origin))
-                    geom = MapGeometry(geom.shape, geom.voxel_size, (0.0, 0.0, 0.0))
+                    m = model_shifted(m, -np.asarray(geom.origin_xyz))
+                    geom = MapGeometry(geom.shape_zyx, geom.voxel_size, (0.0, 0.0, 0.0))
                 map_path = Path(tmp) / f"v{v}.mrc"
                 write_map(
                     map_path, sim.data, geom, origin_in="nstart" if convention == "nstart" else "origin"

@@ -90,7 +90,7 @@ def read_prediction(
             f"pair {ref.pair_id}: no voxel of its {ref.region} is scored (none lies within the map)"
         )
     files: list[dict[str, Any]] = []
-    cover_all = np.ones(target.shape, bool)
+    cover_all = np.ones(target.shape_zyx, bool)
 
     def place(path: str | os.PathLike, role: str) -> tuple[np.ndarray, str, dict[str, Any]]:
         if labels is not None:
@@ -128,9 +128,9 @@ def read_prediction(
             "role": role,
             "path": str(path),
             "kind": kind,
-            "shape_zyx": list(g.shape),
+            "shape_zyx": list(g.shape_zyx),
             "voxel_size_xyz": list(g.voxel_size),
-            "origin_xyz": list(g.origin),
+            "origin_xyz": list(g.origin_xyz),
             "origin_source": dmap.header.get("origin_source", ""),
             "coverage": share,
         }
@@ -145,7 +145,7 @@ def read_prediction(
         out = np.where(lab == helix_value, 1, np.where(lab == sheet_value, 2, 0)).astype(np.uint8)
         overlap, rule = 0, OVERLAP_RULES["labels"]
     else:
-        shape = target.shape
+        shape = target.shape_zyx
         h_val, h_kind = (
             place(helix, "helix")[:2] if helix is not None else (np.zeros(shape, np.float32), "mask")
         )

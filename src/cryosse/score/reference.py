@@ -150,8 +150,8 @@ def read_voxel_label_text(path: str | os.PathLike, dmap: DensityMap) -> tuple[np
                 f"{path}: its density column does not follow {dmap.path} at the voxels it lists "
                 f"(correlation {r:.2f}): the file belongs to another map, or its i,j,k are not x,y,z"
             )
-    labels = np.zeros(dmap.geometry.shape, np.uint8)
-    listed = np.zeros(dmap.geometry.shape, bool)
+    labels = np.zeros(dmap.geometry.shape_zyx, np.uint8)
+    listed = np.zeros(dmap.geometry.shape_zyx, bool)
     labels[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = lab.astype(np.uint8)
     listed[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = True
     return labels, listed
@@ -228,7 +228,7 @@ def truth_reference(
     info["residues"] = False
     notes.append("residue F1 is not scored against a label map (it gives no residue classes)")
     if base is None:
-        nz, ny, nx = geom.shape
+        nz, ny, nx = geom.shape_zyx
         if len({round(v, 6) for v in geom.voxel_size}) != 1:
             raise ValueError(
                 f"{truth}: voxels of {geom.voxel_size} A are not cubic; give a pair (--pair, or "
@@ -237,7 +237,7 @@ def truth_reference(
         arrays = {
             "labels": labels,
             "centre": np.array([0, nz, 0, ny, 0, nx], np.int64),
-            "origin_xyz": np.asarray(geom.origin, float),
+            "origin_xyz": np.asarray(geom.origin_xyz, float),
             "voxel_size": np.float64(geom.voxel_size[0]),
         }
         if listed_only and listed is not None:

@@ -21,8 +21,10 @@ def covered(target: MapGeometry, source: MapGeometry) -> np.ndarray:
     (its voxel-centre extent plus half a voxel on each side)."""
     axes = []
     for ax in range(3):  # x, y, z
-        centres = target.origin[ax] + target.voxel_size[ax] * np.arange(target.shape_xyz[ax])
-        f = (centres - source.origin[ax]) / source.voxel_size[ax]  # fractional source index along the axis
+        centres = target.origin_xyz[ax] + target.voxel_size[ax] * np.arange(target.shape_xyz[ax])
+        f = (centres - source.origin_xyz[ax]) / source.voxel_size[
+            ax
+        ]  # fractional source index along the axis
         axes.append((f >= -0.5 - 1e-6) & (f <= source.shape_xyz[ax] - 0.5 + 1e-6))
     return axes[2][:, None, None] & axes[1][None, :, None] & axes[0][None, None, :]
 
