@@ -160,3 +160,25 @@ def test_bad_headers(tmp_path):
     (tmp_path / "g.mrc.gz").write_bytes(gzip.compress(raw)[:-20])
     with pytest.raises(MapError, match="damaged"):
         read_map(tmp_path / "g.mrc.gz")
+
+
+def test_voxels_within_is_the_brute_force_answer():
+    from cryosse.geometry import voxels_within
+
+    rng = np.random.default_rng(3)
+    g = MapGeometry((9, 11, 7), (0.8, 1.0, 1.3), (-2.0, 1.5, 0.25))
+    pts = rng.uniform(g.lower - 2, g.upper + 2, size=(25, 3))
+    point, vox, d2 = voxels_within(g, pts, 2.6)
+    centres = g.voxel_centres()  # [z, y, x, 3]
+    want = {
+        (i, z, y, x)
+        for i, p in enumerate(pts)
+        for z, y, x in zip(*np.nonzero(((centres - p) ** 2).sum(-1) <= 2.6**2 + 1e-9), strict=True)
+    }
+    assert set(zip(point.tolist(), *vox.T.tolist(), strict=True)) == want
+    np.testing.assert_allclose(
+        d2, ((centres[vox[:, 0], vox[:, 1], vox[:, 2]] - pts[point]) ** 2).sum(-1), rtol=1e-5
+    )
+    assert np.all(np.diff(point) >= 0)  # point by point
+    p_r, v_r, _ = voxels_within(g, pts, 2.6, region=(2, 6, 0, 11, 3, 7))
+    assert len(p_r) and np.all((v_r[:, 0] >= 2) & (v_r[:, 0] < 6) & (v_r[:, 2] >= 3))

@@ -28,6 +28,7 @@ import pandas as pd
 
 from cryosse.argtypes import AT_LEAST_ONE, COUNT, POSITIVE, number
 from cryosse.classes import CLASS_COUNTS, NAMES, NUCLEIC, PAPER_CLASSES, dataset_classes
+from cryosse.geometry import MapGeometry, voxels_within
 from cryosse.io import write_tsv
 from cryosse.metrics import confusion, f1_from_counts  # noqa: F401  (re-exported)
 from cryosse.pairfile import read_pair_arrays
@@ -101,36 +102,20 @@ def residue_votes(
     out = np.zeros(len(ca), np.uint8)
     if len(ca) == 0:
         return out
-    lo = np.zeros(3, int)  # z, y, x
-    hi = np.asarray(pred.shape, int)
-    if region is not None:
-        z0, z1, y0, y1, x0, x1 = (int(v) for v in region)
-        lo, hi = np.array([z0, y0, x0]), np.array([z1, y1, x1])
-    origin = np.asarray(origin_xyz, float)
     vs = float(voxel_size)
-    r = int(math.ceil(radius / vs))
-    offs = np.arange(-r, r + 1)
-    dz, dy, dx = np.meshgrid(offs, offs, offs, indexing="ij")
-    offsets = np.stack([dz.ravel(), dy.ravel(), dx.ravel()], axis=1)  # (M, 3) z, y, x
-    # Fractional (z, y, x) index of every CA; candidate voxels around its nearest voxel.
-    frac = (ca - origin)[:, ::-1] / vs
-    base = np.rint(frac).astype(int)
-    idx = base[:, None, :] + offsets[None, :, :]  # (N, M, 3)
-    d2 = ((idx - frac[:, None, :]) ** 2).sum(-1) * vs * vs
-    inside = np.all((idx >= lo) & (idx < hi), axis=-1) & (d2 <= radius * radius + 1e-9)
-    safe = np.clip(idx, 0, np.asarray(pred.shape) - 1)
-    labels = pred[safe[..., 0], safe[..., 1], safe[..., 2]].astype(int)
+    geometry = MapGeometry(tuple(pred.shape), (vs, vs, vs), tuple(float(v) for v in origin_xyz))  # type: ignore[arg-type]
+    point, vox, d2 = voxels_within(geometry, ca, radius, None if region is None else tuple(region))
+    labels = pred[vox[:, 0], vox[:, 1], vox[:, 2]].astype(int)
+    bounds = np.searchsorted(point, np.arange(len(ca) + 1))  # each CA's voxels are one run
     for i in range(len(ca)):
-        sel = inside[i]
-        if not sel.any():
+        lab, dist = labels[bounds[i] : bounds[i + 1]], d2[bounds[i] : bounds[i + 1]]
+        if not len(lab):
             continue
-        lab = labels[i, sel]
         counts = np.bincount(lab, minlength=n_classes)
         top = np.flatnonzero(counts == counts.max())
         if len(top) == 1:
             out[i] = top[0]
         elif ties == "nearest":
-            dist = d2[i, sel]
             order = np.argsort(dist, kind="stable")
             out[i] = next(int(lab[j]) for j in order if lab[j] in top)
         # else: tie -> background (0)
@@ -230,7 +215,7 @@ def predict_labels(model: Any, density: np.ndarray, device: Any = "cpu") -> np.n
 
 def write_prediction(path: str | os.PathLike, pred: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
     """Store the centre box of the predicted labels as MRC in the pair's frame (overlays the input)."""
-    from cryosse.geometry import MapGeometry, write_map
+    from cryosse.geometry import write_map
 
     centre = [int(v) for v in np.asarray(arrays["centre"]).ravel()]
     sl = centre_slices(centre)

@@ -301,6 +301,34 @@ def write_map(
             mrc.header.nlabl = 1
 
 
+def voxels_within(
+    geometry: MapGeometry, xyz: np.ndarray, radius: float, region: tuple[int, ...] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (point, voxel) pair whose voxel centre lies within ``radius`` A of the point: the
+    labels, the residue votes and the voxel masks all ask this one question.
+
+    Returns the point indices (K,), the voxel indices (K, 3) as ``[z, y, x]`` and the squared
+    distances (K,) in A^2, point by point and, for each point, voxels in ``[z, y, x]`` order.
+    Only voxels of the grid count, or of ``region`` (z0, z1, y0, y1, x0, x1) when given.
+    """
+    xyz = np.asarray(xyz, float).reshape(-1, 3)
+    vs = np.asarray(geometry.voxel_size, float)
+    f = geometry.xyz_to_index(xyz)  # fractional (i, j, k) = (x, y, z) index of every point
+    rx, ry, rz = np.ceil(radius / vs).astype(int)
+    # candidate voxels around each point, enumerated z-major, held as (x, y, z) columns
+    dz, dy, dx = np.meshgrid(*(np.arange(-r, r + 2) for r in (rz, ry, rx)), indexing="ij")
+    offsets = np.stack([dx.ravel(), dy.ravel(), dz.ravel()], axis=1)
+    idx = np.floor(f).astype(int)[:, None, :] + offsets[None, :, :]  # (N, M, 3)
+    d2 = np.sum(((idx - f[:, None, :]) * vs) ** 2, axis=-1)  # (N, M)
+    lo, hi = np.zeros(3, int), np.asarray(geometry.shape_xyz, int)
+    if region is not None:
+        z0, z1, y0, y1, x0, x1 = (int(v) for v in region)
+        lo, hi = np.array([x0, y0, z0]), np.array([x1, y1, z1])
+    ok = (d2 <= radius * radius + 1e-9) & np.all((idx >= lo) & (idx < hi), axis=-1)
+    point = np.broadcast_to(np.arange(len(xyz))[:, None], d2.shape)[ok]
+    return point, idx[ok][:, ::-1], d2[ok]
+
+
 def box_geometry(lower_xyz: np.ndarray, upper_xyz: np.ndarray, spacing: float = 1.0) -> MapGeometry:
     """The grid of spacing ``spacing`` whose first voxel centre is ``lower_xyz`` and
     which reaches at least ``upper_xyz`` along every axis."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cryosse.geometry import MapGeometry
+from cryosse.geometry import MapGeometry, voxels_within
 
 
 def label_box(geometry: MapGeometry, ca_xyz: np.ndarray, ca_class: np.ndarray, radius: float) -> np.ndarray:
@@ -21,23 +21,10 @@ def label_box(geometry: MapGeometry, ca_xyz: np.ndarray, ca_class: np.ndarray, r
     ca_class = np.asarray(ca_class, np.uint8).reshape(-1)
     if len(ca_xyz) == 0:
         return labels
-    vs = np.asarray(geometry.voxel_size, float)
-    f = geometry.xyz_to_index(ca_xyz)  # fractional (i, j, k)
-    reach = np.ceil(radius / vs).astype(int)
-    offs = np.stack(np.meshgrid(*(np.arange(-r, r + 2) for r in reach), indexing="ij"), axis=-1).reshape(
-        -1, 3
-    )
-    base = np.floor(f).astype(int)
-    idx = base[:, None, :] + offs[None, :, :]  # (N, M, 3)
-    d2 = np.sum(((idx - f[:, None, :]) * vs) ** 2, axis=-1)  # (N, M)
-    n_xyz = np.asarray(geometry.shape_xyz)
-    ok = (d2 <= radius * radius + 1e-9) & np.all((idx >= 0) & (idx < n_xyz), axis=-1)
-    if not np.any(ok):
+    ca_id, vox, dist = voxels_within(geometry, ca_xyz, radius)
+    if len(ca_id) == 0:
         return labels
-    ca_id = np.broadcast_to(np.arange(len(ca_xyz))[:, None], d2.shape)[ok]
-    vox = idx[ok]
-    dist = d2[ok]
-    flat = np.ravel_multi_index((vox[:, 2], vox[:, 1], vox[:, 0]), shape)
+    flat = np.ravel_multi_index((vox[:, 0], vox[:, 1], vox[:, 2]), shape)
     # Nearest CA per voxel: sort by (voxel, distance, CA order) and keep the first.
     order = np.lexsort((ca_id, dist, flat))
     flat_sorted = flat[order]

@@ -37,7 +37,9 @@ def near_mask(geometry: MapGeometry, xyz: np.ndarray, radius: float) -> np.ndarr
     """Boolean ``[z, y, x]``: voxel centres within ``radius`` A of any point (exact, no wrap).
 
     gemmi marks the grid points around each point (``use_pbc=False``: nothing
-    wraps around the box edges).
+    wraps around the box edges). Unlike :func:`cryosse.geometry.voxels_within`, which
+    lists every (point, voxel) pair for labels and votes, this is for whole models (every
+    atom of a chain) and needs only the union, which gemmi marks without listing pairs.
     """
     import gemmi
 
