@@ -140,7 +140,8 @@ def bench_pair(model_path: Path, tmp: Path) -> None:
 
 _CHILD = r"""
 import dataclasses, json, sys, time
-from cryosse.dataset.pairs import DatasetParams, build_entry
+from cryosse.dataset.pairs import DatasetParams
+from cryosse.dataset.entry import build_entry
 def hwm():  # peak RSS of this process image (ru_maxrss would include the parent's before exec)
     with open("/proc/self/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM"))

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from cryosse.dataset.crop import contour_level  # noqa: E402
-from cryosse.dataset.pairs import DatasetParams, build_pair, load_inputs  # noqa: E402
+from cryosse.dataset.entry import load_inputs  # noqa: E402
+from cryosse.dataset.pairs import DatasetParams, build_pair  # noqa: E402
 from cryosse.geometry import DensityMap, read_map, resample  # noqa: E402
 from cryosse.infer import predict_probabilities  # noqa: E402
 from cryosse.metrics import confusion, f1_from_counts  # noqa: E402

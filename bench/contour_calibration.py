@@ -46,7 +46,8 @@ def haemoglobin_sweep(real: Path) -> None:
     from bench_real import blurred
 
     from cryosse.dataset.crop import map_statistics
-    from cryosse.dataset.pairs import DatasetParams, build_pair, load_inputs
+    from cryosse.dataset.entry import load_inputs
+    from cryosse.dataset.pairs import DatasetParams, build_pair
 
     d = real / "emd3488_5me2"
     if not d.is_dir():

@@ -4,7 +4,8 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115
 
-from cryosse.dataset.pairs import DatasetParams, build_entry  # noqa: E402
+from cryosse.dataset.entry import build_entry  # noqa: E402
+from cryosse.dataset.pairs import DatasetParams  # noqa: E402
 
 build_entry(
     snakemake.input.record,

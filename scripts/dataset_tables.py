@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115
 
-from cryosse.dataset.pairs import aggregate  # noqa: E402
+from cryosse.dataset.entry import aggregate  # noqa: E402
 
 aggregate(
     snakemake.input.tables,

@@ -82,7 +82,8 @@ def three_class_run(tmp: Path) -> dict[str, str]:
     """Every 3-class stage on one simulated demo entry; digests of what each writes."""
     import torch
 
-    from cryosse.dataset.pairs import DatasetParams, aggregate, build_entry
+    from cryosse.dataset.entry import aggregate, build_entry
+    from cryosse.dataset.pairs import DatasetParams
     from cryosse.evaluate import evaluate_split
     from cryosse.predict import predict_map
     from cryosse.train import TrainConfig, train_setting
@@ -189,7 +190,8 @@ def test_nucleotide_atoms_p_or_c4():
 @pytest.fixture(scope="module")
 def na_entry(tmp_path_factory):
     """The 1LCD complex (protein chain A on 11 bp of DNA) as a simulated 7 A map, built with 3 and 4 classes."""
-    from cryosse.dataset.pairs import DatasetParams, build_entry
+    from cryosse.dataset.entry import build_entry
+    from cryosse.dataset.pairs import DatasetParams
 
     tmp = tmp_path_factory.mktemp("na")
     rec = simulated_entry(tmp, NA_MODEL, "EMD-90100", 7.0)
@@ -255,7 +257,8 @@ def test_nucleic_labels_land_on_the_backbone(na_entry):
 
 
 def test_nucleic_counts_only_in_four_class_tables(na_entry, tmp_path):
-    from cryosse.dataset.pairs import DATASET_COLUMNS, ENTRY_COLUMNS, aggregate
+    from cryosse.dataset.entry import aggregate
+    from cryosse.dataset.pairs import DATASET_COLUMNS, ENTRY_COLUMNS
 
     table4, folder4 = na_entry[4]
     table3, folder3 = na_entry[3]
@@ -335,7 +338,8 @@ def four_class_run(tmp_path_factory):
     """Dataset (4 classes) of two simulated 1LCD maps and one protein-only map; one tiny training setting."""
     import torch
 
-    from cryosse.dataset.pairs import DatasetParams, aggregate, build_entry
+    from cryosse.dataset.entry import aggregate, build_entry
+    from cryosse.dataset.pairs import DatasetParams
     from cryosse.train import TrainConfig, train_setting
 
     tmp = tmp_path_factory.mktemp("four")
@@ -411,7 +415,7 @@ def test_four_class_train_evaluate_tables_predict(four_class_run):
 
 
 def test_wrong_class_count_is_refused(four_class_run, na_entry, tmp_path):
-    from cryosse.dataset.pairs import aggregate
+    from cryosse.dataset.entry import aggregate
     from cryosse.evaluate import evaluate_split
     from cryosse.model import CheckpointError
     from cryosse.predict import predict_map

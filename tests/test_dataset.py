@@ -23,16 +23,14 @@ from conftest import REAL  # noqa: E402  (../shared/data/real, or $CRYOSSE_REAL_
 from cryosse.dataset import dssp
 from cryosse.dataset.chains import dedup_groups, select_chains, sequence_identity
 from cryosse.dataset.crop import chain_box, contour_level, crop, map_statistics
+from cryosse.dataset.entry import aggregate, build_entry, load_inputs
 from cryosse.dataset.labels import label_box
 from cryosse.dataset.pairs import (
     DATASET_COLUMNS,
     DatasetParams,
     PairRejected,
-    aggregate,
     box_inside,
-    build_entry,
     build_pair,
-    load_inputs,
     pair_id,
 )
 from cryosse.dataset.quality import QualityParams, helix_score, near_mask, quality_bin

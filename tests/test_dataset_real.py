@@ -17,7 +17,8 @@ import pytest
 from conftest import have
 from cryosse.dataset import dssp
 from cryosse.dataset.crop import chain_box, crop
-from cryosse.dataset.pairs import DatasetParams, build_pair, load_inputs
+from cryosse.dataset.entry import load_inputs
+from cryosse.dataset.pairs import DatasetParams, build_pair
 from cryosse.dataset.structure import read_model
 from cryosse.geometry import read_map, sample_points
 

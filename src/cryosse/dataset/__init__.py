@@ -6,6 +6,7 @@
 * :mod:`~cryosse.dataset.quality`: helix cylinder score, |precision - recall|, bins;
 * :mod:`~cryosse.dataset.crop`: the padded box, its crop, the contour level;
 * :mod:`~cryosse.dataset.labels`: voxel labels from the nearest CA;
-* :mod:`~cryosse.dataset.pairs`: one pair, one entry, the dataset tables;
+* :mod:`~cryosse.dataset.pairs`: one pair (its checks, files and record);
+* :mod:`~cryosse.dataset.entry`: one entry's pairs, and the dataset tables of all entries;
 * :mod:`~cryosse.dataset.cli`: ``cryosse build-pair``.
 """

@@ -87,7 +87,8 @@ def _build_pair(args: argparse.Namespace) -> int:
     import dataclasses
 
     from cryosse.dataset.crop import contour_level
-    from cryosse.dataset.pairs import DatasetParams, PairRejected, build_pair, check_pair_output, load_inputs
+    from cryosse.dataset.entry import load_inputs
+    from cryosse.dataset.pairs import DatasetParams, PairRejected, build_pair, check_pair_output
 
     check_pair_output(args.out, (args.map, args.model))  # before any work: never replace what is not ours
     from cryosse import config as config_file

@@ -21,16 +21,15 @@ import numpy as np
 
 from cryosse import __version__
 from cryosse.classes import NA_COLUMN, NUCLEIC, PAPER_CLASSES, check_classes
-from cryosse.dataset.chains import select_chains
-from cryosse.dataset.crop import chain_box, contour_level, crop
-from cryosse.dataset.dssp import HELIX, OTHER, SHEET, assign
+from cryosse.dataset.crop import Box, chain_box, crop
+from cryosse.dataset.dssp import HELIX, OTHER, SHEET
 from cryosse.dataset.labels import label_box
 from cryosse.dataset.quality import QualityParams, chain_cylinder_score, precision_recall, quality_bin
-from cryosse.dataset.structure import Model, ModelError, read_model
+from cryosse.dataset.structure import Model
 from cryosse.density import normalise_density
-from cryosse.geometry import DensityMap, MapError, MapGeometry, read_map, write_map
+from cryosse.geometry import DensityMap, MapError, MapGeometry, write_map
 from cryosse.ids import pair_id
-from cryosse.io import read_json, remove_stale_staging, sha256_file, staging_dir, write_json, write_tsv
+from cryosse.io import read_json, remove_stale_staging, sha256_file, staging_dir, write_json
 from cryosse.pairfile import ARRAYS, write_pair_arrays
 
 log = logging.getLogger(__name__)
@@ -181,19 +180,8 @@ def build_pair(
     chain cannot make a usable pair.
     """
     out_dir = Path(out_dir)
-    idx = model.chain_index(chain)
-    if len(idx) == 0:
-        raise PairRejected(f"chain {chain} has no protein residue with a CA atom")
-    if len(idx) < params.min_residues:
-        raise PairRejected(f"chain {chain} has {len(idx)} residues with CA (< {params.min_residues})")
+    idx, atoms = _chain_in_map(dmap, model, chain, params)
     ca_chain = model.ca[idx]
-    atoms = model.chain_atoms[chain]
-    inside = float(np.mean(dmap.geometry.contains(ca_chain)))
-    if inside < params.min_ca_inside:
-        raise PairRejected(
-            f"model lies outside the map ({100 * inside:.0f}% of the chain's CA inside, need"
-            f" {100 * params.min_ca_inside:.0f}%); wrong model, or the map's origin is wrong"
-        )
     box = chain_box(atoms, dmap.geometry, params.padding, params.spacing)
     geom = box.geometry
     inside = box_inside(geom, dmap.geometry)
@@ -209,6 +197,74 @@ def build_pair(
     except MapError as exc:
         raise PairRejected(str(exc)) from exc
     cls_chain = np.array([classes.get(model.keys[i], OTHER) for i in idx], np.uint8)
+    scores = _quality(raw, geom, contour, ca_chain, cls_chain, atoms, params, box_in)
+    try:
+        density = normalise_density(raw)
+    except ValueError as exc:
+        raise PairRejected(f"box density: {exc}", scores) from exc
+    labels, cas, extra = _labels(model, classes, box, params)
+    counts = {f"n_ca_{name}": int(np.sum(cas["ca_in_centre"] & (cas["ca_class"] == c)))
+              for name, c in (("helix", HELIX), ("sheet", SHEET), ("other", OTHER))}  # fmt: skip
+    if extra:
+        counts[NA_COLUMN] = int(np.sum(extra["na_in_centre"]))
+    if not np.all(box.in_centre(ca_chain)):
+        raise PairRejected("internal: a CA of the central chain lies outside the centre box", scores)
+    if params.mask_outside and not inside.all():  # voxels beyond the map are unknown, not solvent
+        extra["inside"] = inside
+    pid = pair_id(ids["emdb_id"], ids["pdb_id"], chain)
+    c_lo, c_hi = box.centre_bounds_xyz()
+    b_lo, b_hi = box.box_bounds_xyz()
+    record = {
+        "pair_id": pid,
+        "emdb_id": ids["emdb_id"],
+        "pdb_id": ids["pdb_id"],
+        "chain": chain,
+        "resolution": ids.get("resolution"),
+        "sequence": model.sequence(chain),
+        "box": {"lower_xyz": b_lo, "upper_xyz": b_hi, "shape_zyx": list(geom.shape_zyx),
+                "voxel_size": geom.voxel_size[0], "padding": params.padding},
+        "centre_box": {"lower_xyz": c_lo, "upper_xyz": c_hi, "slices_zyx": list(box.centre)},
+        "ca_counts_centre": counts,
+        "quality": {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in scores.items()},
+        "contour": {"level": contour, "source": contour_source},
+        "dssp_engine": params.dssp_engine,
+        "inputs": {"map": dmap.path, "model": model.path, "map_header": dmap.header},
+        "params": _params_dict(params),
+        "cryosse_version": __version__,
+    }  # fmt: skip
+    arrays = {"density": density, "labels": labels, "centre": box.centre, **cas, "origin_xyz": geom.origin_xyz,
+              "voxel_size": geom.voxel_size[0], **extra}  # fmt: skip
+    _write_pair(out_dir, tuple(p for p in (dmap.path, model.path) if p), geom, arrays, record, write_mrc)
+    nz, ny, nx = geom.shape_zyx
+    return {
+        "pair_id": pid, "emdb_id": ids["emdb_id"], "pdb_id": ids["pdb_id"], "chain": chain,
+        "status": "kept", "stage": "dataset", "reason": "", "resolution": ids.get("resolution"),
+        **scores, "contour": contour, "contour_source": contour_source, **counts,
+        "nx": nx, "ny": ny, "nz": nz, "sequence": record["sequence"],
+        "dssp_engine": params.dssp_engine, "path": str(out_dir),
+    }  # fmt: skip
+
+
+def _chain_in_map(
+    dmap: DensityMap, model: Model, chain: str, params: DatasetParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chain's residue indices (with a CA) and atoms; refused when too short or outside the map."""
+    idx = model.chain_index(chain)
+    if len(idx) == 0:
+        raise PairRejected(f"chain {chain} has no protein residue with a CA atom")
+    if len(idx) < params.min_residues:
+        raise PairRejected(f"chain {chain} has {len(idx)} residues with CA (< {params.min_residues})")
+    inside = float(np.mean(dmap.geometry.contains(model.ca[idx])))
+    if inside < params.min_ca_inside:
+        raise PairRejected(
+            f"model lies outside the map ({100 * inside:.0f}% of the chain's CA inside, need"
+            f" {100 * params.min_ca_inside:.0f}%); wrong model, or the map's origin is wrong"
+        )
+    return idx, model.chain_atoms[chain]
+
+
+def _quality(raw, geom, contour, ca_chain, cls_chain, atoms, params: DatasetParams, box_in: float) -> dict:
+    """The quality scores and bin (and the bins at 0.8x and 1.2x the contour); refused outside ``keep_bins``."""
     q = params.quality
     cyl, n_hel = chain_cylinder_score(raw, geom, contour, ca_chain, cls_chain, q)
     prec, rec = precision_recall(raw, geom, contour, atoms, q)
@@ -221,16 +277,8 @@ def build_pair(
         cyl_f, _ = chain_cylinder_score(raw, geom, level, ca_chain, cls_chain, q)
         p_f, r_f = precision_recall(raw, geom, level, atoms, q)
         around[col] = quality_bin(cyl_f, abs(p_f - r_f), q)
-    scores = {
-        "bin": b,
-        **around,
-        "cyl_score": cyl,
-        "n_helices": n_hel,
-        "precision": prec,
-        "recall": rec,
-        "pr_diff": pr_diff,
-        "box_inside": box_in,
-    }
+    scores = {"bin": b, **around, "cyl_score": cyl, "n_helices": n_hel, "precision": prec, "recall": rec,
+              "pr_diff": pr_diff, "box_inside": box_in}  # fmt: skip
     if b not in params.keep_bins:
         why = (
             f" no helix of >= {q.helix_min_residues} residues to score, and the paper bins on both scores;"
@@ -238,12 +286,13 @@ def build_pair(
             else ""
         )
         raise PairRejected(f"bin {b} (cyl {_fmt(cyl)}, |P-R| {pr_diff:.2f});{why}".rstrip(";"), scores)
-    try:
-        density = normalise_density(raw)
-    except ValueError as exc:
-        raise PairRejected(f"box density: {exc}", scores) from exc
+    return scores
 
-    # Every CA that can label a voxel of the box (all chains), then those in the box.
+
+def _labels(model: Model, classes: dict, box: Box, params: DatasetParams) -> tuple[np.ndarray, dict, dict]:
+    """The box's voxel labels from every CA that can reach it (all chains; with 4 classes the
+    nucleotide atoms too), and the CA arrays of the pair file (the CAs in the box)."""
+    geom = box.geometry
     reach = params.label_radius + max(geom.voxel_size)
 
     def near(xyz: np.ndarray) -> np.ndarray:
@@ -270,76 +319,32 @@ def build_pair(
         }
     in_box = geom.contains(ca_near)
     ca_xyz = ca_near[in_box].astype(np.float32)
-    ca_class = cls_near[in_box]
-    ca_in_centre = box.in_centre(ca_xyz) if len(ca_xyz) else np.zeros(0, bool)
-    counts = {
-        "n_ca_helix": int(np.sum(ca_in_centre & (ca_class == HELIX))),
-        "n_ca_sheet": int(np.sum(ca_in_centre & (ca_class == SHEET))),
-        "n_ca_other": int(np.sum(ca_in_centre & (ca_class == OTHER))),
-    }
-    if extra:
-        counts[NA_COLUMN] = int(np.sum(extra["na_in_centre"]))
-    if not np.all(box.in_centre(ca_chain)):
-        raise PairRejected("internal: a CA of the central chain lies outside the centre box", scores)
+    cas = {"ca_xyz": ca_xyz, "ca_class": cls_near[in_box],
+           "ca_in_centre": box.in_centre(ca_xyz) if len(ca_xyz) else np.zeros(0, bool)}  # fmt: skip
+    return labels, cas, extra
 
-    pid = pair_id(ids["emdb_id"], ids["pdb_id"], chain)
-    inputs = tuple(p for p in (dmap.path, model.path) if p)
+
+def _write_pair(
+    out_dir: Path, inputs: tuple, geom: MapGeometry, arrays: dict, record: dict, write_mrc: bool
+) -> None:
+    """Write the pair's files into a staging folder beside ``out_dir`` and swap it in (all or nothing)."""
     check_pair_output(out_dir, inputs)
     remove_stale_staging(out_dir.parent, f"{out_dir.name}.tmp")
     remove_stale_staging(out_dir.parent, f"{out_dir.name}.old")
     tmp = staging_dir(out_dir.parent, f"{out_dir.name}.tmp")
     try:
         if write_mrc:
-            write_map(tmp / "map.mrc", density, geom)
-            write_map(tmp / "labels.mrc", labels, geom, dtype=np.int8)
-        write_pair_arrays(
-            tmp / ARRAYS,
-            density=density,
-            labels=labels,
-            centre=box.centre,
-            ca_xyz=ca_xyz,
-            ca_class=ca_class,
-            ca_in_centre=ca_in_centre,
-            origin_xyz=geom.origin_xyz,
-            voxel_size=geom.voxel_size[0],
-            **extra,
-            # only where part of the box lies beyond the map: those voxels are unknown, not solvent
-            **({"inside": inside} if params.mask_outside and not inside.all() else {}),
-        )
-        c_lo, c_hi = box.centre_bounds_xyz()
-        b_lo, b_hi = box.box_bounds_xyz()
-        record = {
-            "pair_id": pid,
-            "emdb_id": ids["emdb_id"],
-            "pdb_id": ids["pdb_id"],
-            "chain": chain,
-            "resolution": ids.get("resolution"),
-            "sequence": model.sequence(chain),
-            "box": {"lower_xyz": b_lo, "upper_xyz": b_hi, "shape_zyx": list(geom.shape_zyx),
-                    "voxel_size": geom.voxel_size[0], "padding": params.padding},
-            "centre_box": {"lower_xyz": c_lo, "upper_xyz": c_hi, "slices_zyx": list(box.centre)},
-            "ca_counts_centre": counts,
-            "quality": {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in scores.items()},
-            "contour": {"level": contour, "source": contour_source},
-            "dssp_engine": params.dssp_engine,
-            "inputs": {"map": dmap.path, "model": model.path, "map_header": dmap.header},
-            "params": _params_dict(params),
-            "cryosse_version": __version__,
-            "files": {name: sha256_file(tmp / name) for name in ("map.mrc", "labels.mrc", ARRAYS) if (tmp / name).exists()},
-        }  # fmt: skip
+            write_map(tmp / "map.mrc", arrays["density"], geom)
+            write_map(tmp / "labels.mrc", arrays["labels"], geom, dtype=np.int8)
+        write_pair_arrays(tmp / ARRAYS, **arrays)
+        record["files"] = {
+            n: sha256_file(tmp / n) for n in ("map.mrc", "labels.mrc", ARRAYS) if (tmp / n).exists()
+        }
         write_json(tmp / "record.json", record)
         _replace_dir(tmp, out_dir, inputs)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    nz, ny, nx = geom.shape_zyx
-    return {
-        "pair_id": pid, "emdb_id": ids["emdb_id"], "pdb_id": ids["pdb_id"], "chain": chain,
-        "status": "kept", "stage": "dataset", "reason": "", "resolution": ids.get("resolution"),
-        **scores, "contour": contour, "contour_source": contour_source, **counts,
-        "nx": nx, "ny": ny, "nz": nz, "sequence": record["sequence"],
-        "dssp_engine": params.dssp_engine, "path": str(out_dir),
-    }  # fmt: skip
 
 
 def box_inside(box: MapGeometry, map_geom: MapGeometry) -> np.ndarray:
@@ -360,188 +365,3 @@ def _params_dict(params: DatasetParams) -> dict:
     if params.require_helix:
         del d["require_helix"]  # likewise: records of the paper's selection are unchanged
     return d
-
-
-def _resolve(path: str | None, base: Path) -> Path | None:
-    if not path:
-        return None
-    p = Path(path)
-    if p.is_absolute() or p.exists():
-        return p
-    return base / p
-
-
-def _reject_row(entry: str, stage: str, reason: str, **extra) -> dict:
-    row = {"entry": entry, "status": "rejected", "stage": stage, "reason": reason}
-    row.update(extra)
-    return row
-
-
-def _entry_table(rows: list[dict], classes: int = PAPER_CLASSES) -> pd.DataFrame:  # noqa: F821
-    import pandas as pd
-
-    columns = _with_na(ENTRY_COLUMNS, classes)
-    df = pd.DataFrame(rows)
-    for col in columns:
-        if col not in df:
-            df[col] = None
-    df = df[columns].copy()
-    for col in INT_COLUMNS:  # "3", not "3.0", where other rows of the entry have none
-        if col in df:
-            df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
-    return df
-
-
-def load_inputs(
-    map_path: str | os.PathLike, model_path: str | os.PathLike, engine: str
-) -> tuple[DensityMap, Model, dict]:
-    """Read a map and a model and assign DSSP; raise ValueError/RuntimeError with the cause."""
-    model = read_model(model_path)
-    if len(model.keys) == 0:
-        if model.n_nucleic:
-            raise ModelError(
-                f"{model_path}: nucleic acids only ({model.n_nucleic} residues), no protein chain"
-            )
-        raise ModelError(f"{model_path}: no protein residue with a CA atom")
-    if not np.any(model.has_full_backbone):
-        raise ModelError(
-            f"{model_path}: CA-only model (no residue has N, CA, C and O); DSSP needs the backbone"
-        )
-    classes = assign(model, engine)
-    dmap = read_map(map_path)
-    return dmap, model, classes
-
-
-def build_entry(
-    record_path: str | os.PathLike,
-    table_path: str | os.PathLike,
-    pairs_dir: str | os.PathLike,
-    params: DatasetParams,
-    entry: str | None = None,
-) -> pd.DataFrame:  # noqa: F821
-    """All pairs of one entry from its acquisition record; writes the per-entry table.
-
-    Never raises for a bad map, model or chain: each becomes a rejected row.
-    """
-    record_path = Path(record_path)
-    pairs_dir = Path(pairs_dir)
-    rec = read_json(record_path)
-    entry = entry or rec.get("emdb_id") or record_path.parent.name
-    emdb_id = rec.get("emdb_id") or entry
-    pdb_id = str(rec.get("pdb_id") or "").upper()
-    base = {"emdb_id": emdb_id, "pdb_id": pdb_id, "resolution": rec.get("resolution")}
-    rows: list[dict] = []
-    if rec.get("status") != "ok":
-        rows.append(_reject_row(entry, "acquire", rec.get("reason") or "rejected upstream", **base))
-        write_tsv(table_path, _entry_table(rows, params.classes))
-        return _entry_table(rows, params.classes)
-    try:
-        map_path = _resolve(rec.get("map"), record_path.parent)
-        model_path = _resolve(rec.get("model"), record_path.parent)
-        if map_path is None or model_path is None:
-            raise ValueError(f"{record_path}: the record names no map or no model file")
-        dmap, model, classes = load_inputs(map_path, model_path, params.dssp_engine)
-        given = rec.get("contour_level")
-        contour, source = contour_level(dmap, given, params.contour_sd)
-        if given is not None and rec.get("contour_source"):
-            source = rec["contour_source"]
-    except (ValueError, RuntimeError, OSError) as exc:
-        rows.append(_reject_row(entry, "dataset", str(exc), **base))
-        write_tsv(table_path, _entry_table(rows, params.classes))
-        return _entry_table(rows, params.classes)
-
-    chains = model.chain_order
-    sequences = {c: model.sequence(c) for c in chains}
-    cls = {c: np.array([classes[model.keys[i]] for i in model.chain_index(c)]) for c in chains}
-    requested = [str(c) for c in (rec.get("chains") or [])]
-    choices = select_chains(
-        chains, sequences, cls, requested, params.min_residues, params.dedup_identity, params.require_helix
-    )
-    # One pair per 70%-identity group: its first chain that makes a usable pair. A group whose
-    # first chain fails (e.g. bin 4) falls to the next member, not out of the dataset.
-    kept_for: dict[str, str] = {}
-    for choice in choices:
-        pid = pair_id(emdb_id, pdb_id, choice.chain)
-        common = {"entry": entry, "pair_id": pid, "chain": choice.chain, "dssp_engine": params.dssp_engine,
-                  "sequence": sequences.get(choice.chain, ""), "contour": contour, "contour_source": source, **base}  # fmt: skip
-        if choice.group in kept_for or not (choice.kept or choice.standby):
-            reason = choice.reason
-            if choice.group in kept_for and kept_for[choice.group] != choice.group:  # the first chain failed
-                reason = f"duplicate of chain {kept_for[choice.group]} (the group's pair; chain {choice.group} failed)"
-            rows.append({**common, "status": "rejected", "stage": "dataset", "reason": reason})
-            continue
-        try:
-            row = build_pair(
-                dmap, model, classes, choice.chain, pairs_dir / pid, params, contour, source, base
-            )
-            rows.append({**common, **row})
-            kept_for[choice.group] = choice.chain
-        except PairRejected as exc:
-            rows.append(
-                {**common, **exc.scores, "status": "rejected", "stage": "dataset", "reason": str(exc)}
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            log.exception("%s chain %s", entry, choice.chain)
-            rows.append(
-                {**common, "status": "rejected", "stage": "dataset", "reason": f"{type(exc).__name__}: {exc}"}
-            )
-    for chain, n in model.nucleic_chains.items():  # listed, so that no chain of the model goes unmentioned
-        role = (
-            "its nucleotides label class 3 (nucleic acid) where they fall in a box"
-            if params.classes == 4
-            else "background in the labels (classes: 4 labels nucleic acid)"
-        )
-        rows.append({"entry": entry, "pair_id": pair_id(emdb_id, pdb_id, chain), "chain": chain, **base,
-                     "status": "rejected", "stage": "dataset",
-                     "reason": f"not protein: DNA/RNA chain of {n} nucleotide(s); {role}"})  # fmt: skip
-    if not choices:
-        rows.append(_reject_row(entry, "dataset", "no protein chain to use", **base))
-    df = _entry_table(rows, params.classes)
-    write_tsv(table_path, df)
-    return df
-
-
-QUALITY_COLUMNS = ["pair_id", "status", "contour_source", "bin", "bin_at_0.8x", "bin_at_1.2x", "cyl_score",
-                   "precision", "recall", "pr_diff", "box_inside"]  # fmt: skip
-#: integer columns of the per-entry and dataset tables (written as integers, empty where unknown)
-INT_COLUMNS = ("bin", "bin_at_0.8x", "bin_at_1.2x", "n_helices", "n_ca_helix", "n_ca_sheet", "n_ca_other",
-               NA_COLUMN, "nx", "ny", "nz")  # fmt: skip
-
-
-def aggregate(entry_tables: list[str | os.PathLike], dataset_path: str | os.PathLike,
-              rejected_path: str | os.PathLike, quality_path: str | os.PathLike | None = None,
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa: F821  # fmt: skip
-    """Dataset table (kept pairs, sorted by pair_id) and rejection table (stage, id, reason);
-    with ``quality_path``, the scores of every chain that was scored, kept or not (the card's
-    bin distribution needs the bin-4 chains too).
-
-    Entry tables of a 4-class run carry ``n_na``, and so does the dataset table.
-    """
-    import pandas as pd
-
-    frames = [pd.read_csv(p, sep="\t", dtype={"chain": str, "pair_id": str}, keep_default_na=False,
-                          na_values=[""]) for p in entry_tables]  # fmt: skip
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ENTRY_COLUMNS)
-    kept = df[df["status"] == "kept"].sort_values("pair_id", kind="stable")
-    with_na = [NA_COLUMN in f.columns for f in frames]
-    if any(with_na) and not all(with_na):
-        raise ValueError(
-            "entry tables of 3-class and 4-class runs mixed (some have n_na, some not); "
-            "rebuild the dataset stage with one `classes` setting"
-        )
-    columns = _with_na(DATASET_COLUMNS, 4 if any(with_na) else PAPER_CLASSES)
-    dataset = kept.reindex(columns=columns)
-    for col in INT_COLUMNS:
-        if col in dataset:
-            dataset[col] = dataset[col].astype("Int64")
-    rej = df[df["status"] != "kept"]
-    ids = rej["pair_id"].where(rej["pair_id"].notna() & (rej["pair_id"] != ""), rej["entry"])
-    rejected = pd.DataFrame({"stage": rej["stage"].values, "id": ids.values, "reason": rej["reason"].values})
-    write_tsv(dataset_path, dataset, float_format="%.4f")
-    write_tsv(rejected_path, rejected)
-    if quality_path is not None:
-        scored = df[df["bin"].notna()].sort_values("pair_id", kind="stable").reindex(columns=QUALITY_COLUMNS)
-        for col in ("bin", "bin_at_0.8x", "bin_at_1.2x"):
-            scored[col] = scored[col].astype("Int64")
-        write_tsv(quality_path, scored, float_format="%.4f")
-    return dataset, rejected

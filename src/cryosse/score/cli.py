@@ -37,7 +37,8 @@ def build_reference_pair(
     from cryosse import config as config_file
     from cryosse.dataset.cli import map_entry_id
     from cryosse.dataset.crop import contour_level
-    from cryosse.dataset.pairs import DatasetParams, PairRejected, build_pair, load_inputs
+    from cryosse.dataset.entry import load_inputs
+    from cryosse.dataset.pairs import DatasetParams, PairRejected, build_pair
 
     full = config_file.load([config] if config else [])
     params = DatasetParams.from_config({**full["dataset"], "classes": SCORED_CLASSES})
