@@ -174,7 +174,9 @@ def read_map(path: str | os.PathLike, mmap: bool = True) -> DensityMap:
     return _map_from_header(path, header, raw, mmap)
 
 
-def _map_from_header(path: Path, header: np.void, raw: bytes | None, mmap: bool) -> DensityMap:
+def _check_header(path: Path, header: np.void) -> tuple[list[int], int, list[int], np.ndarray]:
+    """Dimensions (columns, rows, sections), mode, axis order and voxel size (x, y, z) of an MRC
+    header; a damaged or unsupported header is a :class:`MapError` naming the file and the field."""
     n_crs = [int(header["nx"]), int(header["ny"]), int(header["nz"])]
     if min(n_crs) <= 0:
         raise MapError(f"{path}: bad dimensions {n_crs} in header")
@@ -205,6 +207,13 @@ def _map_from_header(path: Path, header: np.void, raw: bytes | None, mmap: bool)
             f"{path}: map voxel size {voxel.round(4).tolist()} in header (cell {cell.tolist()},"
             f" sampling {msamp.tolist()}); the file is damaged"
         )
+    return n_crs, mode, axes, voxel
+
+
+def _read_data(
+    path: Path, header: np.void, raw: bytes | None, mmap: bool, n_crs: list[int], mode: int
+) -> np.ndarray:
+    """The data block in file order (sections, rows, columns); a short file is a :class:`MapError`."""
     dtype = np.dtype(_MODE_DTYPES[mode]).newbyteorder(header.dtype["nx"].byteorder)
     nsymbt = int(header["nsymbt"])
     if nsymbt < 0:
@@ -222,11 +231,15 @@ def _map_from_header(path: Path, header: np.void, raw: bytes | None, mmap: bool)
         )
     shape_file = (n_crs[2], n_crs[1], n_crs[0])  # sections, rows, columns
     if raw is not None:
-        data = np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape_file)
-    elif mmap:
-        data = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape_file)
-    else:
-        data = np.fromfile(path, dtype=dtype, count=count, offset=offset).reshape(shape_file)
+        return np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape_file)
+    if mmap:
+        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape_file)
+    return np.fromfile(path, dtype=dtype, count=count, offset=offset).reshape(shape_file)
+
+
+def _map_from_header(path: Path, header: np.void, raw: bytes | None, mmap: bool) -> DensityMap:
+    n_crs, mode, axes, voxel = _check_header(path, header)
+    data = _read_data(path, header, raw, mmap, n_crs, mode)
     # File axis a (0 = sections, 1 = rows, 2 = columns) holds real axis real_of[a] (1 = x).
     real_of = [axes[2], axes[1], axes[0]]
     perm = [real_of.index(r) for r in (3, 2, 1)]
