@@ -15,6 +15,7 @@ Conventions used by every stage of cryosse:
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,6 +341,39 @@ def voxels_within(
     ok = (d2 <= radius * radius + 1e-9) & np.all((idx >= lo) & (idx < hi), axis=-1)
     point = np.broadcast_to(np.arange(len(xyz))[:, None], d2.shape)[ok]
     return point, idx[ok][:, ::-1], d2[ok]
+
+
+def prediction_grid(geom: MapGeometry, spacing: float = 1.0) -> MapGeometry:
+    """The ``spacing`` grid that starts at the input's first voxel centre and covers its last.
+
+    When the input already has that spacing, this is the input's own grid.
+    """
+    if spacing <= 0:
+        raise ValueError(f"spacing must be positive, got {spacing}")
+    if np.allclose(geom.voxel_size, spacing, rtol=1e-5, atol=0):
+        return MapGeometry(geom.shape_zyx, (spacing, spacing, spacing), geom.origin_xyz)
+    extent = geom.upper - geom.lower
+    n_xyz = np.ceil(extent / spacing - 1e-6).astype(int) + 1
+    return MapGeometry(
+        (int(n_xyz[2]), int(n_xyz[1]), int(n_xyz[0])),
+        (spacing, spacing, spacing),
+        tuple(float(v) for v in geom.origin_xyz),  # type: ignore[arg-type]
+    )
+
+
+def trim_counts(geom: MapGeometry, trim: float) -> tuple[int, int, int]:
+    """Voxels to remove from each face along x, y, z so that at least ``trim`` A go."""
+    return tuple(int(math.ceil(trim / v - 1e-6)) if trim > 0 else 0 for v in geom.voxel_size)  # type: ignore[return-value]
+
+
+def trimmed_geometry(geom: MapGeometry, n_xyz: tuple[int, int, int]) -> MapGeometry | None:
+    """The geometry left after removing ``n_xyz`` voxels per face; None when nothing is left."""
+    nx, ny, nz = n_xyz
+    shape = (geom.shape_zyx[0] - 2 * nz, geom.shape_zyx[1] - 2 * ny, geom.shape_zyx[2] - 2 * nx)
+    if min(shape) < 1:
+        return None
+    origin = tuple(o + n * v for o, n, v in zip(geom.origin_xyz, n_xyz, geom.voxel_size, strict=True))
+    return MapGeometry(shape, geom.voxel_size, origin)  # type: ignore[arg-type]
 
 
 def box_geometry(lower_xyz: np.ndarray, upper_xyz: np.ndarray, spacing: float = 1.0) -> MapGeometry:

@@ -455,6 +455,22 @@ def sliding_window_probabilities(
     return acc
 
 
+def labels_from_probabilities(*probs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Binary masks of the classes whose probabilities are given (helix, sheet[, nucleic]):
+    the argmax of (background = 1 - their sum, helix, sheet[, nucleic]), ties to the lower class."""
+    background = 1.0 - probs[0]
+    for p in probs[1:]:
+        background = background - p
+    masks = []
+    for k, p in enumerate(probs):
+        win = p > background
+        for j, q in enumerate(probs):
+            if j != k:
+                win &= (p > q) if j < k else (p >= q)
+        masks.append(win)
+    return tuple(masks)
+
+
 def conv_flops(model: nn.Module, shape: tuple[int, int, int]) -> int:
     """Floating-point operations (2 per multiply-add) of the convolutions of one pass over
     an input box of ``shape`` [z, y, x], counted analytically from the layers' shapes."""

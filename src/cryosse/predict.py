@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import shutil
 import sys
@@ -48,10 +47,20 @@ import torch
 from cryosse import __version__
 from cryosse.chimerax import chimerax_script
 from cryosse.classes import check_classes
-from cryosse.geometry import DensityMap, MapGeometry, read_map, resample, write_map
+from cryosse.geometry import (
+    DensityMap,
+    MapGeometry,
+    prediction_grid,
+    read_map,
+    resample,
+    trim_counts,
+    trimmed_geometry,
+    write_map,
+)
 from cryosse.infer import (
     PRECISIONS,
     calibration_cube,
+    labels_from_probabilities,
     normalise_density,
     pick_device,
     plan_tiles,
@@ -144,55 +153,6 @@ def resolve_model_path(model: str | os.PathLike | None) -> Path:
             f"cryosse, or pass --model CKPT (e.g. results/models/0/FL_DL.pt from the workflow)"
         )
     return shipped
-
-
-def prediction_grid(geom: MapGeometry, spacing: float = DEFAULT_SPACING_A) -> MapGeometry:
-    """The ``spacing`` grid that starts at the input's first voxel centre and covers its last.
-
-    When the input already has that spacing, this is the input's own grid.
-    """
-    if spacing <= 0:
-        raise ValueError(f"spacing must be positive, got {spacing}")
-    if np.allclose(geom.voxel_size, spacing, rtol=1e-5, atol=0):
-        return MapGeometry(geom.shape_zyx, (spacing, spacing, spacing), geom.origin_xyz)
-    extent = geom.upper - geom.lower
-    n_xyz = np.ceil(extent / spacing - 1e-6).astype(int) + 1
-    return MapGeometry(
-        (int(n_xyz[2]), int(n_xyz[1]), int(n_xyz[0])),
-        (spacing, spacing, spacing),
-        tuple(float(v) for v in geom.origin_xyz),  # type: ignore[arg-type]
-    )
-
-
-def trim_counts(geom: MapGeometry, trim: float) -> tuple[int, int, int]:
-    """Voxels to remove from each face along x, y, z so that at least ``trim`` A go."""
-    return tuple(int(math.ceil(trim / v - 1e-6)) if trim > 0 else 0 for v in geom.voxel_size)  # type: ignore[return-value]
-
-
-def trimmed_geometry(geom: MapGeometry, n_xyz: tuple[int, int, int]) -> MapGeometry | None:
-    """The geometry left after removing ``n_xyz`` voxels per face; None when nothing is left."""
-    nx, ny, nz = n_xyz
-    shape = (geom.shape_zyx[0] - 2 * nz, geom.shape_zyx[1] - 2 * ny, geom.shape_zyx[2] - 2 * nx)
-    if min(shape) < 1:
-        return None
-    origin = tuple(o + n * v for o, n, v in zip(geom.origin_xyz, n_xyz, geom.voxel_size, strict=True))
-    return MapGeometry(shape, geom.voxel_size, origin)  # type: ignore[arg-type]
-
-
-def labels_from_probabilities(*probs: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Binary masks of the classes whose probabilities are given (helix, sheet[, nucleic]):
-    the argmax of (background = 1 - their sum, helix, sheet[, nucleic]), ties to the lower class."""
-    background = 1.0 - probs[0]
-    for p in probs[1:]:
-        background = background - p
-    masks = []
-    for k, p in enumerate(probs):
-        win = p > background
-        for j, q in enumerate(probs):
-            if j != k:
-                win &= (p > q) if j < k else (p >= q)
-        masks.append(win)
-    return tuple(masks)
 
 
 @dataclass

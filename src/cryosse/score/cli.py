@@ -4,6 +4,7 @@ need that, so it lives here)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import os
@@ -225,6 +226,18 @@ def add_cli(subparsers: Any) -> None:
         "Where helix and sheet are both on, the higher probability wins; with a mask involved, "
         "helix wins",
     )
+    _add_reference_options(p)
+    _add_scoring_options(p)
+    p.set_defaults(func=_cmd_score)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from cryosse.cli import main
+
+    sys.exit(main(["score", *sys.argv[1:]]))
+
+
+def _add_reference_options(p: argparse.ArgumentParser) -> None:
     ref = p.add_argument_group("reference (our labels of a chain, or a label map)")
     ref.add_argument("--pair", help="a pair folder written by the dataset stage (or build-pair)")
     ref.add_argument(
@@ -264,6 +277,9 @@ def add_cli(subparsers: Any) -> None:
         default=None,
         help="DSSP engine for --model (default: the config's)",
     )
+
+
+def _add_scoring_options(p: argparse.ArgumentParser) -> None:
     sc = p.add_argument_group("scoring and output")
     sc.add_argument(
         "--radius", type=POSITIVE, default=3.0, help="A around each CA for the residue vote (default 3)"
@@ -281,10 +297,3 @@ def add_cli(subparsers: Any) -> None:
         default=None,
         help="also write every figure (scores, coverage, truth used, files read) to this JSON file",
     )
-    p.set_defaults(func=_cmd_score)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from cryosse.cli import main
-
-    sys.exit(main(["score", *sys.argv[1:]]))

@@ -250,21 +250,11 @@ def _split_frame(role: Mapping[str, str], cluster_of: Mapping[str, str]) -> pd.D
     )
 
 
-def make_splits(
-    dataset_tsv: str | os.PathLike,
-    clusters_tsv: str | os.PathLike,
-    split_paths: Sequence[str | os.PathLike],
-    params: SplitParams,
-    paper_out: str | os.PathLike | None = None,
-    paper_cases_tsv: str | os.PathLike | None = None,
-    entries_tsv: str | os.PathLike | None = None,
-    dataset_rejected_tsv: str | os.PathLike | None = None,
-    acquire_rejected_tsv: str | os.PathLike | None = None,
-) -> list[pd.DataFrame]:
-    """Write split_0 .. split_{n_cv} (``split_paths`` in that order) and, if asked, paper_cases.tsv."""
-    if len(split_paths) != params.n_cv + 1:
-        raise ValueError(f"make-splits: {len(split_paths)} output paths for {params.n_cv + 1} splits")
-    dataset = load_dataset(dataset_tsv)
+def _read_clusters(
+    clusters_tsv: str | os.PathLike, dataset: pd.DataFrame, dataset_tsv: str | os.PathLike
+) -> pd.DataFrame:
+    """clusters.tsv, checked against the dataset: pairs without a cluster (no sequence) are left
+    out with a warning; a cluster table naming pairs the dataset lacks is out of date."""
     clusters = read_table(clusters_tsv)
     missing = [c for c in CLUSTER_COLUMNS if c not in clusters.columns]
     if missing:
@@ -285,6 +275,26 @@ def make_splits(
             f"{clusters_tsv}: pairs not in {dataset_tsv} ({', '.join(stale[:5])}); "
             "the clusters are out of date, rerun the cluster step"
         )
+    return clusters
+
+
+def make_splits(
+    dataset_tsv: str | os.PathLike,
+    clusters_tsv: str | os.PathLike,
+    split_paths: Sequence[str | os.PathLike],
+    params: SplitParams,
+    paper_out: str | os.PathLike | None = None,
+    paper_cases_tsv: str | os.PathLike | None = None,
+    entries_tsv: str | os.PathLike | None = None,
+    dataset_rejected_tsv: str | os.PathLike | None = None,
+    acquire_rejected_tsv: str | os.PathLike | None = None,
+) -> list[pd.DataFrame]:
+    """Write split_0 .. split_{n_cv} (``split_paths`` in that order) and, if asked, paper_cases.tsv."""
+    if len(split_paths) != params.n_cv + 1:
+        raise ValueError(f"make-splits: {len(split_paths)} output paths for {params.n_cv + 1} splits")
+    dataset = load_dataset(dataset_tsv)
+    clusters = _read_clusters(clusters_tsv, dataset, dataset_tsv)
+    known = set(clusters["pair_id"])
     pairs = dataset[dataset["pair_id"].isin(known)]
     cluster_of = dict(zip(clusters["pair_id"], clusters["cluster"], strict=True))
 

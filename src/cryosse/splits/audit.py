@@ -149,7 +149,31 @@ def audit_splits(
     )
     with atomic_write(audit_md) as fh:
         fh.write(md)
-    failures = []
+    failures = _failures(audit, splits, enforce, problems, params, max_box_overlap)
+    for k in splits:
+        a = audit[audit["split"] == k]
+        log.info(
+            "split %d: %d val/test pairs, max identity to training %.3f, %d >= %.2f%s",
+            k,
+            len(a),
+            a["max_identity"].max() if len(a) else 0.0,
+            int(a["leak"].sum()),
+            params.identity,
+            " (enforced)" if k in enforce else " (reported only)",
+        )
+    if failures:
+        raise RuntimeError("leakage audit failed (see " + str(audit_md) + "): " + " | ".join(failures))
+    if publish is not None:
+        for src, dst in zip(candidates, publish, strict=True):
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
+    return audit
+
+
+def _failures(audit: pd.DataFrame, splits: Mapping[int, pd.DataFrame], enforce: set[int],
+              problems: Mapping[int, list[str]], params: SearchParams, max_box_overlap: float) -> list[str]:  # fmt: skip
+    """What fails the enforced splits: identity leaks, box overlaps, structural problems."""
+    failures: list[str] = []
     for k in sorted(enforce & set(splits)):
         leaks = audit[(audit["split"] == k) & audit["leak"]]
         seq = leaks[leaks["max_identity"] >= params.identity]
@@ -172,24 +196,7 @@ def audit_splits(
                 f"pair of the same map: {ex}"
             )
         failures += [f"split {k}: {msg}" for msg in problems.get(k, [])]
-    for k in splits:
-        a = audit[audit["split"] == k]
-        log.info(
-            "split %d: %d val/test pairs, max identity to training %.3f, %d >= %.2f%s",
-            k,
-            len(a),
-            a["max_identity"].max() if len(a) else 0.0,
-            int(a["leak"].sum()),
-            params.identity,
-            " (enforced)" if k in enforce else " (reported only)",
-        )
-    if failures:
-        raise RuntimeError("leakage audit failed (see " + str(audit_md) + "): " + " | ".join(failures))
-    if publish is not None:
-        for src, dst in zip(candidates, publish, strict=True):
-            with atomic_path(dst) as tmp:
-                shutil.copyfile(src, tmp)
-    return audit
+    return failures
 
 
 def _audit_markdown(audit, splits, params, enforce, problems, version, main_test, max_box=None) -> str:

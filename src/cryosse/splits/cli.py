@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from cryosse.argtypes import AT_LEAST_ONE, COUNT, FRACTION, POSITIVE, number
 from cryosse.splits.assign import make_splits
@@ -104,6 +105,12 @@ def _cmd_audit(a: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers) -> None:
+    _add_cluster(subparsers)
+    _add_make_splits(subparsers)
+    _add_audit(subparsers)
+
+
+def _add_cluster(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "cluster",
         help="cluster central-chain sequences with MMseqs2 at 35%% identity",
@@ -116,6 +123,8 @@ def add_cli(subparsers) -> None:
     _search_args(p)
     p.set_defaults(func=_cmd_cluster)
 
+
+def _add_make_splits(subparsers: Any) -> None:
     d = SplitParams()
     p = subparsers.add_parser(
         "make-splits",
@@ -173,6 +182,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--acquire-rejected", help="results/acquire/rejected.tsv")
     p.set_defaults(func=_cmd_make_splits)
 
+
+def _add_audit(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "audit",
         help="leakage audit of split files (sequence identity and box overlap)",

@@ -57,6 +57,11 @@ def _cmd_select(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers: Any) -> None:
+    _add_train(subparsers)
+    _add_select(subparsers)
+
+
+def _add_train(subparsers: Any) -> None:
     d = TrainConfig()
     p = subparsers.add_parser("train", help="train the network for one split, loss and setting (resumable)")
     p.add_argument("--dataset", required=True, help="results/dataset/dataset.tsv")
@@ -90,6 +95,12 @@ def add_cli(subparsers: Any) -> None:
     )
     p.add_argument("--seed", type=COUNT, default=d.seed, help="seed of every random choice")
     p.add_argument("--threads", type=COUNT, default=d.threads, help="torch CPU threads (0 = torch's default)")
+    _add_training_options(p, d)
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_training_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
+    """The network, sampling and augmentation options of ``cryosse train``."""
     p.add_argument(
         "--dropout",
         type=number(0, 1, hi_open=True),
@@ -146,8 +157,9 @@ def add_cli(subparsers: Any) -> None:
         default=d.progress_interval_s,
         help="seconds between progress lines (0: every step)",
     )
-    p.set_defaults(func=_cmd_train)
 
+
+def _add_select(subparsers: Any) -> None:
     s = subparsers.add_parser("select", help="pick the best setting per loss from trained checkpoints")
     s.add_argument("checkpoints", nargs="+", help=".../{split}/{loss}/{setting}/checkpoint.pt of one split")
     s.add_argument("--table", required=True, help="selection.tsv to write")
