@@ -375,12 +375,17 @@ def predict_map(
             pred.helix[inner], pred.sheet[inner], tgeom, None if nuc is None else nuc[inner]
         )
         arrays += [(n.replace(".mrc", "_trimmed.mrc"), a[inner], dt) for n, a, dt in arrays]
-    data = np.asarray(dmap.data, np.float32)
-    level, note = ((contour, "the --contour level") if contour is not None else
-                   (float(data.mean() + 3.0 * data.std()), "mean + 3 sd of the map (no --contour given)"))  # fmt: skip
-    script = chimerax_script(map_path, out_dir, level, note, pred.nucleic is not None)
+    script = chimerax_script(map_path, out_dir, *_display_level(dmap, contour), pred.nucleic is not None)
     _publish(out_dir, arrays, geom, tgeom, script, summary, timing, t_start)
     return summary
+
+
+def _display_level(dmap: DensityMap, contour: float | None) -> tuple[float, str]:
+    """The level ChimeraX shows the map at, and where it comes from."""
+    if contour is not None:
+        return contour, "the --contour level"
+    data = np.asarray(dmap.data, np.float32)
+    return float(data.mean() + 3.0 * data.std()), "mean + 3 sd of the map (no --contour given)"
 
 
 def _load(

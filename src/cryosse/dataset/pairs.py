@@ -212,9 +212,27 @@ def build_pair(
     if params.mask_outside and not inside.all():  # voxels beyond the map are unknown, not solvent
         extra["inside"] = inside
     pid = pair_id(ids["emdb_id"], ids["pdb_id"], chain)
+    record = _record(pid, ids, chain, model, box, counts, scores, contour, contour_source, dmap, params)
+    arrays = {"density": density, "labels": labels, "centre": box.centre, **cas, "origin_xyz": geom.origin_xyz,
+              "voxel_size": geom.voxel_size[0], **extra}  # fmt: skip
+    _write_pair(out_dir, tuple(p for p in (dmap.path, model.path) if p), geom, arrays, record, write_mrc)
+    nz, ny, nx = geom.shape_zyx
+    return {
+        "pair_id": pid, "emdb_id": ids["emdb_id"], "pdb_id": ids["pdb_id"], "chain": chain,
+        "status": "kept", "stage": "dataset", "reason": "", "resolution": ids.get("resolution"),
+        **scores, "contour": contour, "contour_source": contour_source, **counts,
+        "nx": nx, "ny": ny, "nz": nz, "sequence": record["sequence"],
+        "dssp_engine": params.dssp_engine, "path": str(out_dir),
+    }  # fmt: skip
+
+
+def _record(pid: str, ids: dict, chain: str, model: Model, box: Box, counts: dict, scores: dict, contour: float,
+            contour_source: str, dmap: DensityMap, params: DatasetParams) -> dict:  # fmt: skip
+    """The pair's ``record.json`` (without the file digests, added as the files are written)."""
+    geom = box.geometry
     c_lo, c_hi = box.centre_bounds_xyz()
     b_lo, b_hi = box.box_bounds_xyz()
-    record = {
+    return {
         "pair_id": pid,
         "emdb_id": ids["emdb_id"],
         "pdb_id": ids["pdb_id"],
@@ -231,17 +249,6 @@ def build_pair(
         "inputs": {"map": dmap.path, "model": model.path, "map_header": dmap.header},
         "params": _params_dict(params),
         "cryosse_version": __version__,
-    }  # fmt: skip
-    arrays = {"density": density, "labels": labels, "centre": box.centre, **cas, "origin_xyz": geom.origin_xyz,
-              "voxel_size": geom.voxel_size[0], **extra}  # fmt: skip
-    _write_pair(out_dir, tuple(p for p in (dmap.path, model.path) if p), geom, arrays, record, write_mrc)
-    nz, ny, nx = geom.shape_zyx
-    return {
-        "pair_id": pid, "emdb_id": ids["emdb_id"], "pdb_id": ids["pdb_id"], "chain": chain,
-        "status": "kept", "stage": "dataset", "reason": "", "resolution": ids.get("resolution"),
-        **scores, "contour": contour, "contour_source": contour_source, **counts,
-        "nx": nx, "ny": ny, "nz": nz, "sequence": record["sequence"],
-        "dssp_engine": params.dssp_engine, "path": str(out_dir),
     }  # fmt: skip
 
 

@@ -278,6 +278,27 @@ def _read_clusters(
     return clusters
 
 
+def _paper_status(paper_cases_tsv, dataset: pd.DataFrame, known: set, entries_tsv, dataset_rejected_tsv,
+                  acquire_rejected_tsv) -> pd.DataFrame:  # fmt: skip
+    """Each paper case: used or unavailable with the reason (a used pair without a sequence is unavailable)."""
+    if paper_cases_tsv is None:
+        raise ValueError("split.test = paper needs the paper's case table (config/paper_test_cases.tsv)")
+    cases = read_table(paper_cases_tsv)
+    opt = {
+        k: (read_table(v) if v is not None and Path(v).is_file() else None)
+        for k, v in (
+            ("entries", entries_tsv),
+            ("drej", dataset_rejected_tsv),
+            ("arej", acquire_rejected_tsv),
+        )
+    }
+    status = paper_case_status(cases, dataset, opt["entries"], opt["drej"], opt["arej"])
+    no_seq = (status["status"] == "used") & ~status["pair_id"].isin(known)
+    status.loc[no_seq, "reason"] = "the pair has no central-chain sequence (left out of the splits)"
+    status.loc[no_seq, ["status", "pair_id"]] = ["unavailable", ""]
+    return status
+
+
 def make_splits(
     dataset_tsv: str | os.PathLike,
     clusters_tsv: str | os.PathLike,
@@ -300,22 +321,9 @@ def make_splits(
 
     status = None
     if paper_out is not None or params.test == "paper":
-        if paper_cases_tsv is None:
-            raise ValueError("split.test = paper needs the paper's case table (config/paper_test_cases.tsv)")
-        cases = read_table(paper_cases_tsv)
-        opt = {
-            k: (read_table(v) if v is not None and Path(v).is_file() else None)
-            for k, v in (
-                ("entries", entries_tsv),
-                ("drej", dataset_rejected_tsv),
-                ("arej", acquire_rejected_tsv),
-            )
-        }
-        status = paper_case_status(cases, dataset, opt["entries"], opt["drej"], opt["arej"])
-        no_seq = (status["status"] == "used") & ~status["pair_id"].isin(known)
-        status.loc[no_seq, "reason"] = "the pair has no central-chain sequence (left out of the splits)"
-        status.loc[no_seq, ["status", "pair_id"]] = ["unavailable", ""]
-
+        status = _paper_status(
+            paper_cases_tsv, dataset, known, entries_tsv, dataset_rejected_tsv, acquire_rejected_tsv
+        )
     fixed = None
     if params.test == "paper":
         fixed = status.loc[status["status"] == "used", "pair_id"].tolist()

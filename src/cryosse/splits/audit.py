@@ -123,13 +123,7 @@ def audit_splits(
         hits = pd.DataFrame(columns=HIT_COLUMNS)
     frames = [audit_split(k, df, hits, params, k in enforce) for k, df in splits.items()]
     if dataset_tsv is not None:  # space: a held-out centre box inside a training box of its map
-        ds = load_dataset(dataset_tsv)
-        boxes = read_boxes(ds[ds["pair_id"].isin(records)], Path(dataset_tsv).parent)
-        for k, frame in zip(splits, frames, strict=True):
-            space = box_overlaps(splits[k], boxes).set_index("pair_id")
-            frame["box_overlap"] = frame["pair_id"].map(space["box_overlap"]).fillna(0.0)
-            frame["overlapping_train"] = frame["pair_id"].map(space["overlapping_train"]).fillna("")
-            frame["leak"] = frame["leak"] | (frame["box_overlap"] > max_box_overlap)
+        _add_box_overlaps(frames, splits, dataset_tsv, set(records), max_box_overlap)
     audit = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=AUDIT_COLUMNS)
     cv = [k for k in splits if k > 0]
     problems = structural_problems(splits, cv)
@@ -168,6 +162,19 @@ def audit_splits(
             with atomic_path(dst) as tmp:
                 shutil.copyfile(src, tmp)
     return audit
+
+
+def _add_box_overlaps(frames: list[pd.DataFrame], splits: Mapping[int, pd.DataFrame], dataset_tsv, pair_ids: set,
+                      max_box_overlap: float) -> None:  # fmt: skip
+    """Each held-out pair's largest share of its centre box inside a training pair's box of its
+    map, added to its split's audit frame (more than ``max_box_overlap`` is a leak)."""
+    ds = load_dataset(dataset_tsv)
+    boxes = read_boxes(ds[ds["pair_id"].isin(pair_ids)], Path(dataset_tsv).parent)
+    for k, frame in zip(splits, frames, strict=True):
+        space = box_overlaps(splits[k], boxes).set_index("pair_id")
+        frame["box_overlap"] = frame["pair_id"].map(space["box_overlap"]).fillna(0.0)
+        frame["overlapping_train"] = frame["pair_id"].map(space["overlapping_train"]).fillna("")
+        frame["leak"] = frame["leak"] | (frame["box_overlap"] > max_box_overlap)
 
 
 def _failures(audit: pd.DataFrame, splits: Mapping[int, pd.DataFrame], enforce: set[int],
