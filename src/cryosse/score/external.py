@@ -104,6 +104,17 @@ def find_prediction(folder: str | os.PathLike, pair_id: str) -> dict[str, Path]:
     raise FileNotFoundError(f"no {pair_id}_helix.mrc + {pair_id}_sheet.mrc or {pair_id}.mrc in {folder}")
 
 
+def _score_case(pid: str, meta: Any, files: dict[str, Path], threshold: float, helix_value: int, sheet_value: int,
+                radius: float, ties: str) -> dict[str, Any]:  # fmt: skip
+    """One case's per-case row entries: scores against our labels, coverage, overlap, the files."""
+    ref = pair_reference(load_pair_arrays(Path(str(meta["path"]))), pid)
+    pred = read_prediction(ref, files.get("helix"), files.get("sheet"), files.get("labels"), threshold, helix_value,
+                           sheet_value)  # fmt: skip
+    res = score_prediction(pred, ref, radius, ties)
+    return {**res["scores"], "coverage": res["coverage"], "overlap_voxels": pred.overlap_voxels,
+            "prediction": ",".join(p.name for p in files.values()), "status": "ok", "reason": ""}  # fmt: skip
+
+
 def score_external_split(
     folder: str | os.PathLike,
     split_tsv: str | os.PathLike,
@@ -153,24 +164,7 @@ def score_external_split(
         try:
             if meta is None:
                 raise ValueError(f"{pid}: not in {dataset_tsv}")
-            ref = pair_reference(load_pair_arrays(Path(str(meta["path"]))), pid)
-            pred = read_prediction(
-                ref,
-                files.get("helix"),
-                files.get("sheet"),
-                files.get("labels"),
-                threshold,
-                helix_value,
-                sheet_value,
-            )
-            res = score_prediction(pred, ref, radius, ties)
-            row.update(res["scores"])
-            row.update(
-                coverage=res["coverage"],
-                overlap_voxels=pred.overlap_voxels,
-                prediction=",".join(p.name for p in files.values()),
-            )
-            row["status"], row["reason"] = "ok", ""
+            row.update(_score_case(pid, meta, files, threshold, helix_value, sheet_value, radius, ties))
         except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
             log.error("%s: %s: scoring failed: %s", tool, pid, exc)
             row["status"], row["reason"] = "failed", str(exc)

@@ -64,6 +64,51 @@ def read_prediction_map(path: str | os.PathLike, what: str) -> tuple[DensityMap,
     return dmap, kind, (lo, hi)
 
 
+def _place(
+    path: str | os.PathLike, role: str, ref: Reference, scored: np.ndarray, is_labels: bool, threshold: float
+) -> tuple[np.ndarray, str, dict[str, Any], np.ndarray]:
+    """One prediction file on the reference grid: (values, kind, what was read, voxels it covers)."""
+    target = ref.geometry
+    if is_labels:
+        dmap = read_map(path)
+        _check_integral(dmap)
+        kind, rng = "labels", (math.nan, math.nan)
+    else:
+        dmap, kind, rng = read_prediction_map(path, role)
+    cov = covered(target, dmap.geometry)
+    share = float(cov[scored].mean())
+    if share == 0:
+        raise ValueError(
+            f"{path}: the prediction does not overlap the {ref.region} of pair {ref.pair_id}: it "
+            f"spans {_describe(dmap.geometry)}, the box {_describe(target)}; its origin may follow "
+            "another convention (ORIGIN or NSTART) or belong to another map"
+        )
+    if kind == "probability" and (rng[0] < 0 or rng[1] > 1):
+        log.warning(
+            "%s: values run from %g to %g, not 0-1; the threshold %g applies as given", path, *rng, threshold
+        )
+    src = (
+        dmap
+        if kind != "mask"
+        else DensityMap((np.asarray(dmap.data) != 0).astype(np.float32), dmap.geometry, dmap.path)
+    )
+    values = on_grid(src, target, 1 if kind == "probability" else 0)
+    g = dmap.geometry
+    info = {
+        "role": role,
+        "path": str(path),
+        "kind": kind,
+        "shape_zyx": list(g.shape_zyx),
+        "voxel_size_xyz": list(g.voxel_size),
+        "origin_xyz": list(g.origin_xyz),
+        "origin_source": dmap.header.get("origin_source", ""),
+        "coverage": share,
+    }
+    if kind != "labels":
+        info["value_range"] = list(rng)
+    return values, kind, info, cov
+
+
 def read_prediction(
     ref: Reference,
     helix: str | os.PathLike | None = None,
@@ -93,49 +138,8 @@ def read_prediction(
     cover_all = np.ones(target.shape_zyx, bool)
 
     def place(path: str | os.PathLike, role: str) -> tuple[np.ndarray, str, dict[str, Any]]:
-        if labels is not None:
-            dmap = read_map(path)
-            _check_integral(dmap)
-            kind, rng = "labels", (math.nan, math.nan)
-        else:
-            dmap, kind, rng = read_prediction_map(path, role)
-        cov = covered(target, dmap.geometry)
-        share = float(cov[scored].mean())
-        if share == 0:
-            raise ValueError(
-                f"{path}: the prediction does not overlap the {ref.region} of pair {ref.pair_id}: it "
-                f"spans {_describe(dmap.geometry)}, the box {_describe(target)}; its origin may follow "
-                "another convention (ORIGIN or NSTART) or belong to another map"
-            )
-        nonlocal cover_all
-        cover_all &= cov
-        if kind == "probability" and (rng[0] < 0 or rng[1] > 1):
-            log.warning(
-                "%s: values run from %g to %g, not 0-1; the threshold %g applies as given",
-                path,
-                *rng,
-                threshold,
-            )
-        order = 1 if kind == "probability" else 0
-        src = (
-            dmap
-            if kind != "mask"
-            else DensityMap((np.asarray(dmap.data) != 0).astype(np.float32), dmap.geometry, dmap.path)
-        )
-        values = on_grid(src, target, order)
-        g = dmap.geometry
-        info = {
-            "role": role,
-            "path": str(path),
-            "kind": kind,
-            "shape_zyx": list(g.shape_zyx),
-            "voxel_size_xyz": list(g.voxel_size),
-            "origin_xyz": list(g.origin_xyz),
-            "origin_source": dmap.header.get("origin_source", ""),
-            "coverage": share,
-        }
-        if kind != "labels":
-            info["value_range"] = list(rng)
+        values, kind, info, cov = _place(path, role, ref, scored, labels is not None, threshold)
+        cover_all[~cov] = False
         files.append(info)
         return values, kind, info
 
