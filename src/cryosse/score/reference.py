@@ -178,21 +178,8 @@ def _check_label_values(dmap: DensityMap, what: str) -> None:
             )
 
 
-def truth_reference(
-    truth: str | os.PathLike,
-    base: Reference | None = None,
-    map_path: str | os.PathLike | None = None,
-    listed_only: bool = False,
-) -> Reference:
-    """A label map (MRC, or the authors' voxel-label text file on the grid of ``map_path``) as the truth.
-
-    With ``base`` (our pair) the truth is put on the pair's grid (nearest neighbour) and scored
-    in the base's region; the pair's ``inside`` mask still applies and voxels beyond the truth's
-    grid are not scored. Without it the truth's own grid is the box, scored whole. Residues are
-    not scored (a label map gives no residue classes).
-    """
-    truth = Path(truth)
-    notes: list[str] = []
+def _read_truth(truth: Path, map_path, listed_only: bool, notes: list[str]) -> tuple:
+    """A truth label map or voxel-label text file: (labels, listed voxels or None, info, its geometry)."""
     if truth.suffix.lower() in (".txt", ".csv", ".tsv"):
         if map_path is None:
             raise ValueError(
@@ -225,6 +212,25 @@ def truth_reference(
         listed = None
         info = {"kind": "label map", "path": str(truth), "listed_only": False}
         geom = tmap.geometry
+    return labels, listed, info, geom
+
+
+def truth_reference(
+    truth: str | os.PathLike,
+    base: Reference | None = None,
+    map_path: str | os.PathLike | None = None,
+    listed_only: bool = False,
+) -> Reference:
+    """A label map (MRC, or the authors' voxel-label text file on the grid of ``map_path``) as the truth.
+
+    With ``base`` (our pair) the truth is put on the pair's grid (nearest neighbour) and scored
+    in the base's region; the pair's ``inside`` mask still applies and voxels beyond the truth's
+    grid are not scored. Without it the truth's own grid is the box, scored whole. Residues are
+    not scored (a label map gives no residue classes).
+    """
+    truth = Path(truth)
+    notes: list[str] = []
+    labels, listed, info, geom = _read_truth(truth, map_path, listed_only, notes)
     info["residues"] = False
     notes.append("residue F1 is not scored against a label map (it gives no residue classes)")
     if base is None:
