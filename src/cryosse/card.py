@@ -376,6 +376,42 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]
     return lines
 
 
+def _md_software_config_files(sw: Mapping[str, Any], cfg: Mapping[str, Any], card_files: Mapping[str, Any],
+                              max_files: int) -> list[str]:  # fmt: skip
+    """The card's software, configuration and output-file sections."""
+    out: list[str] = []
+    out += ["## Software", ""]
+    out += [f"cryosse {sw['cryosse']}, Python {sw['python']} on {sw['platform']}.", ""]
+    out += _md_table(["package or tool", "version in this run"],
+                     [(k, v if v is not None else "not installed") for k, v in sw["packages"].items()]
+                     + [(k, v if v is not None else "not on PATH") for k, v in sw["tools"].items()])  # fmt: skip
+    if sw["conda_envs"]:
+        out += ["", "Conda envs (pinned; `snakemake --use-conda` builds them):", ""]
+        rows = []
+        for name, env in sw["conda_envs"].items():
+            pins = [f"{k}={v}" for k, v in env["conda"].items()] + [
+                f"{k}=={v} (pip)" for k, v in env["pip"].items()
+            ]
+            rows.append((name, ", ".join(pins)))
+        out += _md_table(["env", "pins"], rows)
+    out += ["", "## Configuration", "", f"sha256 of the canonical JSON: `{cfg['sha256']}`", "", "```yaml"]
+    out += [yaml.safe_dump(cfg["values"], sort_keys=True, default_flow_style=None).rstrip(), "```", ""]
+    files = card_files["list"]
+    out += ["## Output files", ""]
+    top = [f for f in files if "/pairs/" not in f["path"] and "/entries/" not in f["path"]]
+    rest = len(files) - len(top)
+    out += _md_table(
+        ["path", "bytes", "sha256"], [(f["path"], f["size"], f["sha256"]) for f in top[:max_files]]
+    )
+    if len(top) > max_files:
+        out.append(f"\n... and {len(top) - max_files} more (dataset_card.json lists them all).")
+    if rest:
+        out.append(
+            f"\nPer-entry tables and pair folders: {rest} more files, each with its sha256 in dataset_card.json."
+        )
+    return out
+
+
 def render_markdown(card: Mapping[str, Any], max_ids: int = 8, max_files: int = 60) -> str:
     """The card for people: the same content as the JSON, pair-level file list summarised."""
     sw, cnt, cfg = card["software"], card["counts"], card["config"]
@@ -440,35 +476,7 @@ def render_markdown(card: Mapping[str, Any], max_ids: int = 8, max_files: int = 
         f"Leaks in enforced splits: {aud['enforced_leaks']}; in all splits: {aud['leaks_total']}.",
         "",
     ]
-    out += ["## Software", ""]
-    out += [f"cryosse {sw['cryosse']}, Python {sw['python']} on {sw['platform']}.", ""]
-    out += _md_table(["package or tool", "version in this run"],
-                     [(k, v if v is not None else "not installed") for k, v in sw["packages"].items()]
-                     + [(k, v if v is not None else "not on PATH") for k, v in sw["tools"].items()])  # fmt: skip
-    if sw["conda_envs"]:
-        out += ["", "Conda envs (pinned; `snakemake --use-conda` builds them):", ""]
-        rows = []
-        for name, env in sw["conda_envs"].items():
-            pins = [f"{k}={v}" for k, v in env["conda"].items()] + [
-                f"{k}=={v} (pip)" for k, v in env["pip"].items()
-            ]
-            rows.append((name, ", ".join(pins)))
-        out += _md_table(["env", "pins"], rows)
-    out += ["", "## Configuration", "", f"sha256 of the canonical JSON: `{cfg['sha256']}`", "", "```yaml"]
-    out += [yaml.safe_dump(cfg["values"], sort_keys=True, default_flow_style=None).rstrip(), "```", ""]
-    files = card["files"]["list"]
-    out += ["## Output files", ""]
-    top = [f for f in files if "/pairs/" not in f["path"] and "/entries/" not in f["path"]]
-    rest = len(files) - len(top)
-    out += _md_table(
-        ["path", "bytes", "sha256"], [(f["path"], f["size"], f["sha256"]) for f in top[:max_files]]
-    )
-    if len(top) > max_files:
-        out.append(f"\n... and {len(top) - max_files} more (dataset_card.json lists them all).")
-    if rest:
-        out.append(
-            f"\nPer-entry tables and pair folders: {rest} more files, each with its sha256 in dataset_card.json."
-        )
+    out += _md_software_config_files(sw, cfg, card["files"], max_files)
     return "\n".join(out) + "\n"
 
 

@@ -80,6 +80,21 @@ def load_inputs(
     return dmap, model, classes
 
 
+def _nucleic_rows(model, entry: str, emdb_id: str, pdb_id: str, base: dict, classes: int) -> list[dict]:
+    """A rejected row for every DNA/RNA chain, so that no chain of the model goes unmentioned."""
+    rows = []
+    for chain, n in model.nucleic_chains.items():
+        role = (
+            "its nucleotides label class 3 (nucleic acid) where they fall in a box"
+            if classes == 4
+            else "background in the labels (classes: 4 labels nucleic acid)"
+        )
+        rows.append({"entry": entry, "pair_id": pair_id(emdb_id, pdb_id, chain), "chain": chain, **base,
+                     "status": "rejected", "stage": "dataset",
+                     "reason": f"not protein: DNA/RNA chain of {n} nucleotide(s); {role}"})  # fmt: skip
+    return rows
+
+
 def build_entry(
     record_path: str | os.PathLike,
     table_path: str | os.PathLike,
@@ -153,15 +168,7 @@ def build_entry(
             rows.append(
                 {**common, "status": "rejected", "stage": "dataset", "reason": f"{type(exc).__name__}: {exc}"}
             )
-    for chain, n in model.nucleic_chains.items():  # listed, so that no chain of the model goes unmentioned
-        role = (
-            "its nucleotides label class 3 (nucleic acid) where they fall in a box"
-            if params.classes == 4
-            else "background in the labels (classes: 4 labels nucleic acid)"
-        )
-        rows.append({"entry": entry, "pair_id": pair_id(emdb_id, pdb_id, chain), "chain": chain, **base,
-                     "status": "rejected", "stage": "dataset",
-                     "reason": f"not protein: DNA/RNA chain of {n} nucleotide(s); {role}"})  # fmt: skip
+    rows += _nucleic_rows(model, entry, emdb_id, pdb_id, base, params.classes)
     if not choices:
         rows.append(_reject_row(entry, "dataset", "no protein chain to use", **base))
     df = _entry_table(rows, params.classes)
