@@ -42,7 +42,6 @@ from torch import nn
 from cryosse.geometry import read_map
 from cryosse.infer import (
     POOL_FACTOR,
-    calibration_cube,
     conv_flops,
     cpu_supports_bf16,
     normalise_density,
@@ -178,9 +177,7 @@ def agreement(net: nn.Module, density: np.ndarray, dev: torch.device, precision:
     padding), and the Dice of its helix and sheet masks with fp32's (plain)."""
     ref = predict_probabilities(net, density, dev).argmax(0)
     p32 = sliding_window_probabilities(prepare_model(net, dev, "fp32"), density).argmax(0)
-    fm = prepare_model(
-        net, dev, precision, calibration=calibration_cube(density) if precision == "int8" else None
-    )
+    fm = prepare_model(net, dev, precision, density=density)
     fast = sliding_window_probabilities(fm, density).argmax(0)
     n = [((fast == c).sum() + (ref == c).sum(), 2 * ((fast == c) & (ref == c)).sum()) for c in (1, 2)]
     dice = [f"{both / total:.3f}" if total else "- (none)" for total, both in n]
@@ -254,9 +251,9 @@ def main() -> None:
         other = prepare_model(net, dev, "bf16" if fast.dtype == torch.float32 else "fp32")
         fns["other"] = lambda: sliding_window_probabilities(other, density)
         fns["mm_other"] = matmul_fn(dev, other.dtype, args.matmul)
-        fast8 = prepare_model(net, dev, "int8", calibration=calibration_cube(density))
+        fast8 = prepare_model(net, dev, "int8", density=density)
         fns["int8"] = lambda: sliding_window_probabilities(fast8, density)
-        fns["int8_calibrate"] = lambda: prepare_model(net, dev, "int8", calibration=calibration_cube(density))
+        fns["int8_calibrate"] = lambda: prepare_model(net, dev, "int8", density=density)
     t = best_times(fns, dev, args.repeat)
     mm32 = 2 * args.matmul**3 / t["mm32"]
     mm_fast = 2 * args.matmul**3 / t.get("mm_fast", t["mm32"])

@@ -430,12 +430,11 @@ def test_int8_matches_fp32_with_the_shipped_model(tmp_path):
     voxels (measured 99.95 %); it is refused on CUDA and without a calibration box."""
     from torch.ao.nn.intrinsic.quantized import ConvReLU3d
 
-    from cryosse.infer import calibration_cube
     from cryosse.model import load_checkpoint, shipped_model_path
 
     net, _ = load_checkpoint(shipped_model_path())
     density = normalise_density(np.asarray(read_map(SAMPLE_MAP).data))
-    fm = prepare_model(net, "cpu", "int8", calibration=calibration_cube(density))
+    fm = prepare_model(net, "cpu", "int8", density=density)
     assert fm.precision == "int8" and any(isinstance(m, ConvReLU3d) for m in fm.module.modules())
     p8 = sliding_window_probabilities(fm, density).argmax(0)
     p32 = sliding_window_probabilities(prepare_model(net, "cpu", "fp32"), density).argmax(0)

@@ -279,20 +279,20 @@ def prepare_model(
     precision: str = "auto",
     channels_last: bool = True,
     fold_bn: bool = True,
-    calibration: np.ndarray | None = None,
+    density: np.ndarray | None = None,
 ) -> FastModel:
     """Fold batch norm, move to ``device``, choose the precision and memory layout.
 
-    ``int8`` needs ``calibration``: a normalised box of the map to be predicted
-    (e.g. :func:`calibration_cube` of it) to calibrate the activation ranges on.
+    ``int8`` needs ``density``, the normalised map to be predicted: its densest cube
+    (:func:`calibration_cube`) calibrates the activation ranges. Other precisions ignore it.
     """
     dev = device if isinstance(device, torch.device) else pick_device(device)
     dtype = resolve_precision(precision, dev)
     module = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
     if dtype == torch.qint8:
-        if calibration is None:
-            raise ValueError("int8 needs a calibration box of the map to be predicted")
-        return FastModel(quantize_int8(module, calibration), dev, dtype, channels_last=False)
+        if density is None:
+            raise ValueError("int8 needs the map to be predicted, for its calibration")
+        return FastModel(quantize_int8(module, calibration_cube(density)), dev, dtype, channels_last=False)
     module = module.to(dev)
     if channels_last:
         module = module.to(memory_format=torch.channels_last_3d)

@@ -59,7 +59,6 @@ from cryosse.geometry import (
 )
 from cryosse.infer import (
     PRECISIONS,
-    calibration_cube,
     labels_from_probabilities,
     normalise_density,
     pick_device,
@@ -235,9 +234,7 @@ def segment(
     timing["resample_normalise"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    fast = prepare_model(
-        model, device, precision, calibration=calibration_cube(density) if precision == "int8" else None
-    )
+    fast = prepare_model(model, device, precision, density=density)
     timing["prepare_model"] = time.perf_counter() - t0  # folding; with auto, timing; with int8, calibration
     plan = plan_tiles(density.shape, tile, overlap)
     log.info("%s: %s voxels at %g A, %d tile(s), %s on %s", dmap.path, "x".join(map(str, density.shape)), spacing,
