@@ -31,7 +31,7 @@ from cryosse.classes import CLASS_COUNTS, NAMES, NUCLEIC, PAPER_CLASSES, dataset
 from cryosse.geometry import MapGeometry, voxels_within
 from cryosse.io import write_tsv
 from cryosse.metrics import confusion, f1_from_counts  # noqa: F401  (re-exported)
-from cryosse.pairfile import read_pair_arrays
+from cryosse.pairfile import CentreBox, read_pair_arrays
 from cryosse.statistics import aggregate, read_per_case, weighted_mean
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,10 @@ TIE_RULES = ("background", "nearest")
 
 
 def centre_slices(centre: Sequence[int]) -> tuple[slice, slice, slice]:
-    z0, z1, y0, y1, x0, x1 = (int(v) for v in centre)
-    if not (0 <= z0 < z1 and 0 <= y0 < y1 and 0 <= x0 < x1):
+    box = CentreBox(*(int(v) for v in centre))
+    if not (0 <= box.z0 < box.z1 and 0 <= box.y0 < box.y1 and 0 <= box.x0 < box.x1):
         raise ValueError(f"centre box {tuple(centre)} is empty or negative")
-    return slice(z0, z1), slice(y0, y1), slice(x0, x1)
+    return box.slices
 
 
 def _classes(n_classes: int) -> dict[str, int]:

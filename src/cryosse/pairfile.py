@@ -59,6 +59,9 @@ class Pair:
     inside: np.ndarray | None = None  # bool [z, y, x]: within the map (None: the whole box is)
     arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # every array as stored
 
+    def __post_init__(self) -> None:
+        self.centre = CentreBox(*(int(v) for v in self.centre))  # six ints given as any sequence
+
 
 def write_pair_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Write a pair file (``path`` a file name; the dataset stage writes into its staging folder).

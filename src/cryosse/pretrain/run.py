@@ -37,8 +37,7 @@ def train(dataset_tsv: str, split_tsv: str, checkpoint: str, cfg: dict[str, Any]
 
 def _scores(model, pair, device: str = "cpu") -> dict[str, float]:
     prob = predict_probabilities(model, pair.density, device)
-    z0, z1, y0, y1, x0, x1 = pair.centre
-    pred, truth = prob.argmax(0)[z0:z1, y0:y1, x0:x1], pair.labels[z0:z1, y0:y1, x0:x1]
+    pred, truth = prob.argmax(0)[pair.centre.slices], pair.labels[pair.centre.slices]
     out: dict[str, float] = {}
     for k, name in ((1, "helix"), (2, "sheet")):
         tp, fp, fn = confusion(pred, truth, k)

@@ -93,10 +93,10 @@ def validate(model: torch.nn.Module, pairs: Sequence[Pair], device: torch.device
     per: dict[int, list[float]] = {k: [] for k in classes}
     for p in pairs:  # fp32, as the final evaluation predicts: the chosen epoch is judged as it will be used
         prob = predict_probabilities(model, p.density, device)
-        z0, z1, y0, y1, x0, x1 = p.centre
-        pred, truth = prob.argmax(0)[z0:z1, y0:y1, x0:x1], p.labels[z0:z1, y0:y1, x0:x1]
+        sl = p.centre.slices
+        pred, truth = prob.argmax(0)[sl], p.labels[sl]
         if p.inside is not None:  # voxels beyond the map are not scored
-            keep = p.inside[z0:z1, y0:y1, x0:x1]
+            keep = p.inside[sl]
             pred, truth = pred[keep], truth[keep]
         f = f1_scores(pred, truth, classes)
         for k in classes:
