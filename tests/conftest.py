@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,42 @@ def copy_workflow(
     if overlay is not None:
         (dst / "config" / overlay_name).write_text(overlay)
     return dst
+
+
+def run_snakemake(
+    wf: Path,
+    *args: str,
+    configfiles: Sequence[str | Path] = (),
+    cores: int = 1,
+    dry_run: bool = False,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 900,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
+    """Snakemake (this interpreter's) in a workflow copy ``wf`` made by :func:`copy_workflow`.
+
+    The one way the tests build a Snakemake command line:
+    ``python -m snakemake [--configfile F..] --cores N [-n] ARGS``. ``--configfile`` comes
+    first because it takes several values; put options before targets in ``args`` (or a
+    ``--`` between them). With ``check`` a non-zero exit fails the test with the output's tail.
+    """
+    cmd = [sys.executable, "-m", "snakemake"]
+    if configfiles:
+        cmd += ["--configfile", *map(str, configfiles)]
+    cmd += ["--cores", str(cores), *(["-n"] if dry_run else []), *args]
+    proc = subprocess.run(
+        cmd, cwd=wf, env=None if env is None else dict(env), capture_output=True, text=True, timeout=timeout
+    )
+    if check:
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Jobs per rule in a dry run's job-stats table (rule and count per line)."""
+    jobs: dict[str, int] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            jobs[parts[0]] = int(parts[1])
+    return jobs
