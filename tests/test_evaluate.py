@@ -237,6 +237,25 @@ def make_project(tmp: Path, pair_ids: list[str], losses=("CE", "FL_DL")) -> dict
     return {"dataset": ds, "split": sp, "models": models}
 
 
+def test_evaluate_split_names_rows_with_the_checkpoints_loss(tmp_path):
+    """The rows carry the loss the checkpoint names (never its folder's name); a caller who
+    names another loss is refused, and a table without loss names cannot be read back."""
+    from cryosse.statistics import read_eval_results
+
+    proj = make_project(tmp_path, ["9001_1AAA_A"], losses=("FL_DL",))
+    out = tmp_path / "elsewhere" / "per_case.tsv"
+    df = ev.evaluate_split(
+        proj["models"]["FL_DL"], proj["split"], proj["dataset"], out, tmp_path / "p", device="cpu"
+    )
+    assert df["loss"].tolist() == ["FL_DL"] and read_eval_results([out])["loss"].tolist() == ["FL_DL"]
+    with pytest.raises(ValueError, match="trained with loss FL_DL, evaluated as CE"):
+        ev.evaluate_split(proj["models"]["FL_DL"], proj["split"], proj["dataset"], out, tmp_path / "p",
+                          device="cpu", loss="CE")  # fmt: skip
+    pd.read_csv(out, sep="\t").assign(loss="").to_csv(out, sep="\t", index=False)
+    with pytest.raises(ValueError, match="do not all name their loss"):
+        read_eval_results([out])
+
+
 def test_evaluate_split_writes_scores_and_overlaying_predictions(tmp_path):
     from cryosse.geometry import read_map
 

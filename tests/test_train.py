@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -340,3 +341,12 @@ def test_select_models_picks_best_per_loss(tmp_path):
     assert meta["setting"] == "lr0.001_g2" and meta["best_val"]["val_mean"] == 0.55
     with pytest.raises(ValueError, match="DL"):
         select_models(runs, table, models, ["CE", "DL"])
+    # a run is known by its checkpoint's metadata, not by the folders it lies in
+    moved = tmp_path / "elsewhere" / "a.pt"
+    moved.parent.mkdir()
+    shutil.copyfile(runs[1], moved)
+    df = select_models([runs[0], moved], tmp_path / "s2.tsv", tmp_path / "m2", ["FL"])
+    assert df.set_index("setting").at["lr0.001_g2", "chosen"] and len(df) == 2
+    save_checkpoint(moved, DeepSSETracerUNet(width=0.0625), epoch=1)
+    with pytest.raises(CheckpointError, match="not a training run"):
+        select_models([moved], tmp_path / "s3.tsv", tmp_path / "m3")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from cryosse.model import load_checkpoint
-from cryosse.train import TrainConfig, job_config, split_checkpoints, workflow_targets
+from cryosse.train import TrainConfig, job_config
 
 sys.path.insert(0, str(Path(__file__).parent))
+from conftest import copy_workflow, planned_jobs, run_snakemake  # noqa: E402
 from test_train import synthetic_dataset  # noqa: E402
 
 TRAIN = {
@@ -33,18 +36,29 @@ TRAIN = {
 }
 
 
-def test_targets_follow_the_grid():
-    class W:
-        split = "0"
-
-    got = [str(p) for p in split_checkpoints(TRAIN, "res", W)]
-    assert got == [
-        "res/train/0/CE/lr0.001/checkpoint.pt",
-        "res/train/0/FL_DL/lr0.001_g1/checkpoint.pt",
-        "res/train/0/FL_DL/lr0.001_g1_w0.5-1/checkpoint.pt",
-        "res/train/0/FL_DL/lr0.001_g2/checkpoint.pt",
-        "res/train/0/FL_DL/lr0.001_g2_w0.5-1/checkpoint.pt",
+def test_jobs_follow_the_grid(tmp_path):
+    """The workflow plans one training job per (loss, setting) of the configured grid, one
+    selection per split, and no job for a setting outside the grid."""
+    grid = {k: TRAIN[k] for k in ("losses", "lrs", "gammas", "term_weights", "splits")}
+    wf = copy_workflow(tmp_path / "wf", overlay=yaml.safe_dump({"train": grid}))
+    cfg = ["config/demo.yaml", "config/test.yaml"]
+    proc = run_snakemake(wf, "train", configfiles=cfg, dry_run=True)
+    planned = re.findall(r"^\s*output: (results/demo/train/\S+/checkpoint\.pt)", proc.stdout, re.M)
+    assert sorted(planned) == [
+        "results/demo/train/0/CE/lr0.001/checkpoint.pt",
+        "results/demo/train/0/FL_DL/lr0.001_g1/checkpoint.pt",
+        "results/demo/train/0/FL_DL/lr0.001_g1_w0.5-1/checkpoint.pt",
+        "results/demo/train/0/FL_DL/lr0.001_g2/checkpoint.pt",
+        "results/demo/train/0/FL_DL/lr0.001_g2_w0.5-1/checkpoint.pt",
     ]
+    assert planned_jobs(proc)["train_select"] == 1
+    outside = run_snakemake(
+        wf, "results/demo/train/0/FL_DL/lr0.5_g3/checkpoint.pt", configfiles=cfg, dry_run=True, check=False
+    )
+    assert outside.returncode != 0 and "MissingRuleException" in outside.stdout + outside.stderr
+
+
+def test_job_config_holds_what_a_run_depends_on():
     # a job's params: what its result depends on, not the grid, the splits or the resources
     assert job_config(TRAIN) == {
         "width": 0.125,
@@ -54,11 +68,6 @@ def test_targets_follow_the_grid():
         "max_steps_per_epoch": 2,
     }
     assert TrainConfig.from_mapping(job_config(TRAIN), 7).seed == 7
-    assert [str(p) for p in workflow_targets(TRAIN, "res")] == [
-        "res/train/0/selection.tsv",
-        "res/models/0/CE.pt",
-        "res/models/0/FL_DL.pt",
-    ]
 
 
 @pytest.mark.slow

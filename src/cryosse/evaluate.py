@@ -301,11 +301,14 @@ def evaluate_split(
     ties: str = "background",
     device: str = "auto",
     threads: int = 1,
+    loss: str | None = None,
 ) -> pd.DataFrame:
     """Predict every ``role`` case of a split with one checkpoint; write per-case scores.
 
-    One unreadable pair is recorded (status ``failed`` and its reason) and the
-    others go on; the run fails only when no case could be scored.
+    The rows are labelled with ``loss`` (by default the loss the checkpoint names; a
+    checkpoint that names another loss is an error). One unreadable pair is recorded (status
+    ``failed`` and its reason) and the others go on; the run fails only when no case could be
+    scored.
     """
     import torch
 
@@ -317,6 +320,11 @@ def evaluate_split(
     model, meta = load_checkpoint(checkpoint, map_location=dev)
     n_classes = checkpoint_classes(meta)
     info = _loss_params(meta)
+    if loss is not None and info["loss_name"] not in (None, loss):
+        raise ValueError(f"{checkpoint}: a model trained with loss {info['loss_name']}, evaluated as {loss}")
+    loss = loss or info["loss_name"]
+    if not loss:
+        raise ValueError(f"{checkpoint}: the checkpoint names no loss; say which (loss=...)")
     sp, ds = read_case_tables(split_tsv, dataset_tsv)
     require_classes(meta, dataset_classes(ds.columns), checkpoint, f"the dataset {dataset_tsv}")
     cases = role_cases(sp, role, split_tsv)
@@ -337,7 +345,7 @@ def evaluate_split(
         row: dict[str, Any] = {
             "pair_id": pid,
             "split": str(split),
-            "loss": info["loss_name"] or "",
+            "loss": loss,
             "setting": info["setting"],
             "gamma": info["gamma"],
             "best_val": info["best_val"],
@@ -413,6 +421,7 @@ def _cmd_evaluate(args: Any) -> int:
         ties=args.ties,
         device=args.device,
         threads=args.threads,
+        loss=args.loss,
     )
     ok = df[df["status"] == "ok"]
     print(
@@ -458,12 +467,13 @@ def add_cli(subparsers: Any) -> None:
     e = subparsers.add_parser(
         "evaluate", help="predict and score the test cases of one split with one checkpoint"
     )
-    e.add_argument("checkpoint", help="a cryosse checkpoint, e.g. results/models/0/FL_DL.pt")
+    e.add_argument("checkpoint", help="a cryosse checkpoint (a workflow's models/{split}/{loss}.pt)")
     e.add_argument("split_tsv", help="results/splits/split_{k}.tsv")
     e.add_argument("--dataset", required=True, help="results/dataset/dataset.tsv")
     e.add_argument("--out", required=True, help="per-case TSV to write")
     e.add_argument("--pred-dir", required=True, help="folder for predicted label maps (MRC)")
     e.add_argument("--split", default="0", help="split id recorded in the per-case table")
+    e.add_argument("--loss", help="loss name recorded in the per-case table (default: the checkpoint's)")
     e.add_argument(
         "--role", default="test", choices=["train", "val", "test"], help="which cases of the split to score"
     )

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,3 +149,17 @@ def remove_stale_staging(parent: str | os.PathLike, prefix: str) -> list[Path]:
                 entry.unlink()
         removed.append(entry)
     return removed
+
+
+def map_bytes(path: str | os.PathLike) -> int:
+    """Size of a file once decompressed (gzip: its ISIZE trailer, exact below 4 GiB)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b" or size < 18:
+            return size
+        fh.seek(-4, os.SEEK_END)
+        isize = struct.unpack("<I", fh.read(4))[0]
+    # ISIZE is the size modulo 2^32: take the smallest value not below the compressed size.
+    while isize < size:
+        isize += 1 << 32
+    return isize

@@ -149,7 +149,7 @@ def resolve_model_path(model: str | os.PathLike | None) -> Path:
     if not shipped.is_file():
         raise FileNotFoundError(
             f"{shipped}: the model shipped with cryosse is missing (a damaged install); reinstall "
-            f"cryosse, or pass --model CKPT (e.g. results/models/0/FL_DL.pt from the workflow)"
+            f"cryosse, or pass --model CKPT (a cryosse checkpoint, such as a workflow run's models/{{split}}/{{loss}}.pt)"
         )
     return shipped
 

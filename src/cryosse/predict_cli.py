@@ -64,7 +64,7 @@ def add_cli(subparsers) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help=f"checkpoint (.pt), e.g. results/models/0/FL_DL.pt of the workflow. Default: ${MODEL_ENV},"
+        help=f"checkpoint (.pt), such as a workflow run's models/{{split}}/{{loss}}.pt. Default: ${MODEL_ENV},"
         " else the model shipped with cryosse (docs/model_card.md)",
     )
     p.add_argument(

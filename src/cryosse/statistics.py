@@ -257,9 +257,8 @@ def read_eval_results(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
             na_values=["NA"],
             keep_default_na=False,
         )
-        if "loss" not in df.columns or df["loss"].isna().all() or (df["loss"] == "").all():
-            df["loss"] = Path(p).parent.name
-        df["loss"] = df["loss"].replace("", Path(p).parent.name)
+        if "loss" not in df.columns or df["loss"].isna().any() or (df["loss"] == "").any():
+            raise ValueError(f"{p}: a per-case table whose rows do not all name their loss (column loss)")
         frames.append(df)
     if not frames:
         raise ValueError("no per-case tables given")

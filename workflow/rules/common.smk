@@ -1,4 +1,5 @@
 # Helpers shared by every stage: the entry table, paths, target lists.
+import json
 import os
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ RESOURCES = Path(config.get("resources", "resources"))
 LOGS = Path(config.get("logs", "logs"))
 
 from cryosse.acquire.records import read_entry_table
+from cryosse.io import map_bytes
 from cryosse.classes import with_classes
 from cryosse.config import check_rules
 
@@ -43,6 +45,18 @@ ENTRIES = [r["emdb_id"] for r in ENTRY_ROWS]
 # it inside their config params by with_classes, which adds it only for 4: the params,
 # and so the jobs, of 3-class runs stay as they were before the fourth class existed.
 CLASSES = config.get("classes", 3)
+
+
+def entry_mem_mb(wildcards, input):
+    """Memory in MB of one entry's dataset job: its map decompressed, about twice (gzip reading
+    holds two copies for a moment), plus 1.5 GB for boxes and DSSP; 4000 when the record or
+    its map cannot be read (a rejected entry, whose job writes only its rejection)."""
+    try:
+        with open(input.record) as fh:
+            size = map_bytes(json.load(fh)["map"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return 4000
+    return int(1500 + 2.2 * size / 2**20)
 
 
 def all_targets():

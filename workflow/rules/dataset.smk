@@ -3,9 +3,6 @@
 # Pair folders results/dataset/pairs/{pair_id}/ are written by dataset_entry (how
 # many is known only once the model is read); each appears whole, by rename.
 
-
-from cryosse.dataset.resources import entry_mem_mb
-
 # The target list of `snakemake dataset` (a lambda: this file holds rules only).
 dataset_targets = lambda: [
     RESULTS / "dataset" / "dataset.tsv",
@@ -27,7 +24,7 @@ rule dataset_entry:
         "../../envs/dataset.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, input: entry_mem_mb(input.record),
+        mem_mb=entry_mem_mb,
         runtime=60,
     params:
         pairs=RESULTS / "dataset" / "pairs",

@@ -1,17 +1,14 @@
 # train stage (SPEC 7-9): one job per (split, loss, setting), then model selection per split.
-# The loss registry (cryosse.losses.LOSSES) and the setting names (cryosse.train) feed the
-# wildcards, so a loss or setting the package does not know never becomes a job.
+# The loss registry (cryosse.losses.LOSSES) and the configured grid's setting names
+# (cryosse.train.grid_settings) are the wildcards' only values, so a loss or setting outside
+# them never becomes a job. (Target helpers are lambdas: `snakemake --lint` flags `def`
+# beside rules.)
 import os
-from functools import partial
+import re
 
 from cryosse.losses import LOSSES
 from cryosse.model import shipped_model_path
-from cryosse.train import (
-    SETTING_WILDCARD,
-    job_config,
-    split_checkpoints,
-    workflow_targets,
-)
+from cryosse.train import grid_settings, job_config
 
 TRAIN = config["train"]
 _unknown = sorted(set(TRAIN["losses"]) - set(LOSSES))
@@ -20,9 +17,25 @@ if _unknown:
         f"config train.losses: unknown loss(es) {_unknown}; known: {list(LOSSES)}"
     )
 
-# Target lists and the selection's input function (logic in cryosse.train, tested there).
-train_targets = partial(workflow_targets, TRAIN, RESULTS)
-train_checkpoints = partial(split_checkpoints, TRAIN, RESULTS)
+# Every loss's settings in the configured grid, in the grid's order.
+TRAIN_GRID = {
+    loss: grid_settings(loss, TRAIN["lrs"], TRAIN["gammas"], TRAIN["term_weights"])
+    for loss in TRAIN["losses"]
+}
+# The stage's final files: each split's selection and its models/{split}/{loss}.pt.
+train_targets = lambda: [
+    RESULTS / "train" / str(k) / "selection.tsv" for k in TRAIN["splits"]
+] + [
+    RESULTS / "models" / str(k) / f"{loss}.pt"
+    for k in TRAIN["splits"]
+    for loss in TRAIN["losses"]
+]
+# The selection's input: every setting's checkpoint of one split.
+train_checkpoints = lambda wildcards: [
+    RESULTS / "train" / wildcards.split / loss / setting / "checkpoint.pt"
+    for loss, settings in TRAIN_GRID.items()
+    for setting in settings
+]
 # Fine-tuning (train.init_from): the starting weights are an input, so new ones retrain;
 # "package" is the shipped model, named relative to the working directory (moving both together
 # reruns nothing).
@@ -55,7 +68,7 @@ rule train_setting:
     wildcard_constraints:
         split=r"\d+",
         loss="|".join(LOSSES),
-        setting=SETTING_WILDCARD,
+        setting="|".join(re.escape(s) for v in TRAIN_GRID.values() for s in v),
     conda:
         "../../envs/train.yaml"
     threads: TRAIN["threads"]

@@ -31,13 +31,10 @@ from cryosse.train.select import SELECTION_COLUMNS, select_job, select_models
 from cryosse.train.settings import (
     JOB_KEYS,
     SETTING_RE,
-    SETTING_WILDCARD,
     grid_settings,
     job_config,
     parse_setting,
     setting_name,
-    split_checkpoints,
-    workflow_targets,
 )
 from cryosse.train.state import STATE_FORMAT
 from cryosse.train.trainer import (
@@ -58,7 +55,6 @@ __all__ = [
     "LR_SCHEDULES",
     "SELECTION_COLUMNS",
     "SETTING_RE",
-    "SETTING_WILDCARD",
     "STATE_FORMAT",
     "Pair",
     "TrainConfig",
@@ -75,9 +71,7 @@ __all__ = [
     "select_job",
     "select_models",
     "setting_name",
-    "split_checkpoints",
     "train_job",
     "train_setting",
     "validate",
-    "workflow_targets",
 ]

@@ -37,10 +37,14 @@ SELECTION_COLUMNS = [
 ]
 
 
-def _run_parts(path: Path) -> tuple[str, str, str]:
-    """(split, loss, setting) of ``.../{split}/{loss}/{setting}/checkpoint.pt``."""
-    p = Path(path)
-    return p.parent.parent.parent.name, p.parent.parent.name, p.parent.name
+def _run_identity(path: Path, meta: dict) -> tuple[str, str, str]:
+    """(split, loss, setting) of a training run, from its checkpoint's metadata (never from
+    where the file lies: the workflow's folder layout is the workflow's business)."""
+    loss = meta.get("loss")
+    name = loss.get("name") if isinstance(loss, dict) else None
+    if meta.get("split") is None or not name or not meta.get("setting"):
+        raise CheckpointError(f"{path}: not a training run's checkpoint (no split, loss name or setting)")
+    return str(meta["split"]), str(name), str(meta["setting"])
 
 
 def select_models(
@@ -51,7 +55,8 @@ def select_models(
 ) -> pd.DataFrame:
     """Per loss, the setting with the highest validation figure; write the table and the chosen checkpoints.
 
-    ``checkpoints`` are ``.../{split}/{loss}/{setting}/checkpoint.pt`` of one split.
+    ``checkpoints`` are training runs' ``checkpoint.pt`` of one split (their metadata names
+    the split, loss and setting; ``history.tsv`` beside each gives the epochs run).
     Ties go to the first setting in name order (deterministic). Each chosen
     checkpoint is copied to ``models_dir/{loss}.pt`` (atomically); every loss in
     ``losses`` must have at least one checkpoint.
@@ -61,16 +66,14 @@ def select_models(
     for path in sorted(Path(c) for c in checkpoints):
         _, meta = load_checkpoint(path)
         n_classes.add(checkpoint_classes(meta))
-        split, loss, setting = _run_parts(path)
-        if meta.get("setting", setting) != setting or meta.get("loss", {}).get("name", loss) != loss:
-            raise ValueError(f"{path}: holds {meta.get('loss')} {meta.get('setting')}, not {loss} {setting}")
+        split, loss, setting = _run_identity(path, meta)
         best = meta.get("best_val", {})
         hist = path.parent / "history.tsv"
         epochs = len(pd.read_csv(hist, sep="\t")) if hist.exists() else math.nan
         params = meta.get("loss", {})
         rows.append(
             {
-                "split": str(meta.get("split", split)),
+                "split": split,
                 "loss": loss,
                 "setting": setting,
                 "lr": meta.get("lr"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from cryosse.losses import LOSSES, takes_gamma, takes_weights
@@ -32,8 +31,6 @@ _NUM = r"[0-9.eE+-]+"
 SETTING_RE = re.compile(
     rf"lr(?P<lr>{_NUM}?)(?:_g(?P<gamma>{_NUM}?))?(?:_w(?P<wa>[0-9.eE+]+)-(?P<wb>[0-9.eE+]+))?"
 )
-#: a regular expression for the ``setting`` wildcard
-SETTING_WILDCARD = r"lr[0-9.eE+-]+(_g[0-9.eE+-]+)?(_w[0-9.eE+]+-[0-9.eE+]+)?"
 
 
 def parse_setting(loss: str, setting: str) -> dict[str, Any]:
@@ -77,14 +74,6 @@ def grid_settings(
     return names
 
 
-def workflow_targets(train: dict[str, Any], results: str | Path) -> list[Path]:
-    """The train stage's final files: each split's ``selection.tsv`` and ``models/{split}/{loss}.pt``."""
-    results = Path(results)
-    return [results / "train" / str(k) / "selection.tsv" for k in train["splits"]] + [
-        results / "models" / str(k) / f"{loss}.pt" for k in train["splits"] for loss in train["losses"]
-    ]
-
-
 #: the ``train:`` keys a training job depends on (its Snakemake params: changing any other
 #: key, such as the grid, the splits or the resources, retrains nothing that exists)
 JOB_KEYS = (
@@ -109,13 +98,3 @@ JOB_KEYS = (
 def job_config(train: dict[str, Any]) -> dict[str, Any]:
     """The part of the ``train:`` section that one training job's results depend on."""
     return {k: train[k] for k in JOB_KEYS if k in train}
-
-
-def split_checkpoints(train: dict[str, Any], results: str | Path, wildcards: Any) -> list[Path]:
-    """Every setting's ``checkpoint.pt`` of one split (``wildcards.split``) in the configured grid."""
-    base = Path(results) / "train" / str(wildcards.split)
-    return [
-        base / loss / setting / "checkpoint.pt"
-        for loss in train["losses"]
-        for setting in grid_settings(loss, train["lrs"], train["gammas"], train["term_weights"])
-    ]
