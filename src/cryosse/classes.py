@@ -13,8 +13,10 @@ from typing import Any
 PAPER_CLASSES = 3
 CLASS_COUNTS = (3, 4)
 NUCLEIC = 3
-#: names of the non-background classes, by class number
-NAMES = {1: "helix", 2: "sheet", 3: "nucleic"}
+#: class names by class number ("other": background, and residues neither helix nor sheet)
+NAMES = {0: "other", 1: "helix", 2: "sheet", 3: "nucleic"}
+#: the classes every table and figure scores (the paper's), name -> class number
+SCORED = {NAMES[1]: 1, NAMES[2]: 2}
 #: the dataset table's count of nucleotides in the centre box: present only in 4-class datasets
 NA_COLUMN = "n_na"
 

@@ -169,8 +169,8 @@ def score_case(
         n_classes=n_classes,
     )
     row.update(residue_scores(votes, true_res, n_classes))
-    for name, cls in (("helix", 1), ("sheet", 2), ("other", 0), ("nucleic", NUCLEIC))[:n_classes]:
-        row[f"n_res_{name}"] = int(np.count_nonzero(true_res == cls))
+    for cls in (1, 2, 0, NUCLEIC)[:n_classes]:
+        row[f"n_res_{NAMES[cls]}"] = int(np.count_nonzero(true_res == cls))
     return row
 
 

@@ -20,12 +20,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cryosse.classes import CLASS_COUNTS  # noqa: E402
+from cryosse.classes import CLASS_COUNTS, SCORED  # noqa: E402
 from cryosse.io import atomic_path  # noqa: E402
 from cryosse.pairfile import TRAINING, read_pair_arrays  # noqa: E402
 from cryosse.statistics import bootstrap_ci, loss_order, read_eval_results, weighted_mean  # noqa: E402
 
-CLASSES = ("helix", "sheet")
+CLASSES = tuple(SCORED)  # helix, sheet
 COLOURS = {"CE": "#4c72b0", "FL": "#dd8452", "DL": "#55a868", "CE_DL": "#c44e52", "FL_DL": "#8172b3"}
 LABELS = {"CE": "CE", "FL": "FL", "DL": "Dice", "CE_DL": "CE + Dice", "FL_DL": "FL + Dice"}
 FIGURES = ("focal_loss", "f1_by_loss", "per_case_vs_ce", "f1_vs_resolution", "training_curves", "slices")

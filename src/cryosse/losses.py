@@ -168,7 +168,8 @@ class FocalDiceLoss(_Combined):
         super().__init__(FocalLoss(gamma), w_a, w_b)
 
 
-#: the registry: loss name -> class (feeds the Snakemake wildcards and the CLI)
+#: the registry: loss name -> class, in the order of :data:`~cryosse.loss_names.LOSS_NAMES`
+#: (feeds the Snakemake wildcards and the CLI)
 LOSSES: dict[str, type[nn.Module]] = {
     cls.name: cls for cls in (CrossEntropyLoss, FocalLoss, DiceLoss, CEDiceLoss, FocalDiceLoss)
 }

@@ -46,7 +46,7 @@ import torch
 
 from cryosse import __version__
 from cryosse.chimerax import chimerax_script
-from cryosse.classes import check_classes
+from cryosse.classes import check_classes, class_names
 from cryosse.geometry import (
     DensityMap,
     MapGeometry,
@@ -110,7 +110,7 @@ def input_warnings(voxel_size: tuple[float, float, float], resolution: float | N
     return out
 
 
-CLASS_NAMES_ALL = ("helix", "sheet", "nucleic")  # class 3 of a 4-class network: nucleic acid
+CLASS_NAMES_ALL = class_names(4)  # helix, sheet and (class 3 of a 4-class network) nucleic acid
 #: every file a prediction can write: an earlier prediction's files that the new one does not
 #: write again are removed, so one folder never mixes two predictions
 OUTPUT_NAMES = frozenset(

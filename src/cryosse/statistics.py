@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-CLASSES: dict[str, int] = {"helix": 1, "sheet": 2}
-LOSS_ORDER = ("CE", "FL", "DL", "CE_DL", "FL_DL")  # the paper's row order
-
+from cryosse.classes import SCORED
+from cryosse.loss_names import LOSS_NAMES
 
 # --------------------------------------------------------------------------- averages
 
@@ -101,14 +100,14 @@ _COUNT_NAMES = {"ca", "n_ca", "n", "count", "vox_true", "res_true", "n_res"}
 def _weights_for(df: pd.DataFrame, name: str, default: dict[str, str]) -> dict[str, str]:
     """A per-case table written by ``evaluate``: voxel F1 by true voxels, residue F1 by true residues."""
     for prefix, fam in (("res_", "res_true_"), ("", "vox_true_")):
-        if name.startswith(prefix) and all(f"{fam}{c}" in df.columns for c in CLASSES):
-            return {c: f"{fam}{c}" for c in CLASSES}
+        if name.startswith(prefix) and all(f"{fam}{c}" in df.columns for c in SCORED):
+            return {c: f"{fam}{c}" for c in SCORED}
     return default
 
 
 def _detect_weight_columns(df: pd.DataFrame) -> dict[str, str]:
     for prefix in ("ca_", "n_ca_", "n_res_", "res_true_", "vox_true_", "n_", "count_"):
-        cols = {c: f"{prefix}{c}" for c in CLASSES}
+        cols = {c: f"{prefix}{c}" for c in SCORED}
         if all(v in df.columns for v in cols.values()):
             return cols
     raise ValueError(
@@ -205,7 +204,7 @@ def aggregate(
         raise ValueError(f"confidence level {level} must lie in (0, 1)")
     if n_boot < 0:
         raise ValueError(f"bootstrap resamples {n_boot} must be >= 0")
-    f1_cols = [f"{n}_{c}" for n in names for c in CLASSES if f"{n}_{c}" in df.columns]
+    f1_cols = [f"{n}_{c}" for n in names for c in SCORED if f"{n}_{c}" in df.columns]
     w_cols = sorted(
         {
             c
@@ -218,7 +217,7 @@ def aggregate(
     for name in names:
         row: dict[str, Any] = {"name": name}
         use = wcols if weights else _weights_for(df, name, wcols)
-        row["weights"] = "/".join(use[c] for c in CLASSES)
+        row["weights"] = "/".join(use[c] for c in SCORED)
         for cls, wcol in use.items():
             col = f"{name}_{cls}"
             if col not in df.columns:
@@ -270,5 +269,5 @@ def read_eval_results(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
 
 def loss_order(names: Iterable[str]) -> list[str]:
     names = list(dict.fromkeys(names))
-    known = [n for n in LOSS_ORDER if n in names]
-    return known + sorted(n for n in names if n not in LOSS_ORDER)
+    known = [n for n in LOSS_NAMES if n in names]
+    return known + sorted(n for n in names if n not in LOSS_NAMES)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryosse.classes import NA_COLUMN
+from cryosse.classes import NA_COLUMN, NAMES, SCORED
+from cryosse.classes import NUCLEIC as NUCLEIC_CLASS
 from cryosse.render import num, pct
 from cryosse.statistics import (
     bootstrap_ci,
@@ -30,8 +31,8 @@ PAPER_TABLE1: dict[str, tuple[float, float, float, float]] = {
 }
 PAPER_S1_SHEET: dict[str, float] = {"CE": 40.1, "FL": 42.3, "DL": 43.3, "CE_DL": 46.2, "FL_DL": 47.0}
 PAPER_TABLE2_LOSSES = ("CE", "FL", "DL", "FL_DL")
-CLASSES = ("helix", "sheet")
-NUCLEIC = "nucleic"  # the optional fourth class (per-case columns f1_nucleic, res_f1_nucleic)
+CLASSES = tuple(SCORED)  # helix, sheet
+NUCLEIC = NAMES[NUCLEIC_CLASS]  # the optional fourth class (per-case columns f1_nucleic, res_f1_nucleic)
 
 
 def _scored(df: pd.DataFrame) -> tuple[str, ...]:

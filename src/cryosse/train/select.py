@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from cryosse.io import atomic_path, write_tsv
-from cryosse.losses import LOSSES
 from cryosse.model import CheckpointError, checkpoint_classes, load_checkpoint
+from cryosse.statistics import loss_order
 from cryosse.train.data import _with_nucleic
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def select_models(
         df.loc[best_idx, "chosen"] = True
         with atomic_path(models / f"{loss}.pt") as tmp:
             shutil.copyfile(df.loc[best_idx, "checkpoint"], tmp)
-    order = {lo: i for i, lo in enumerate(LOSSES)}
+    order = {lo: i for i, lo in enumerate(loss_order(df["loss"]))}
     df = df.sort_values(
         ["loss", "setting"], key=lambda s: s.map(order) if s.name == "loss" else s, kind="stable"
     )
