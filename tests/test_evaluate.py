@@ -355,3 +355,21 @@ def test_evaluate_cli_fails_clearly_when_nothing_scores(tmp_path, capsys):
     assert rc == 1
     assert "no test case" in capsys.readouterr().err
     assert not (tmp_path / "pc.tsv").exists()
+
+
+def test_one_na_policy_keeps_a_chain_called_na(tmp_path):
+    """Every reader of per-case, dataset and split tables shares io.read_tsv: identifiers stay
+    text (chain 'NA', split '0'), and 'NA' or an empty cell is NaN everywhere else."""
+    from cryosse.io import read_tsv
+    from cryosse.statistics import read_eval_results, read_per_case
+
+    p = tmp_path / "per_case.tsv"
+    p.write_text(
+        "pair_id\tsplit\tloss\tchain\tpdb_id\tstatus\tf1_helix\tf1_sheet\tvox_true_helix\tvox_true_sheet\n"
+        "1_1E10_NA\t0\tCE\tNA\t1E10\tok\t0.5\tNA\t10\t0\n"
+        "2_2ABC_A\t0\tCE\tA\t2ABC\tok\t\t0.25\t0\t8\n"
+    )
+    for df in (read_tsv(p), read_eval_results([p]), read_per_case(p)):
+        assert df["chain"].tolist() == ["NA", "A"] and df["pdb_id"].tolist() == ["1E10", "2ABC"]
+        assert df["split"].tolist() == ["0", "0"]
+        assert np.isnan(df["f1_sheet"][0]) and np.isnan(df["f1_helix"][1]) and df["f1_sheet"][1] == 0.25

@@ -29,7 +29,7 @@ import pandas as pd
 from cryosse.argtypes import AT_LEAST_ONE, COUNT, POSITIVE, number
 from cryosse.classes import CLASS_COUNTS, NAMES, NUCLEIC, PAPER_CLASSES, dataset_classes
 from cryosse.geometry import MapGeometry, voxels_within
-from cryosse.io import write_tsv
+from cryosse.io import read_tsv, write_tsv
 from cryosse.metrics import confusion, f1_from_counts  # noqa: F401  (re-exported)
 from cryosse.pairfile import CentreBox, read_pair_arrays
 from cryosse.statistics import aggregate, read_per_case, weighted_mean
@@ -251,13 +251,11 @@ def read_case_tables(
     split_tsv: str | os.PathLike, dataset_tsv: str | os.PathLike
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The split table and the dataset table (indexed by pair id), their required columns checked."""
-    sp = pd.read_csv(split_tsv, sep="\t", dtype=str)
+    sp = read_tsv(split_tsv)
     for col in ("pair_id", "role"):
         if col not in sp.columns:
             raise ValueError(f"{split_tsv}: column {col!r} missing (have {', '.join(sp.columns)})")
-    ds = pd.read_csv(
-        dataset_tsv, sep="\t", dtype={"pair_id": str, "emdb_id": str, "pdb_id": str, "chain": str}
-    )
+    ds = read_tsv(dataset_tsv)
     if "pair_id" not in ds.columns or "path" not in ds.columns:
         raise ValueError(f"{dataset_tsv}: columns pair_id and path are required")
     return sp, ds.set_index("pair_id", drop=False)

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cryosse.classes import CLASS_COUNTS, SCORED  # noqa: E402
-from cryosse.io import atomic_path  # noqa: E402
+from cryosse.io import atomic_path, read_tsv  # noqa: E402
 from cryosse.pairfile import TRAINING, read_pair_arrays  # noqa: E402
 from cryosse.statistics import bootstrap_ci, loss_order, read_eval_results, weighted_mean  # noqa: E402
 
@@ -152,7 +152,7 @@ def chosen_histories(selection_tsv: str | os.PathLike | None) -> dict[str, Path]
     """loss -> history.tsv of its chosen setting, from ``results/train/{split}/selection.tsv``."""
     if not selection_tsv or not Path(selection_tsv).exists():
         return {}
-    sel = pd.read_csv(selection_tsv, sep="\t", dtype={"setting": str, "loss": str, "split": str})
+    sel = read_tsv(selection_tsv)
     if "chosen" in sel.columns:
         sel = sel[sel["chosen"].astype(str).str.lower().isin(["true", "1", "yes"])]
     base = Path(selection_tsv).parent
@@ -168,7 +168,7 @@ def chosen_settings(selection_tsv: str | os.PathLike | None) -> dict[str, str]:
     """loss -> its chosen setting name (e.g. ``lr0.001_g2``), for the legend."""
     if not selection_tsv or not Path(selection_tsv).exists():
         return {}
-    sel = pd.read_csv(selection_tsv, sep="\t", dtype={"setting": str, "loss": str})
+    sel = read_tsv(selection_tsv)
     if "chosen" in sel.columns:
         sel = sel[sel["chosen"].astype(str).str.lower().isin(["true", "1", "yes"])]
     return dict(zip(sel["loss"], sel["setting"], strict=True))
@@ -291,7 +291,7 @@ def build_figures(
         ext = read_eval_results(external)
         ext = ext[(ext["split"].astype(str) == str(main_split)) & ext["pair_id"].isin(set(main["pair_id"]))]
         with_tools = pd.concat([main, ext], ignore_index=True)
-    ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str, "path": str})
+    ds = read_tsv(dataset_tsv, dtype={"path": str})
     paths = dict(zip(ds["pair_id"], ds["path"], strict=True))
     written: list[Path] = []
     written += save(focal_loss_figure(gammas), out / "focal_loss")

@@ -76,6 +76,32 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(fh)
 
 
+#: identifier columns: always read as text, never as numbers or NA (a chain may be called
+#: "NA", a split "0", a PDB id "1E10")
+ID_COLUMNS = ("pair_id", "emdb_id", "pdb_id", "chain", "split", "loss", "setting", "role", "case_id")
+#: what stands for "no value" in every other column
+NA_STRINGS = ("", "NA", "N/A", "nan", "NaN")
+
+
+def read_tsv(path: str | os.PathLike, **kwargs: Any) -> Any:
+    """A TSV as a pandas DataFrame, with the one NA policy of every cryosse table: identifier
+    columns (:data:`ID_COLUMNS`) are text as written, and in the others :data:`NA_STRINGS`
+    are NaN. ``kwargs`` go to ``pandas.read_csv`` (``dtype`` adds to the identifiers')."""
+    import pandas as pd
+
+    header = pd.read_csv(path, sep="\t", nrows=0, comment=kwargs.get("comment")).columns
+    text = {c: str for c in header if c in ID_COLUMNS}
+    na = {c: list(NA_STRINGS) for c in header if c not in text}
+    return pd.read_csv(
+        path,
+        sep="\t",
+        dtype={**text, **kwargs.pop("dtype", {})},
+        keep_default_na=False,
+        na_values=na,
+        **kwargs,
+    )
+
+
 def write_tsv(path: str | os.PathLike, df: Any, **kwargs: Any) -> None:
     """Write a pandas DataFrame as TSV atomically (no index, '.'-free NA as empty)."""
     kwargs.setdefault("index", False)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cryosse.classes import SCORED
+from cryosse.io import read_tsv
 from cryosse.loss_names import LOSS_NAMES
 
 # --------------------------------------------------------------------------- averages
@@ -133,7 +134,7 @@ def read_per_case(path: str | os.PathLike) -> pd.DataFrame:
                 raise ValueError(
                     f"{path}: row {i} has {len(ln.split(chr(9)))} tab-separated fields, the header {width}"
                 )
-    df = pd.read_csv(path, sep="\t", comment="#", na_values=["NA", "N/A", "nan", ""], keep_default_na=True)
+    df = read_tsv(path, comment="#")
     if df.empty:
         raise ValueError(f"{path}: the per-case table has no rows")
     ids = _case_ids(df)
@@ -241,21 +242,7 @@ def read_eval_results(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate per-case tables (one per split and loss); only rows with status ok."""
     frames = []
     for p in paths:
-        df = pd.read_csv(
-            p,
-            sep="\t",
-            dtype={
-                "pair_id": str,
-                "split": str,
-                "chain": str,
-                "pdb_id": str,
-                "emdb_id": str,
-                "loss": str,
-                "setting": str,
-            },
-            na_values=["NA"],
-            keep_default_na=False,
-        )
+        df = read_tsv(p)
         if "loss" not in df.columns or df["loss"].isna().any() or (df["loss"] == "").any():
             raise ValueError(f"{p}: a per-case table whose rows do not all name their loss (column loss)")
         frames.append(df)

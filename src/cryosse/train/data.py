@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from cryosse.classes import PAPER_CLASSES
+from cryosse.io import read_tsv
 from cryosse.pairfile import TRAINING, Pair, read_pair_arrays
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ def load_pair(pair_id: str, folder: str | Path, classes: int = PAPER_CLASSES) ->
 
 def read_split_pairs(dataset_tsv: str | Path, split_tsv: str | Path) -> dict[str, list[tuple[str, Path]]]:
     """Training and validation pairs of a split: ``{"train": [(pair_id, folder)], "val": [...]}``."""
-    ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str, "path": str})
-    sp = pd.read_csv(split_tsv, sep="\t", dtype={"pair_id": str, "role": str})
+    ds = read_tsv(dataset_tsv, dtype={"path": str})
+    sp = read_tsv(split_tsv)
     for name, df, cols in ((dataset_tsv, ds, ("pair_id", "path")), (split_tsv, sp, ("pair_id", "role"))):
         missing = [c for c in cols if c not in df.columns]
         if missing:
