@@ -162,6 +162,29 @@ def test_bad_headers(tmp_path):
         read_map(tmp_path / "g.mrc.gz")
 
 
+def test_big_endian_maps_read_with_any_machine_stamp(tmp_path):
+    """mrcfile reads the byte order from the machine stamp, or from the mode where the stamp
+    lies; a map without the MAP word (old CCP4) and a gzip copy read the same."""
+    rng = np.random.default_rng(1)
+    data = rng.random((5, 6, 7)).astype(np.float32)
+    _write_raw(tmp_path / "le.mrc", data, voxel=1.5, origin=(3.0, -2.0, 1.0))
+    raw = (tmp_path / "le.mrc").read_bytes()
+    header = np.frombuffer(raw[:1024], dtype=mrcfile.dtypes.HEADER_DTYPE)
+    big = bytearray(header.astype(mrcfile.dtypes.HEADER_DTYPE.newbyteorder()).tobytes())
+    body = np.frombuffer(raw[1024:], "<f4").astype(">f4").tobytes()
+    variants = {"be.mrc": bytes(big[:212]) + b"\x11\x11\0\0" + bytes(big[216:]) + body}
+    variants["lying.mrc"] = bytes(big[:212]) + b"\x44\x44\0\0" + bytes(big[216:]) + body
+    variants["ccp4.mrc"] = raw[:208] + b"\0\0\0\0" + raw[212:]
+    variants["be.mrc.gz"] = gzip.compress(variants["be.mrc"])
+    ref = read_map(tmp_path / "le.mrc")
+    for name, content in variants.items():
+        (tmp_path / name).write_bytes(content)
+        m = read_map(tmp_path / name)
+        assert m.geometry == ref.geometry, name
+        np.testing.assert_array_equal(np.asarray(m.data), data)
+    assert read_map(tmp_path / "be.mrc.gz").header["gzip"] and not ref.header["gzip"]
+
+
 def test_voxels_within_is_the_brute_force_answer():
     from cryosse.geometry import voxels_within
 

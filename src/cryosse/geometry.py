@@ -17,6 +17,8 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,69 +115,98 @@ def _is_gzip(path: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
-def _gunzip(path: Path, chunk: int = 1 << 24) -> bytearray | bytes:
-    """Decompress into one preallocated buffer, chunk by chunk (``read()`` peaks at two copies)."""
-    with open(path, "rb") as fh:
-        fh.seek(-4, os.SEEK_END)
-        isize = int.from_bytes(fh.read(4), "little")  # size mod 2**32 (gzip trailer)
-    buf = bytearray(isize)
-    view = memoryview(buf)
-    pos = 0
-    with gzip.open(path, "rb") as fh:
-        while pos < isize and (n := fh.readinto(view[pos : pos + chunk])):
+class _GzipMrc(mrcfile.mrcinterpreter.MrcInterpreter):
+    """mrcfile's interpreter on a gzip stream, read-only, in the way its documentation asks of
+    subclasses. mrcfile's own gzip reader decompresses the file a second time to learn its
+    size, doubling the time and the memory; this one reads the data once, into one buffer."""
+
+    def __init__(self, path: Path, header_only: bool):
+        super().__init__(permissive=True)
+        self._read_only = True
+        self._iostream = gzip.open(path, "rb")
+        try:
+            self._read(header_only)
+        except BaseException:
+            self._iostream.close()
+            raise
+
+    def _read_bytearray_from_stream(self, number_of_bytes: int) -> tuple[bytearray, int]:
+        """In 16 MiB pieces: gzip's ``readinto`` of the whole block makes a second full copy."""
+        buf = bytearray(number_of_bytes)
+        view, pos = memoryview(buf), 0
+        while pos < number_of_bytes and (n := self._iostream.readinto(view[pos : pos + (1 << 24)])):
             pos += n
-        rest = fh.read()  # maps of 4 GiB or more (ISIZE wrapped), or a lying trailer
-    view.release()
-    del buf[pos:]
-    return bytes(buf) + rest if rest else buf
+        view.release()
+        return buf, pos
+
+    def close(self) -> None:
+        super().close()
+        self._iostream.close()
+
+
+def _open_mrc(
+    path: Path, header_only: bool = False, mmap: bool = False
+) -> mrcfile.mrcinterpreter.MrcInterpreter:
+    """mrcfile's reader (plain or gzip, byte order from the machine stamp or the mode),
+    permissive and quiet: :func:`_check_header` names the file and the field instead."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if _is_gzip(path):
+                return _GzipMrc(path, header_only)
+            if mmap and not header_only:
+                return mrcfile.mmap(path, mode="r", permissive=True)
+            return mrcfile.open(path, mode="r", permissive=True, header_only=header_only)
+    except ValueError as exc:
+        if "negative count" in str(exc):  # the extended header's size, bytearray(NSYMBT)
+            raise MapError(
+                f"{path}: the extended header size (NSYMBT) is negative; the file is damaged"
+            ) from exc
+        raise MapError(f"{path}: not an MRC map ({exc})") from exc  # fewer than 1024 bytes
+    except MemoryError as exc:
+        raise MapError(
+            f"{path}: the header asks for more data than fits in memory; the file is damaged"
+        ) from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        raise MapError(f"{path}: cannot read ({exc}); the file is damaged") from exc
 
 
 def read_map(path: str | os.PathLike, mmap: bool = True) -> DensityMap:
     """Read an MRC/CCP4 map (plain or gzip) into ``[z, y, x]`` order with its geometry.
 
-    Uncompressed files are memory-mapped (``mmap=True``), so a large map costs no
-    memory until it is sliced. Raises :class:`MapError` naming the file and the
-    cause for an empty file, a file that is not MRC, a bad header (voxel size
-    <= 0, unknown mode, wrong file length, non-orthogonal cell, axis order that
-    is not a permutation) or a 2D image.
+    mrcfile reads the file; uncompressed files are memory-mapped (``mmap=True``), so a
+    large map costs no memory until it is sliced. Raises :class:`MapError` naming the file
+    and the cause for an empty file, a file that is not MRC, a bad header (voxel size
+    <= 0, unknown mode, wrong file length, non-orthogonal cell, axis order that is not a
+    permutation) or a 2D image.
     """
     path = Path(path)
     if not path.exists():
         raise MapError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise MapError(f"{path}: the file is empty")
-    gz = _is_gzip(path)
-    try:
-        if gz:
-            raw = _gunzip(path)
-        else:
-            raw = None
-        if raw is not None and len(raw) < 1024:
-            raise MapError(f"{path}: not an MRC map (only {len(raw)} bytes after gunzip)")
-        if raw is None and path.stat().st_size < 1024:
-            raise MapError(f"{path}: not an MRC map (only {path.stat().st_size} bytes)")
-        if raw is not None:
-            hdr_bytes = raw[:1024]
-        else:
-            with open(path, "rb") as fh:
-                hdr_bytes = fh.read(1024)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise MapError(f"{path}: cannot read ({exc}); the file is damaged") from exc
-
-    header = np.frombuffer(hdr_bytes, dtype=mrcfile.dtypes.HEADER_DTYPE, count=1)[0]
-    # Endianness: MRC maps are little-endian in practice; detect by plausible NX.
-    if not (0 < int(header["nx"]) < 100000):
-        swapped = np.frombuffer(hdr_bytes, dtype=mrcfile.dtypes.HEADER_DTYPE.newbyteorder(), count=1)[0]
-        if 0 < int(swapped["nx"]) < 100000:
-            header = swapped
-    if hdr_bytes[208:212] != b"MAP ":
+    with _open_mrc(path, header_only=True) as mrc:
+        header = mrc.header.copy()
+    if bytes(header["map"]) != b"MAP ":
         # Old CCP4 files may lack the MAP word; accept when the rest is sane.
         if not (0 < int(header["nx"]) < 100000 and 1 <= int(header["mapc"]) <= 3):
             raise MapError(f"{path}: not an MRC/CCP4 map (no 'MAP ' identifier and implausible header)")
-    return _map_from_header(path, header, raw, mmap)
+    n_crs, mode, axes, voxel = _check_header(path, header)
+    with _open_mrc(path, mmap=mmap) as mrc:
+        data, gz = mrc.data, isinstance(mrc, _GzipMrc)
+    shape_file = (n_crs[2], n_crs[1], n_crs[0])  # sections, rows, columns
+    if data is None or data.shape != shape_file:
+        count = n_crs[0] * n_crs[1] * n_crs[2]
+        need = 1024 + int(header["nsymbt"]) + count * np.dtype(_MODE_DTYPES[mode]).itemsize
+        size = "" if gz else f"{path.stat().st_size} bytes, "
+        raise MapError(
+            f"{path}: wrong file length: {size}the header needs {need}"
+            f" ({n_crs[0]}x{n_crs[1]}x{n_crs[2]} mode {mode}); the file is truncated"
+        )
+    return _map_from_header(path, header, data, axes, voxel, gz)
 
 
-def _check_header(path: Path, header: np.void) -> tuple[list[int], int, list[int], np.ndarray]:
+def _check_header(path: Path, header: np.recarray) -> tuple[list[int], int, list[int], np.ndarray]:
     """Dimensions (columns, rows, sections), mode, axis order and voxel size (x, y, z) of an MRC
     header; a damaged or unsupported header is a :class:`MapError` naming the file and the field."""
     n_crs = [int(header["nx"]), int(header["ny"]), int(header["nz"])]
@@ -211,36 +242,10 @@ def _check_header(path: Path, header: np.void) -> tuple[list[int], int, list[int
     return n_crs, mode, axes, voxel
 
 
-def _read_data(
-    path: Path, header: np.void, raw: bytes | None, mmap: bool, n_crs: list[int], mode: int
-) -> np.ndarray:
-    """The data block in file order (sections, rows, columns); a short file is a :class:`MapError`."""
-    dtype = np.dtype(_MODE_DTYPES[mode]).newbyteorder(header.dtype["nx"].byteorder)
-    nsymbt = int(header["nsymbt"])
-    if nsymbt < 0:
-        raise MapError(
-            f"{path}: extended header size {nsymbt} bytes (NSYMBT) is negative; the file is damaged"
-        )
-    offset = 1024 + nsymbt
-    count = n_crs[0] * n_crs[1] * n_crs[2]
-    expected = offset + count * dtype.itemsize
-    actual = len(raw) if raw is not None else path.stat().st_size
-    if actual < expected:
-        raise MapError(
-            f"{path}: wrong file length: {actual} bytes, the header needs {expected}"
-            f" ({n_crs[0]}x{n_crs[1]}x{n_crs[2]} mode {mode}); the file is truncated"
-        )
-    shape_file = (n_crs[2], n_crs[1], n_crs[0])  # sections, rows, columns
-    if raw is not None:
-        return np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape_file)
-    if mmap:
-        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape_file)
-    return np.fromfile(path, dtype=dtype, count=count, offset=offset).reshape(shape_file)
-
-
-def _map_from_header(path: Path, header: np.void, raw: bytes | None, mmap: bool) -> DensityMap:
-    n_crs, mode, axes, voxel = _check_header(path, header)
-    data = _read_data(path, header, raw, mmap, n_crs, mode)
+def _map_from_header(
+    path: Path, header: np.recarray, data: np.ndarray, axes: list[int], voxel: np.ndarray, gz: bool
+) -> DensityMap:
+    """The map in ``[z, y, x]`` order and its frame (ORIGIN, else NSTART times the voxel size)."""
     # File axis a (0 = sections, 1 = rows, 2 = columns) holds real axis real_of[a] (1 = x).
     real_of = [axes[2], axes[1], axes[0]]
     perm = [real_of.index(r) for r in (3, 2, 1)]
@@ -261,7 +266,7 @@ def _map_from_header(path: Path, header: np.void, raw: bytes | None, mmap: bool)
         tuple(float(o) for o in origin),  # type: ignore[arg-type]
     )
     info = {
-        "mode": mode,
+        "mode": int(header["mode"]),
         "axis_order_crs": axes,
         "nstart_xyz": nstart_xyz.tolist(),
         "origin_field_xyz": origin_field.tolist(),
@@ -270,7 +275,7 @@ def _map_from_header(path: Path, header: np.void, raw: bytes | None, mmap: bool)
         "dmax": float(header["dmax"]),
         "dmean": float(header["dmean"]),
         "rms": float(header["rms"]),
-        "gzip": raw is not None,
+        "gzip": gz,
     }
     return DensityMap(data=data, geometry=geom, path=str(path), header=info)
 
