@@ -286,13 +286,15 @@ def write_map(
     geometry: MapGeometry,
     dtype: type = np.float32,
     origin_in: str = "origin",
+    label: str = "cryosse",
 ) -> None:
     """Write ``data[z, y, x]`` as an MRC file that overlays the input in ChimeraX.
 
     The origin is written to the ORIGIN field (NSTART stays 0), or with
     ``origin_in="nstart"`` as NXSTART/NYSTART/NZSTART voxel indices (ORIGIN 0; the
     origin must then lie on the voxel grid), the voxel size through the cell, axis
-    order x, y, z. Written atomically.
+    order x, y, z, and one fixed ``label`` (not mrcfile's creation time: the same map gives
+    the same bytes). Written atomically.
     """
     data = np.ascontiguousarray(data, dtype=dtype)
     if data.shape != tuple(geometry.shape_zyx):
@@ -315,8 +317,7 @@ def write_map(
                 mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = geometry.origin_xyz
                 mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
             mrc.update_header_stats()
-            # A fixed label instead of mrcfile's creation time: same map, same bytes.
-            mrc.header.label[0] = b"cryosse".ljust(80)
+            mrc.header.label[0] = label.encode("ascii").ljust(80)
             mrc.header.nlabl = 1
 
 

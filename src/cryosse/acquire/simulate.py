@@ -29,10 +29,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import mrcfile
 import numpy as np
 
-from cryosse.geometry import MapGeometry
+from cryosse.geometry import MapGeometry, write_map
 from cryosse.io import atomic_path
 
 SIGMA_PER_RESOLUTION = 0.225  # Gaussian sigma / resolution (ChimeraX molmap)
@@ -220,20 +219,13 @@ def write_map_gz(path: Path, sim: SimulatedMap) -> None:
     os.close(fd)
     tmp_mrc = Path(tmp_name)
     try:
-        with mrcfile.new(tmp_mrc, overwrite=True) as mrc:
-            mrc.set_data(sim.data)
-            mrc.voxel_size = sim.geometry.voxel_size
-            if sim.use_nstart:
-                start = np.rint(np.asarray(sim.geometry.origin_xyz) / np.asarray(sim.geometry.voxel_size))
-                mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in start)
-                mrc.header.origin.x = mrc.header.origin.y = mrc.header.origin.z = 0
-            else:
-                mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
-                mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = sim.geometry.origin_xyz
-            mrc.update_header_stats()
-            # A fixed label instead of mrcfile's creation time: same map, same bytes.
-            mrc.header.label[0] = b"cryosse simulated map (not an EMDB entry)".ljust(80)
-            mrc.header.nlabl = 1
+        write_map(
+            tmp_mrc,
+            sim.data,
+            sim.geometry,
+            origin_in="nstart" if sim.use_nstart else "origin",
+            label="cryosse simulated map (not an EMDB entry)",
+        )
         with atomic_path(path, suffix=".gz") as tmp_gz:
             # No name and mtime 0 in the gzip header: the same map gives the same bytes.
             with open(tmp_mrc, "rb") as src, open(tmp_gz, "wb") as raw:
