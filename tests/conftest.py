@@ -64,11 +64,30 @@ def copy_workflow(
     return dst
 
 
+def snakemake_cmd(
+    *args: str, configfiles: Sequence[str | Path] = (), cores: int | None = 1, dry_run: bool = False
+) -> list[str]:
+    """The one place the tests build a Snakemake command line (this interpreter's):
+    ``python -m snakemake [--configfile F..] [--cores N] [-n] ARGS``.
+
+    ``--configfile`` comes first because it takes several values; put options before targets
+    in ``args`` (or a ``--`` between them). ``cores=None`` leaves ``--cores`` out (a profile's
+    executor decides). For a run that must be a ``Popen`` (killed mid-way); else use
+    :func:`run_snakemake`.
+    """
+    cmd = [sys.executable, "-m", "snakemake"]
+    if configfiles:
+        cmd += ["--configfile", *map(str, configfiles)]
+    if cores is not None:
+        cmd += ["--cores", str(cores)]
+    return cmd + [*(["-n"] if dry_run else []), *args]
+
+
 def run_snakemake(
     wf: Path,
     *args: str,
     configfiles: Sequence[str | Path] = (),
-    cores: int = 1,
+    cores: int | None = 1,
     dry_run: bool = False,
     env: Mapping[str, str] | None = None,
     timeout: float = 900,
@@ -76,15 +95,10 @@ def run_snakemake(
 ) -> subprocess.CompletedProcess:
     """Snakemake (this interpreter's) in a workflow copy ``wf`` made by :func:`copy_workflow`.
 
-    The one way the tests build a Snakemake command line:
-    ``python -m snakemake [--configfile F..] --cores N [-n] ARGS``. ``--configfile`` comes
-    first because it takes several values; put options before targets in ``args`` (or a
-    ``--`` between them). With ``check`` a non-zero exit fails the test with the output's tail.
+    The command line is :func:`snakemake_cmd`'s. With ``check`` a non-zero exit fails the test
+    with the output's tail.
     """
-    cmd = [sys.executable, "-m", "snakemake"]
-    if configfiles:
-        cmd += ["--configfile", *map(str, configfiles)]
-    cmd += ["--cores", str(cores), *(["-n"] if dry_run else []), *args]
+    cmd = snakemake_cmd(*args, configfiles=configfiles, cores=cores, dry_run=dry_run)
     proc = subprocess.run(
         cmd, cwd=wf, env=None if env is None else dict(env), capture_output=True, text=True, timeout=timeout
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import yaml
 from cryosse.acquire.stage import AcquireSettings, simulate_entry_files
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import copy_workflow  # noqa: E402
+from conftest import copy_workflow, run_snakemake  # noqa: E402
 
 # Paper cases: (EMDB id, PDB id of the mirror, paper chain id, bundled structure, its chain).
 PAPER = [
@@ -125,22 +124,15 @@ def test_paper_run_of_a_local_mirror(tmp_path, root):
     }
     wf = copy_workflow(tmp_path / "wf", overlay=yaml.safe_dump(overlay), overlay_name="paper_test.yaml")
     (wf / "config" / "paper_entries.tsv").write_text("\n".join(entries) + "\n")
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--configfile",
-        "config/demo.yaml",
-        "config/paper_test.yaml",
-        "--cores",
-        "2",
+    run_snakemake(
+        wf,
         "--workflow-profile",
         "none",
         "tables",
         "figures",
-    ]
-    r = subprocess.run(cmd, cwd=wf, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-6000:]
+        configfiles=["config/demo.yaml", "config/paper_test.yaml"],
+        cores=2,
+    )
     res = wf / "results" / "paper"
 
     # Acquire and dataset: every entry built; the paper chains kept with their exact ids.

@@ -333,10 +333,7 @@ def test_pairs_are_deterministic_resume_and_survive_a_bad_structure(provenance, 
 
 @pytest.mark.slow
 def test_pretrain_target_runs_and_reruns_nothing(tmp_path):
-    import subprocess
-    import sys
-
-    from conftest import copy_workflow
+    from conftest import copy_workflow, run_snakemake
 
     overlay = f"""
 results: results/pt
@@ -354,9 +351,7 @@ pretrain:
   train: {{loss: FL_DL, setting: lr0.001_g1, width: 0.125, patch: 24, batch: 2, max_epochs: 2, max_steps_per_epoch: 3, threads: 1}}
 """
     wf = copy_workflow(tmp_path / "wf", overlay=overlay)
-    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "--cores", "2", "pretrain"]
-    r = subprocess.run(cmd, cwd=wf, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
+    run_snakemake(wf, "pretrain", configfiles=["config/test.yaml"], cores=2)
     summary = (wf / "results" / "pt" / "report" / "summary.md").read_text()
     assert "held" not in summary or "holdout" in summary
     assert (
@@ -365,5 +360,5 @@ pretrain:
     )
     prov = pd.read_csv(wf / "results" / "pt" / "inventory" / "provenance.tsv", sep="\t")
     assert set(prov["registry"]) == {"folder"} and prov["sha256"].str.len().eq(64).all()
-    n = subprocess.run([*cmd, "-n"], cwd=wf, capture_output=True, text=True, timeout=300)
+    n = run_snakemake(wf, "pretrain", configfiles=["config/test.yaml"], cores=2, dry_run=True, timeout=300)
     assert "Nothing to be done" in n.stdout + n.stderr

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_workflow
+from conftest import copy_workflow, planned_jobs, run_snakemake, snakemake_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
 N_ENTRIES = 8
@@ -36,6 +36,7 @@ split:
   min_train_pairs: 2  # 8 entries: split 1 trains on 3 pairs
 train:
   losses: [CE]
+  lrs: [1.0e-3]  # the grid's only setting: lr0.001 (TRAIN_DIR)
   splits: [0]
   max_epochs: 6
   patience: 6
@@ -49,9 +50,7 @@ def make_copy(dst: Path) -> Path:
     return copy_workflow(dst, N_ENTRIES, OVERLAY, "test_resume.yaml")
 
 
-def cmd(*targets: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--cores", "2", *targets,
-            "--configfile", "config/demo.yaml", "config/test_resume.yaml"]  # fmt: skip
+CONFIGS = ("config/demo.yaml", "config/test_resume.yaml")
 
 
 def env() -> dict[str, str]:
@@ -59,16 +58,16 @@ def env() -> dict[str, str]:
             "OMP_NUM_THREADS": "1"}  # fmt: skip
 
 
-def run(repo: Path, *targets: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    res = subprocess.run(cmd(*targets), cwd=repo, capture_output=True, text=True, timeout=timeout, env=env())
-    return res
+def run(repo: Path, *args: str, check: bool = False, **kw) -> subprocess.CompletedProcess:
+    """Snakemake on 2 cores on the reduced demo in ``repo`` (the caller checks the exit status unless ``check``)."""
+    return run_snakemake(repo, *args, configfiles=CONFIGS, cores=2, env=env(), check=check, **kw)
 
 
 def run_and_kill(repo: Path, targets: list[str], when: Callable[[], bool], timeout: float = 600) -> bool:
     """Start snakemake; SIGKILL its whole process group once ``when()`` holds. False if it ended first."""
     log = open(repo / "killed_run.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(cmd(*targets), cwd=repo, stdout=log, stderr=subprocess.STDOUT, env=env(),
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(snakemake_cmd(*targets, configfiles=CONFIGS, cores=2), cwd=repo, stdout=log,
+                            stderr=subprocess.STDOUT, env=env(), start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -91,9 +90,7 @@ def rerun(repo: Path, *targets: str) -> subprocess.CompletedProcess:
     """What a user does after a crash: run again (unlocking first if Snakemake asks for it)."""
     res = run(repo, *targets)
     if res.returncode != 0 and "--unlock" in res.stdout + res.stderr:
-        unlock = subprocess.run(cmd(*targets) + ["--unlock"], cwd=repo, capture_output=True, text=True,
-                                env=env(), timeout=300)  # fmt: skip
-        assert unlock.returncode == 0, unlock.stderr[-2000:]
+        run(repo, "--unlock", *targets, timeout=300, check=True)
         res = run(repo, *targets)
     return res
 
@@ -165,12 +162,13 @@ def check_complete(path: Path) -> None:
             load_checkpoint(path)
 
 
-def stage_missing(repo: Path, *targets: str, need: tuple[str, ...]) -> str | None:
-    res = subprocess.run(cmd(*targets) + ["-n", "--quiet", "rules"], cwd=repo, capture_output=True, text=True,
-                         env=env(), timeout=300)  # fmt: skip
+def plan_problem(repo: Path, *targets: str, need: tuple[str, ...]) -> str | None:
+    """Why a dry run of ``targets`` does not plan the ``need`` rules (None when it does)."""
+    res = run(repo, "--quiet", "rules", "--", *targets, dry_run=True, timeout=300)
     if res.returncode != 0:
         return f"snakemake -n failed: {(res.stdout + res.stderr)[-800:]}"
-    missing = [r for r in need if r not in res.stdout]
+    planned = planned_jobs(res)
+    missing = [r for r in need if r not in planned]
     return f"stage not present: no {', '.join(missing)} job planned" if missing else None
 
 
@@ -178,9 +176,8 @@ def stage_missing(repo: Path, *targets: str, need: tuple[str, ...]) -> str | Non
 def clean(tmp_path_factory) -> dict:
     """Two clean runs of dataset + splits in one copy; the checksums of each."""
     repo = make_copy(tmp_path_factory.mktemp("clean") / "repo")
-    why = stage_missing(repo, "dataset", "splits", need=("dataset_tables", "split_audit"))
-    if why:
-        pytest.skip(why)
+    why = plan_problem(repo, "dataset", "splits", need=("dataset_tables", "split_audit"))
+    assert why is None, why
     sums = []
     for i in range(2):
         t0 = time.monotonic()
@@ -239,9 +236,8 @@ def test_kill_during_dataset_stage_then_rerun(clean: dict, tmp_path: Path) -> No
 def test_kill_during_training_resumes_from_checkpoint(clean: dict) -> None:
     repo = clean["repo"]  # dataset and splits are done there
     target = f"{TRAIN_DIR}/checkpoint.pt"
-    why = stage_missing(repo, target, need=("train_setting",))
-    if why:
-        pytest.skip(why)
+    why = plan_problem(repo, target, need=("train_setting",))
+    assert why is None, why
     state = repo / TRAIN_DIR / "state.pt"
     hist = repo / TRAIN_DIR / "history.tsv"
 
@@ -269,13 +265,8 @@ def test_a_moved_results_folder_reruns_nothing(clean: dict, tmp_path: Path) -> N
     """No absolute path in any rule's params or inputs: a finished run moved (or cloned) to
     another folder, .snakemake metadata and all, has nothing left to do."""
     repo = clean["repo"]
-    r = subprocess.run(
-        cmd("dataset", "splits", "dataset_card"), cwd=repo, env=env(), capture_output=True, text=True
-    )
-    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    run(repo, "dataset", "splits", "dataset_card", check=True)
     moved = tmp_path / "elsewhere" / "repo"
     shutil.copytree(repo, moved, symlinks=True)
-    r = subprocess.run([*cmd("dataset", "splits", "dataset_card"), "-n"], cwd=moved, env=env(), capture_output=True,
-                       text=True)  # fmt: skip
-    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    r = run(moved, "dataset", "splits", "dataset_card", dry_run=True, check=True)
     assert "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]

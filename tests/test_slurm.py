@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_workflow
+from conftest import copy_workflow, planned_jobs, run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm"
@@ -72,14 +72,16 @@ def slurm_cluster(tmp: Path, gpu: bool = True) -> Iterator[Path]:
                 ), f"{pid_file}: daemon {pid} still running after stop"
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, configfiles: tuple[str, ...] = (), cores: int | None = None, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    """Snakemake through profiles/slurm (no ``--cores`` unless given); the caller checks the exit status."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("SLURM_CONF", None)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--workflow-profile", str(PROFILE), *NO_ACCOUNTING, "--jobs", "2",
-         "--retries", "0", *args],
-        cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env,
+    return run_snakemake(
+        workdir, "--workflow-profile", str(PROFILE), *NO_ACCOUNTING, "--jobs", "2", "--retries", "0", *args,
+        configfiles=configfiles, cores=cores, env=env, timeout=timeout, check=False,
     )  # fmt: skip
 
 
@@ -186,20 +188,24 @@ split:
 """
 
 
+CONFIGS = ("config/demo.yaml", "config/test_slurm.yaml")
+
+
 def demo_copy(tmp: Path) -> Path:
     """The workflow in a temp folder (never the repo's results/), with a reduced entry table."""
     return copy_workflow(tmp / "repo", N_ENTRIES, OVERLAY, "test_slurm.yaml")
 
 
-def stage_missing(repo: Path, *targets: str) -> str | None:
-    """Why the demo's stages cannot run yet (None when `snakemake -n` plans real jobs)."""
-    res = subprocess.run([sys.executable, "-m", "snakemake", *targets, "-n", "--configfile", "config/demo.yaml",
-                          "config/test_slurm.yaml", "--quiet", "rules"], cwd=repo, capture_output=True, text=True,
-                         timeout=300)  # fmt: skip
+def plan_problem(repo: Path, *targets: str) -> str | None:
+    """Why a dry run of the demo's stages plans no real jobs (None when it does)."""
+    res = run_snakemake(
+        repo, "--quiet", "rules", "--", *targets, configfiles=CONFIGS, dry_run=True, timeout=300, check=False
+    )
     if res.returncode != 0:
         return f"snakemake -n failed: {(res.stdout + res.stderr)[-800:]}"
+    planned = planned_jobs(res)
     for rule in ("dataset_tables", "split_audit"):
-        if rule not in res.stdout:
+        if rule not in planned:
             return f"stage not present: no {rule} job planned for {' '.join(targets)}"
     return None
 
@@ -207,17 +213,15 @@ def stage_missing(repo: Path, *targets: str) -> str | None:
 @pytest.mark.slow
 def test_demo_dataset_and_splits_through_slurm(tmp_path: Path) -> None:
     repo = demo_copy(tmp_path)
-    why = stage_missing(repo, "dataset", "splits")
-    if why:
-        pytest.skip(why)
+    why = plan_problem(repo, "dataset", "splits")
+    assert why is None, why
     with slurm_cluster(tmp_path):
         # one SLURM job per stage's entries (a group), as one would bundle short jobs on a
         # cluster; --cores/--resources cap what a group job asks for (else the sum of its jobs)
         res = snakemake(
-            repo, "dataset", "splits", "--configfile", "config/demo.yaml", "config/test_slurm.yaml",
-            "--slurm-keep-successful-logs", "--groups", "acquire_entry=acq", "dataset_entry=ds",
-            "--group-components", f"acq={N_ENTRIES}", f"ds={N_ENTRIES}", "--cores", "2",
-            "--resources", "mem_mb=16000", timeout=1500,
+            repo, "--slurm-keep-successful-logs", "--groups", "acquire_entry=acq", "dataset_entry=ds",
+            "--group-components", f"acq={N_ENTRIES}", f"ds={N_ENTRIES}", "--resources", "mem_mb=16000",
+            "--", "dataset", "splits", configfiles=CONFIGS, cores=2, timeout=1500,
         )  # fmt: skip
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-6000:]

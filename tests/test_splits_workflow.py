@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from conftest import copy_workflow, planned_jobs, run_snakemake
 from cryosse import splits as S
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _mmseqs_available() -> bool:
@@ -81,25 +77,10 @@ def test_split_rules_paper_mode(tmp_path):
             }
         )
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--configfile",
-        "config/demo.yaml",
-        str(cfg),
-        "--cores",
-        "2",
-        "--allowed-rules",
-        "split_cluster",
-        "split_make",
-        "split_audit",
-        "splits",
-        "--",
-        "splits",
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    wf = copy_workflow(tmp_path / "wf")
+    # the dataset is given: only the split rules may run
+    allowed = ("--allowed-rules", "split_cluster", "split_make", "split_audit", "splits")
+    run_snakemake(wf, *allowed, "--", "splits", configfiles=["config/demo.yaml", cfg], cores=2, timeout=600)
     out = res / "splits"
     s0 = S.read_table(out / "split_0.tsv")
     assert sorted(s0.loc[s0["role"] == "test", "pair_id"]) == ["1657_4V5H_AE", "6452_3JBO_Ae"]
@@ -121,9 +102,16 @@ def test_split_rules_paper_mode(tmp_path):
     changed = yaml.safe_load(cfg.read_text())
     changed["split"]["cv_val_size"] = 3
     cfg_val.write_text(yaml.safe_dump(changed))
-    dry = [*cmd[:5], str(cfg_val), *cmd[6:-2], "-n", "--", "splits"]
-    proc = subprocess.run(dry, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    planned = proc.stdout + proc.stderr
-    assert "rule split_make:" in planned and "rule split_audit:" in planned
-    assert "rule split_cluster:" not in planned
+    dry = run_snakemake(
+        wf,
+        *allowed,
+        "--",
+        "splits",
+        configfiles=["config/demo.yaml", cfg_val],
+        cores=2,
+        dry_run=True,
+        timeout=300,
+    )
+    planned = planned_jobs(dry)
+    assert "split_make" in planned and "split_audit" in planned
+    assert "split_cluster" not in planned

@@ -7,7 +7,6 @@ import hashlib
 import math
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from cryosse import evaluate as ev
 from cryosse import tables as tb
 
 sys.path.insert(0, str(Path(__file__).parent))
+from conftest import copy_workflow, run_snakemake  # noqa: E402
 from test_evaluate import make_project  # noqa: E402
 
 PAIRS = ["1657_4V5H_AE", "6452_3JBO_Ae", "8130_5J4Z_B"]
@@ -191,14 +191,14 @@ def _digest(folder: Path) -> dict[str, tuple[float, str]]:
 
 
 @pytest.mark.slow
-def test_snakemake_tables_forcerun_touches_no_training_output(tmp_path, root):
+def test_snakemake_tables_forcerun_touches_no_training_output(tmp_path):
     """In a copy of the workflow with stored results, rebuilding the tables and figures
     leaves every training and evaluation output as it was (mtimes and checksums)."""
-    wf = tmp_path / "wf"
-    wf.mkdir()
-    for name in ("Snakefile", "workflow", "scripts", "config", "src", "envs"):
-        src = root / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, wf / name)
+    overlay = (
+        "results: results\nlogs: logs\ntrain:\n  splits: [0]\n  losses: [CE, FL_DL]\n"
+        "evaluate:\n  bootstrap: 50\n  slice_cases: 1\n"
+    )
+    wf = copy_workflow(tmp_path / "wf", overlay=overlay)
     proj = make_project(wf, PAIRS[:2], losses=("CE", "FL_DL"))
     for loss in ("CE", "FL_DL"):
         d = wf / "results/eval/0" / loss
@@ -214,56 +214,23 @@ def test_snakemake_tables_forcerun_touches_no_training_output(tmp_path, root):
     pd.DataFrame(
         {"split": [0, 0], "loss": ["CE", "FL_DL"], "setting": ["lr0.001"] * 2, "chosen": [True] * 2}
     ).to_csv(wf / "results/train/0/selection.tsv", sep="\t", index=False)
-    (wf / "test.yaml").write_text(
-        "results: results\nlogs: logs\ntrain:\n  splits: [0]\n  losses: [CE, FL_DL]\n"
-        "evaluate:\n  bootstrap: 50\n  slice_cases: 1\n"
-    )
     before = {k: _digest(wf / "results" / k) for k in ("train", "models", "eval", "dataset", "splits")}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    snake = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(wf / "Snakefile"),
-        "--directory",
-        str(wf),
-        "--cores",
-        "1",
-        "--configfile",
-        "config/demo.yaml",
-        "test.yaml",
-        "--allowed-rules",
-        "tables",
-        "figures",
-    ]
-    dry = subprocess.run(
-        snake + ["-n", "--", "tables", "figures"], capture_output=True, text=True, env=env, cwd=wf
-    )
-    assert dry.returncode == 0, dry.stdout + dry.stderr
+    cfg = ["config/demo.yaml", "config/test.yaml"]
+    allowed = ("--allowed-rules", "tables", "figures")
+    run_snakemake(wf, *allowed, "--", "tables", "figures", configfiles=cfg, dry_run=True, env=env)
     for target in ("tables", "figures"):
-        run = subprocess.run(
-            snake + ["--forcerun", target, "--", target], capture_output=True, text=True, env=env, cwd=wf
-        )
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        run_snakemake(wf, *allowed, "--forcerun", target, "--", target, configfiles=cfg, env=env)
     assert (wf / "results/tables/table1.md").exists() and (wf / "results/figures/slices.png").exists()
     first = (wf / "results/tables/table1.tsv").stat().st_mtime_ns
-    again = subprocess.run(
-        snake + ["--forcerun", "tables", "--", "tables"], capture_output=True, text=True, env=env, cwd=wf
-    )
-    assert again.returncode == 0, again.stderr[-3000:]
+    run_snakemake(wf, *allowed, "--forcerun", "tables", "--", "tables", configfiles=cfg, env=env)
     assert (wf / "results/tables/table1.tsv").stat().st_mtime_ns > first  # really rebuilt
     after = {k: _digest(wf / "results" / k) for k in before}
     assert after == before
     # The HTML report renders the tables and figures with their captions.
-    rep = subprocess.run(
-        snake + ["--report", "report.html", "--", "tables", "figures"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=wf,
+    run_snakemake(
+        wf, *allowed, "--report", "report.html", "--", "tables", "figures", configfiles=cfg, env=env
     )
-    assert rep.returncode == 0, rep.stderr[-3000:]
     assert (wf / "report.html").stat().st_size > 10_000
 
 
@@ -375,18 +342,18 @@ def test_tables_with_an_external_tool(tmp_path):
         tb.build_tables(paths, tmp_path / "clash", n_boot=0, external=[clash])
 
 
-def test_snakemake_scores_an_external_tool_into_the_tables(tmp_path, root):
+def test_snakemake_scores_an_external_tool_into_the_tables(tmp_path):
     """A copy of the workflow with stored results of two losses and a simple external tool's predictions
     (a density threshold, as probability maps on its own 0.8 A grid with NSTART origins; one test case
     without files): score_external, tables and figures run; the tool has a row in Table 1, columns in
     Table 2, a paired test against our best loss, and the missing case is in the footnote."""
     from test_score import threshold_tool
 
-    wf = tmp_path / "wf"
-    wf.mkdir()
-    for name in ("Snakefile", "workflow", "scripts", "config", "src", "envs"):
-        src = root / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, wf / name)
+    overlay = (
+        "results: results\nlogs: logs\ntrain:\n  splits: [0]\n  losses: [CE, FL_DL]\n"
+        "evaluate:\n  bootstrap: 20\n  slice_cases: 1\nexternal:\n  tools: {Thresh: preds/thresh}\n"
+    )
+    wf = copy_workflow(tmp_path / "wf", overlay=overlay)
     proj = make_project(wf, PAIRS, losses=("CE", "FL_DL"))
     for loss in ("CE", "FL_DL"):
         d = wf / "results/eval/0" / loss
@@ -401,33 +368,10 @@ def test_snakemake_scores_an_external_tool_into_the_tables(tmp_path, root):
     preds.mkdir(parents=True)
     for pid in PAIRS[:2]:  # the third test case has no prediction
         threshold_tool(wf / "results/dataset/pairs" / pid, preds, pid)
-    (wf / "test.yaml").write_text(
-        "results: results\nlogs: logs\ntrain:\n  splits: [0]\n  losses: [CE, FL_DL]\n"
-        "evaluate:\n  bootstrap: 20\n  slice_cases: 1\nexternal:\n  tools: {Thresh: preds/thresh}\n"
-    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    snake = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(wf / "Snakefile"),
-        "--directory",
-        str(wf),
-        "--cores",
-        "1",
-        "--configfile",
-        "config/config.yaml",
-        "config/demo.yaml",
-        "test.yaml",
-        "--allowed-rules",
-        "score_external",
-        "tables",
-        "figures",
-        "--",
-    ]
-    run = subprocess.run(snake + ["tables", "figures"], capture_output=True, text=True, env=env, cwd=wf)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    cfg = ["config/config.yaml", "config/demo.yaml", "config/test.yaml"]
+    allowed = ("--allowed-rules", "score_external", "tables", "figures")
+    run = run_snakemake(wf, *allowed, "--", "tables", "figures", configfiles=cfg, env=env)
     assert "score_external" in run.stderr
     pc = pd.read_csv(
         wf / "results/external/0/Thresh/per_case.tsv", sep="\t", keep_default_na=False, na_values=["NA"]
@@ -445,5 +389,5 @@ def test_snakemake_scores_an_external_tool_into_the_tables(tmp_path, root):
     assert (wf / "results/figures/f1_by_loss.png").stat().st_size > 0
     # A new prediction file reruns the scoring (the rule's inputs are the folder's files).
     threshold_tool(wf / "results/dataset/pairs" / PAIRS[2], preds, PAIRS[2])
-    dry = subprocess.run(snake[:-1] + ["-n", "--", "tables"], capture_output=True, text=True, env=env, cwd=wf)
-    assert dry.returncode == 0 and "score_external" in dry.stdout + dry.stderr, dry.stderr[-2000:]
+    dry = run_snakemake(wf, *allowed, "--", "tables", configfiles=cfg, dry_run=True, env=env)
+    assert "score_external" in dry.stdout + dry.stderr, dry.stderr[-2000:]

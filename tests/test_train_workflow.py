@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -71,31 +70,35 @@ def test_job_config_holds_what_a_run_depends_on():
 
 
 @pytest.mark.slow
-def test_snakemake_train_writes_selection(tmp_path, root):
-    import yaml
-
-    res = tmp_path / "results"
+def test_snakemake_train_writes_selection(tmp_path):
+    wf = copy_workflow(tmp_path / "wf")
+    res = wf / "results"
     (res / "splits").mkdir(parents=True)
     _, sp = synthetic_dataset(res / "dataset", ["train", "train", "val", "test"], n=24)
     Path(sp).rename(res / "splits" / "split_0.tsv")
-    cfg = tmp_path / "cfg.yaml"
     train = {
         **TRAIN,
         "gammas": [2],
         "term_weights": [[1.0, 1.0]],
         "init_from": "",
     }  # from scratch at width 0.125
-    entries = str(root / "config" / "demo_entries.tsv")
-    cfg.write_text(yaml.safe_dump({"entries": entries, "results": "results", "logs": "logs", "train": train}))
-    cmd = [
-        str(Path(sys.executable).parent / "snakemake"), "-s", str(root / "Snakefile"), "-d", str(tmp_path),
-        "--configfile", str(root / "config" / "config.yaml"), str(root / "config" / "demo.yaml"), str(cfg),
-        "--cores", "2", "--workflow-profile", "none",
+    cfg = {"entries": "config/demo_entries.tsv", "results": "results", "logs": "logs", "train": train}
+    (wf / "config" / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    run_snakemake(
+        wf,
+        "--workflow-profile",
+        "none",
         # dataset.tsv and split_0.tsv are given: only this stage's rules may run
-        "--allowed-rules", "train_setting", "train_select", "train", "--", "train",
-    ]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        "--allowed-rules",
+        "train_setting",
+        "train_select",
+        "train",
+        "--",
+        "train",
+        configfiles=["config/config.yaml", "config/demo.yaml", "config/cfg.yaml"],
+        cores=2,
+        timeout=600,
+    )
     sel = pd.read_csv(res / "train" / "0" / "selection.tsv", sep="\t")
     assert list(sel["setting"]) == ["lr0.001", "lr0.001_g2"] and sel["chosen"].all()
     for loss, setting in [("CE", "lr0.001"), ("FL_DL", "lr0.001_g2")]:
@@ -104,4 +107,4 @@ def test_snakemake_train_writes_selection(tmp_path, root):
         assert list(pd.read_csv(run / "history.tsv", sep="\t")["epoch"]) == [1, 2]
         _, meta = load_checkpoint(res / "models" / "0" / f"{loss}.pt")
         assert meta["setting"] == setting and meta["loss"]["name"] == loss and meta["split"] == "0"
-        assert "epoch 2" in (tmp_path / "logs" / "train" / "0" / loss / f"{setting}.log").read_text()
+        assert "epoch 2" in (wf / "logs" / "train" / "0" / loss / f"{setting}.log").read_text()
