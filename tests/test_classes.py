@@ -82,7 +82,7 @@ def three_class_run(tmp: Path) -> dict[str, str]:
     """Every 3-class stage on one simulated demo entry; digests of what each writes."""
     import torch
 
-    from cryosse.dataset.entry import aggregate, build_entry
+    from cryosse.dataset.entry import build_entry, write_dataset_tables
     from cryosse.dataset.pairs import DatasetParams
     from cryosse.evaluate import evaluate_split
     from cryosse.predict import predict_map
@@ -95,7 +95,7 @@ def three_class_run(tmp: Path) -> dict[str, str]:
         tables.append(tmp / "entries" / f"{emdb}.tsv")
         build_entry(rec, tables[-1], tmp / "pairs", DatasetParams(), entry=emdb)
         out[f"entry_tsv_{emdb}"] = _text(tables[-1], tmp)
-    aggregate(tables, tmp / "dataset.tsv", tmp / "rejected.tsv")
+    write_dataset_tables(tables, tmp / "dataset.tsv", tmp / "rejected.tsv")
     out["dataset_tsv"] = _text(tmp / "dataset.tsv", tmp)
     ds = pd.read_csv(tmp / "dataset.tsv", sep="\t", dtype=str)
     pid, other = ds["pair_id"].iloc[0], ds["pair_id"].iloc[-1]
@@ -257,7 +257,7 @@ def test_nucleic_labels_land_on_the_backbone(na_entry):
 
 
 def test_nucleic_counts_only_in_four_class_tables(na_entry, tmp_path):
-    from cryosse.dataset.entry import aggregate
+    from cryosse.dataset.entry import write_dataset_tables
     from cryosse.dataset.pairs import DATASET_COLUMNS, ENTRY_COLUMNS
 
     table4, folder4 = na_entry[4]
@@ -272,12 +272,12 @@ def test_nucleic_counts_only_in_four_class_tables(na_entry, tmp_path):
         and "classes" not in json.loads((folder3 / "record.json").read_text())["params"]
     )
     e3, e4 = (Path(folder4).parents[1] / f"entries{k}" / "EMD-90100.tsv" for k in (3, 4))
-    d4, _ = aggregate([e4], tmp_path / "d4.tsv", tmp_path / "r4.tsv")
-    d3, _ = aggregate([e3], tmp_path / "d3.tsv", tmp_path / "r3.tsv")
+    d4, _ = write_dataset_tables([e4], tmp_path / "d4.tsv", tmp_path / "r4.tsv")
+    d3, _ = write_dataset_tables([e3], tmp_path / "d3.tsv", tmp_path / "r3.tsv")
     assert list(d3.columns) == DATASET_COLUMNS
     assert list(d4.columns) == DATASET_COLUMNS[:14] + ["n_na"] + DATASET_COLUMNS[14:]
     with pytest.raises(ValueError, match="mixed"):
-        aggregate([e3, e4], tmp_path / "dx.tsv", tmp_path / "rx.tsv")
+        write_dataset_tables([e3, e4], tmp_path / "dx.tsv", tmp_path / "rx.tsv")
 
 
 # ---------------------------------------------------------------- 4 classes end to end
@@ -338,7 +338,7 @@ def four_class_run(tmp_path_factory):
     """Dataset (4 classes) of two simulated 1LCD maps and one protein-only map; one tiny training setting."""
     import torch
 
-    from cryosse.dataset.entry import aggregate, build_entry
+    from cryosse.dataset.entry import build_entry, write_dataset_tables
     from cryosse.dataset.pairs import DatasetParams
     from cryosse.train import TrainConfig, train_setting
 
@@ -349,7 +349,7 @@ def four_class_run(tmp_path_factory):
         rec = simulated_entry(tmp, model, emdb, res)
         tables.append(tmp / "entries" / f"{emdb}.tsv")
         build_entry(rec, tables[-1], tmp / "pairs", DatasetParams(classes=4), entry=emdb)
-    ds, _ = aggregate(tables, tmp / "dataset.tsv", tmp / "rejected.tsv")
+    ds, _ = write_dataset_tables(tables, tmp / "dataset.tsv", tmp / "rejected.tsv")
     assert ds["pair_id"].tolist() == ["90001_1A0J_A", "90100_1LCD_A", "90101_1LCD_A"]
     (tmp / "split_0.tsv").write_text("pair_id\trole\tcluster\n90001_1A0J_A\ttrain\t1\n90100_1LCD_A\ttrain\t2\n"
                                      "90100_1LCD_A\tval\t2\n90101_1LCD_A\ttest\t2\n")  # fmt: skip
@@ -415,7 +415,7 @@ def test_four_class_train_evaluate_tables_predict(four_class_run):
 
 
 def test_wrong_class_count_is_refused(four_class_run, na_entry, tmp_path):
-    from cryosse.dataset.entry import aggregate
+    from cryosse.dataset.entry import write_dataset_tables
     from cryosse.evaluate import evaluate_split
     from cryosse.model import CheckpointError
     from cryosse.predict import predict_map
@@ -428,7 +428,7 @@ def test_wrong_class_count_is_refused(four_class_run, na_entry, tmp_path):
     with pytest.raises(CheckpointError, match="3-class checkpoint .* the dataset .* has 4 classes"):
         evaluate_split(three, tmp / "split_0.tsv", tmp / "dataset.tsv", tmp_path / "pc.tsv", tmp_path / "p")
     e3 = Path(na_entry[3][1]).parents[1] / "entries3" / "EMD-90100.tsv"
-    aggregate([e3], tmp_path / "d3.tsv", tmp_path / "r3.tsv")
+    write_dataset_tables([e3], tmp_path / "d3.tsv", tmp_path / "r3.tsv")
     (tmp_path / "s3.tsv").write_text("pair_id\trole\tcluster\n90100_1LCD_A\ttest\t1\n")
     with pytest.raises(CheckpointError, match="4-class checkpoint .* has 3 classes"):
         evaluate_split(four, tmp_path / "s3.tsv", tmp_path / "d3.tsv", tmp_path / "pc.tsv", tmp_path / "p")
@@ -465,6 +465,8 @@ def test_snakemake_four_class_demo(tmp_path):
 
     import yaml
 
+    from conftest import copy_workflow, run_snakemake
+
     structures = tmp_path / "structures"
     structures.mkdir()
     entries = [("EMD-90001", "2CVI"), ("EMD-90002", "3A4R"), ("EMD-90003", "1I8N"),
@@ -478,20 +480,18 @@ def test_snakemake_four_class_demo(tmp_path):
     cfg = {
         "entries": str(tmp_path / "entries.tsv"), "results": "results", "resources": "resources", "logs": "logs",
         "acquire": {"simulate": {"structures": str(structures)}},
-        "split": {"fractions": [50, 17, 33], "n_cv": 0, "paper_cases": str(ROOT / "config" / "paper_test_cases.tsv"),
+        "split": {"fractions": [50, 17, 33], "n_cv": 0, "paper_cases": "config/paper_test_cases.tsv",
                   "min_train_pairs": 2},
         "train": {"losses": ["FL_DL"], "gammas": [2], "splits": [0], "max_epochs": 2, "max_steps_per_epoch": 2,
                   "patch": 24},
         "evaluate": {"bootstrap": 10},
     }  # fmt: skip
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    snakemake = str(Path(sys.executable).parent / "snakemake")
-    cmd = [snakemake, "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--configfile",
-           str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "demo.yaml"), str(tmp_path / "cfg.yaml"),
-           "--config", "classes=4", "--cores", "2", "--workflow-profile", "none", "tables"]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    res = tmp_path / "results"
+    wf = copy_workflow(tmp_path / "wf", overlay=yaml.safe_dump(cfg))
+    run_snakemake(
+        wf, "--workflow-profile", "none", "--config", "classes=4", "--", "tables",
+        configfiles=["config/config.yaml", "config/demo.yaml", "config/test.yaml"], cores=2,
+    )  # fmt: skip
+    res = wf / "results"
     ds = pd.read_csv(res / "dataset" / "dataset.tsv", sep="\t")
     assert "n_na" in ds.columns and (ds["n_na"] > 0).sum() == 3 and (ds["n_na"] == 0).sum() >= 2
     from cryosse.model import load_checkpoint
@@ -504,12 +504,12 @@ def test_snakemake_four_class_demo(tmp_path):
     assert "f1_nucleic" in t1.columns
     na_pair = ds.loc[ds["n_na"] > 0, "path"].iloc[0]
     out = tmp_path / "predict"
-    p = subprocess.run([sys.executable, "-m", "cryosse.cli", "predict", str(tmp_path / na_pair / "map.mrc"), "-o", str(out),
+    p = subprocess.run([sys.executable, "-m", "cryosse.cli", "predict", str(wf / na_pair / "map.mrc"), "-o", str(out),
                         "--model", str(res / "models" / "0" / "FL_DL.pt"), "--classes", "4", "--device", "cpu"],
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
     assert (out / "nucleic.mrc").exists() and "nucleic acid" in p.stdout
-    bad = subprocess.run([sys.executable, "-m", "cryosse.cli", "predict", str(tmp_path / na_pair / "map.mrc"), "-o",
+    bad = subprocess.run([sys.executable, "-m", "cryosse.cli", "predict", str(wf / na_pair / "map.mrc"), "-o",
                           str(tmp_path / "p3"), "--model", str(res / "models" / "0" / "FL_DL.pt"), "--classes", "3"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode != 0 and "4-class checkpoint" in bad.stderr

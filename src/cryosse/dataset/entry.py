@@ -1,5 +1,5 @@
 """One entry's pairs (``build_entry``: every selected chain of one EMDB map, each kept or
-rejected with its reason) and the dataset tables of all entries (``aggregate``)."""
+rejected with its reason) and the dataset tables of all entries (``write_dataset_tables``)."""
 
 from __future__ import annotations
 
@@ -183,9 +183,12 @@ INT_COLUMNS = ("bin", "bin_at_0.8x", "bin_at_1.2x", "n_helices", "n_ca_helix", "
                NA_COLUMN, "nx", "ny", "nz")  # fmt: skip
 
 
-def aggregate(entry_tables: list[str | os.PathLike], dataset_path: str | os.PathLike,
-              rejected_path: str | os.PathLike, quality_path: str | os.PathLike | None = None,
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa: F821  # fmt: skip
+def write_dataset_tables(
+    entry_tables: list[str | os.PathLike],
+    dataset_path: str | os.PathLike,
+    rejected_path: str | os.PathLike,
+    quality_path: str | os.PathLike | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa: F821
     """Dataset table (kept pairs, sorted by pair_id) and rejection table (stage, id, reason);
     with ``quality_path``, the scores of every chain that was scored, kept or not (the card's
     bin distribution needs the bin-4 chains too).
