@@ -155,14 +155,16 @@ def test_figures_from_stored_results(tmp_path):
         )
         paths.append(d / "per_case.tsv")
     sel = tmp_path / "results/train/0/selection.tsv"
-    hist = tmp_path / "results/train/0/CE/lr0.001/history.tsv"
+    ck = tmp_path / "elsewhere" / "checkpoint.pt"  # the history lies beside the checkpoint
+    hist = ck.parent / "history.tsv"
     hist.parent.mkdir(parents=True)
+    sel.parent.mkdir(parents=True)
     pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.8], "val_mean": [0.2, 0.3]}).to_csv(
         hist, sep="\t", index=False
     )
-    pd.DataFrame({"split": [0], "loss": ["CE"], "setting": ["lr0.001"], "chosen": [True]}).to_csv(
-        sel, sep="\t", index=False
-    )
+    pd.DataFrame(
+        {"split": [0], "loss": ["CE"], "setting": ["lr0.001"], "chosen": [True], "checkpoint": [str(ck)]}
+    ).to_csv(sel, sep="\t", index=False)
     out = tmp_path / "figures"
     written = build_figures(
         paths, out, [1, 2, 5, 8], tmp_path / "results/eval", proj["dataset"], sel, n_boot=50, n_slices=2
@@ -180,6 +182,9 @@ def test_figures_from_stored_results(tmp_path):
         png = plt.imread(out / f"{stem}.png")  # decodes: a real image, not a blank page
         assert min(png.shape[:2]) >= 300 and png[..., :3].std() > 0.05, stem
         assert (out / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
+    from cryosse.figures import chosen_histories
+
+    assert chosen_histories(sel) == {"CE": hist}  # the training curves are the chosen run's
 
 
 def _digest(folder: Path) -> dict[str, tuple[float, str]]:
@@ -212,8 +217,9 @@ def test_snakemake_tables_forcerun_touches_no_training_output(tmp_path):
             ck.parent / "history.tsv", sep="\t", index=False
         )
     pd.DataFrame(
-        {"split": [0, 0], "loss": ["CE", "FL_DL"], "setting": ["lr0.001"] * 2, "chosen": [True] * 2}
-    ).to_csv(wf / "results/train/0/selection.tsv", sep="\t", index=False)
+        {"split": [0, 0], "loss": ["CE", "FL_DL"], "setting": ["lr0.001"] * 2, "chosen": [True] * 2,
+         "checkpoint": [f"results/train/0/{loss}/lr0.001/checkpoint.pt" for loss in ("CE", "FL_DL")]}
+    ).to_csv(wf / "results/train/0/selection.tsv", sep="\t", index=False)  # fmt: skip
     before = {k: _digest(wf / "results" / k) for k in ("train", "models", "eval", "dataset", "splits")}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     cfg = ["config/demo.yaml", "config/test.yaml"]
@@ -362,8 +368,9 @@ def test_snakemake_scores_an_external_tool_into_the_tables(tmp_path):
         )
     (wf / "results/train/0").mkdir(parents=True)
     pd.DataFrame(
-        {"split": [0, 0], "loss": ["CE", "FL_DL"], "setting": ["lr0.001"] * 2, "chosen": [True] * 2}
-    ).to_csv(wf / "results/train/0/selection.tsv", sep="\t", index=False)
+        {"split": [0, 0], "loss": ["CE", "FL_DL"], "setting": ["lr0.001"] * 2, "chosen": [True] * 2,
+         "checkpoint": [f"results/train/0/{loss}/lr0.001/checkpoint.pt" for loss in ("CE", "FL_DL")]}
+    ).to_csv(wf / "results/train/0/selection.tsv", sep="\t", index=False)  # fmt: skip
     preds = wf / "preds" / "thresh"
     preds.mkdir(parents=True)
     for pid in PAIRS[:2]:  # the third test case has no prediction

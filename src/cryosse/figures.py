@@ -149,16 +149,17 @@ def resolution_figure(main: pd.DataFrame) -> plt.Figure:
 
 
 def chosen_histories(selection_tsv: str | os.PathLike | None) -> dict[str, Path]:
-    """loss -> history.tsv of its chosen setting, from ``results/train/{split}/selection.tsv``."""
+    """loss -> the ``history.tsv`` beside its chosen checkpoint, from a split's selection table."""
     if not selection_tsv or not Path(selection_tsv).exists():
         return {}
-    sel = read_tsv(selection_tsv)
+    sel = read_tsv(selection_tsv, dtype={"checkpoint": str})
+    if "checkpoint" not in sel.columns:
+        raise ValueError(f"{selection_tsv}: no checkpoint column (not a cryosse selection table)")
     if "chosen" in sel.columns:
         sel = sel[sel["chosen"].astype(str).str.lower().isin(["true", "1", "yes"])]
-    base = Path(selection_tsv).parent
     out = {}
     for _, r in sel.iterrows():
-        p = base / str(r["loss"]) / str(r["setting"]) / "history.tsv"
+        p = Path(r["checkpoint"]).parent / "history.tsv"
         if p.exists():
             out[str(r["loss"])] = p
     return out
