@@ -80,7 +80,7 @@ rule tables:
     input:
         per_case=evaluate_targets(),
         external=external_targets(),
-        paper=["config/paper_test_cases.tsv"] if PAPER_RUN else [],
+        paper=[config["split"]["paper_cases"]] if PAPER_RUN else [],
         paper_split=[RESULTS / "splits" / "paper_cases.tsv"] if PAPER_RUN else [],
     output:
         **TABLE_FILES,
