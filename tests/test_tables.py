@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -22,6 +23,12 @@ from conftest import copy_workflow, run_snakemake  # noqa: E402
 from test_evaluate import make_project  # noqa: E402
 
 PAIRS = ["1657_4V5H_AE", "6452_3JBO_Ae", "8130_5J4Z_B"]
+
+
+def md_rows(text: str) -> list[list[str]]:
+    """The cells of a Markdown pipe table, header first, the alignment row left out."""
+    rows = [re.split(r"(?<!\\)\|", ln.strip())[1:-1] for ln in text.splitlines() if ln.startswith("|")]
+    return [[c.strip() for c in r] for r in rows if not all(set(c.strip()) <= set(":-") for c in r)]
 
 
 def synthetic_per_case(
@@ -89,9 +96,12 @@ def test_tables_from_stored_results(tmp_path):
     assert math.isnan(ce["gamma"]) and t1.set_index("loss").at["FL", "gamma"] == 2
     assert t1.set_index("loss").at["FL_DL", "paper_f1_sheet"] == pytest.approx(0.487)
     md = (out / "table1.md").read_text()
-    assert "| Loss function |" in md and "48.7" in md
+    rule = [ln for ln in md.splitlines() if ln.startswith("|")][1]
+    assert md_rows(md)[0][0] == "Loss function" and "48.7" in md
+    assert rule.startswith("|:-") and rule.endswith(":|")  # text left, figures right
     tex = (out / "table1.tex").read_text()
-    assert "FL\\_DL" in tex and "\\begin{tabular}" in tex
+    assert "FL\\_DL" in tex and "\\begin{tabular}{lrrrrrrrr}" in tex and "\\toprule" not in tex
+    assert "<td>FL_DL</td>" in (out / "table1.html").read_text()
     t2 = pd.read_csv(out / "table2.tsv", sep="\t", keep_default_na=False, na_values=["NA"])
     assert list(t2["pair_id"]) == sorted(PAIRS) + ["Weighted Average"]  # chain ids kept as they are
     assert t2.iloc[-1]["n_ca_helix"] == 20 + 21 + 22
@@ -307,7 +317,7 @@ def test_tables_with_an_external_tool(tmp_path):
     assert t1.at["Thresh", "f1_helix"] == pytest.approx((0.3 * 100 + 0.4 * 200) / 300)
     assert t1.at["Thresh", "n_cases"] == 2 and math.isnan(t1.at["Thresh", "gamma"])
     md = (out / "table1.md").read_text()
-    assert "| Thresh (external) |" in md
+    assert [r[0] for r in md_rows(md)][-1] == "Thresh (external)"
     assert f"Thresh: 1 of 3 cases left out ({PAIRS[1]}: missing (no {PAIRS[1]}_helix.mrc" in md
     assert "Paired tests of each tool against CE, our loss with the highest validation F1" in md
     t2 = pd.read_csv(out / "table2.tsv", sep="\t", keep_default_na=False, na_values=["NA"]).set_index(
@@ -323,11 +333,11 @@ def test_tables_with_an_external_tool(tmp_path):
     assert v["vs_best_loss"] == "CE" and v["vs_best_n"] == 2
     assert v["vs_best_mean_diff"] == pytest.approx(((0.3 - 0.5) + (0.4 - 0.6)) / 2)
     assert st.loc[st["loss"] != "Thresh", "vs_best_loss"].isna().all()
-    shown = (out / "stats.md").read_text()
-    assert "| tool vs CE: Δ (mean, points) | tool vs CE: Wilcoxon p |" in shown
-    assert (
-        "| 3 | +3.3 | 0.75 | NA | NA |" in shown
-    )  # FL_DL against CE kept beside it; no tool columns for ours
+    rows = md_rows((out / "stats.md").read_text())
+    assert rows[0][-2:] == ["tool vs CE: Δ (mean, points)", "tool vs CE: Wilcoxon p"]
+    assert ["3", "+3.3", "0.75", "NA", "NA"] in [
+        r[-5:] for r in rows
+    ]  # FL_DL vs CE; no tool columns for ours
     s1 = pd.read_csv(out / "tableS1.tsv", sep="\t")
     assert "Thresh" not in set(s1["loss"])  # scored on the main split only: not a cross-validation row
     # Without a validation figure the best loss is the best on the test cases.

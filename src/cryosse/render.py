@@ -1,5 +1,5 @@
-"""Tables written four ways: TSV (numbers), Markdown, LaTeX and HTML (for the Snakemake
-report), with figures in percent to one decimal as in the paper."""
+"""Tables written four ways: TSV (numbers), and Markdown, LaTeX and HTML (for the Snakemake
+report) rendered by pandas, with figures in percent to one decimal as in the paper."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jinja2  # noqa: F401  (pandas' Styler.to_latex; imported here so that a missing one fails here)
 import pandas as pd
+import tabulate  # noqa: F401  (pandas' to_markdown)
 
 from cryosse.io import atomic_write, write_tsv
 
@@ -31,16 +33,20 @@ def num(x: Any, fmt: str = "{:g}") -> str:
     return "NA" if not math.isfinite(v) else fmt.format(v)
 
 
+def _cells(df: pd.DataFrame) -> pd.DataFrame:
+    """The shown table as text, column names included (the renderers infer nothing)."""
+    out = df.astype(str)
+    out.columns = [str(c) for c in df.columns]
+    return out
+
+
 def to_markdown(df: pd.DataFrame, title: str = "", note: str = "") -> str:
-    cols = [str(c) for c in df.columns]
-    lines = [f"**{title}**", ""] if title else []
-    lines.append("| " + " | ".join(cols) + " |")
-    lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(cols))) + "|")
-    for _, row in df.iterrows():
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row.tolist()) + " |")
-    if note:
-        lines += ["", note]
-    return "\n".join(lines) + "\n"
+    """A GitHub-flavoured Markdown table (pandas via tabulate): text left, figures right."""
+    cells = _cells(df).map(lambda v: v.replace("|", "\\|"))
+    align = ("left",) + ("right",) * (len(df.columns) - 1)
+    table = cells.to_markdown(index=False, tablefmt="pipe", colalign=align, disable_numparse=True)
+    parts = [f"**{title}**", table] if title else [table]
+    return "\n\n".join(parts + ([note] if note else [])) + "\n"
 
 
 _TEX_ESC = {
@@ -57,44 +63,44 @@ _TEX_ESC = {
 }
 
 
+_TEX_SYMBOLS = {"γ": r"$\gamma$", "±": r"$\pm$", "Å": r"\AA{}"}
+
+
 def tex_escape(s: Any) -> str:
-    return (
-        "".join(_TEX_ESC.get(ch, ch) for ch in str(s)).replace("\u00b1", r"$\pm$").replace("\u00c5", r"\AA{}")
-    )
+    """LaTeX text for a caption (pandas escapes the cells, not the caption)."""
+    return "".join(_TEX_ESC.get(ch, ch) for ch in str(s))
 
 
 def to_latex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
-    align = "l" + "r" * (len(df.columns) - 1)
-    out = ["\\begin{table}[htbp]", "\\centering"]
-    if caption:
-        out.append(f"\\caption{{{tex_escape(caption)}}}")
-    if label:
-        out.append(f"\\label{{{label}}}")
-    out += [
-        f"\\begin{{tabular}}{{{align}}}",
-        "\\hline",
-        " & ".join(tex_escape(c) for c in df.columns) + " \\\\",
-        "\\hline",
-    ]
-    for _, row in df.iterrows():
-        out.append(" & ".join(tex_escape(v) for v in row.tolist()) + " \\\\")
-    out += ["\\hline", "\\end{tabular}", "\\end{table}"]
-    return "\n".join(out) + "\n"
+    """A LaTeX table float (pandas' Styler), ruled with \\hline: no package beyond LaTeX's own."""
+    styler = _cells(df).style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
+    styler.set_table_styles(
+        [{"selector": rule, "props": ":hline;"} for rule in ("toprule", "midrule", "bottomrule")]
+    )
+    tex = styler.to_latex(
+        caption=tex_escape(caption) if caption else None,
+        label=label or None,
+        column_format="l" + "r" * (len(df.columns) - 1),
+        position="htbp",
+        position_float="centering",
+        hrules=False,  # the rules come from the table styles above
+    )
+    # symbols that pdfLaTeX's default set-up cannot typeset from UTF-8 text (γ) or only with
+    # recent kernels (±, Å)
+    for symbol, command in _TEX_SYMBOLS.items():
+        tex = tex.replace(symbol, command)
+    return tex
 
 
 def to_html(df: pd.DataFrame, title: str = "", note: str = "") -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.tolist()) + "</tr>"
-        for _, row in df.iterrows()
-    )
+    """A stand-alone HTML page (for the Snakemake report) around pandas' table."""
+    table = _cells(df).to_html(index=False, escape=True, border=0)
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><style>"
         "table{border-collapse:collapse;font-family:sans-serif;font-size:13px}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child{text-align:left}"
-        f"</style><title>{html.escape(title)}</title></head><body><h3>{html.escape(title)}</h3>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"<p>{html.escape(note)}</p></body></html>\n"
+        f"</style><title>{html.escape(title)}</title></head><body><h3>{html.escape(title)}</h3>\n"
+        f"{table}\n<p>{html.escape(note)}</p></body></html>\n"
     )
 
 
