@@ -25,7 +25,6 @@ from cryosse.io import atomic_path, read_tsv  # noqa: E402
 from cryosse.pairfile import TRAINING, read_pair_arrays  # noqa: E402
 from cryosse.statistics import bootstrap_ci, loss_order, read_eval_results, weighted_mean  # noqa: E402
 
-CLASSES = tuple(SCORED)  # helix, sheet
 COLOURS = {"CE": "#4c72b0", "FL": "#dd8452", "DL": "#55a868", "CE_DL": "#c44e52", "FL_DL": "#8172b3"}
 LABELS = {"CE": "CE", "FL": "FL", "DL": "Dice", "CE_DL": "CE + Dice", "FL_DL": "FL + Dice"}
 FIGURES = ("focal_loss", "f1_by_loss", "per_case_vs_ce", "f1_vs_resolution", "training_curves", "slices")
@@ -71,7 +70,7 @@ def f1_bar_figure(main: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.8), layout="constrained", sharey=True)
     for ax, lev in zip(axes, ("voxel", "residue"), strict=True):
         x = np.arange(len(losses))
-        for j, cls in enumerate(CLASSES):
+        for j, cls in enumerate(SCORED):
             vals, err, n_cases = [], [[], []], 0
             for loss in losses:
                 d = main[main["loss"] == loss]
@@ -101,7 +100,7 @@ def per_case_figure(main: pd.DataFrame) -> plt.Figure:
     losses = [x for x in loss_order(main["loss"]) if x != "CE"]
     fig, axes = plt.subplots(1, 2, figsize=(8, 4), layout="constrained")
     ce = main[main["loss"] == "CE"].set_index("pair_id")
-    for ax, cls in zip(axes, CLASSES, strict=True):
+    for ax, cls in zip(axes, SCORED, strict=True):
         for loss in losses:
             d = main[main["loss"] == loss].set_index("pair_id")
             common = d.index.intersection(ce.index)
@@ -129,7 +128,7 @@ def per_case_figure(main: pd.DataFrame) -> plt.Figure:
 
 def resolution_figure(main: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.5), layout="constrained", sharey=True)
-    for ax, cls in zip(axes, CLASSES, strict=True):
+    for ax, cls in zip(axes, SCORED, strict=True):
         for loss in loss_order(main["loss"]):
             d = main[main["loss"] == loss]
             ax.scatter(

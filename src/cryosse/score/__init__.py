@@ -36,12 +36,12 @@ Modules: :mod:`~cryosse.score.reference`, :mod:`~cryosse.score.prediction`,
 :mod:`~cryosse.score.external` (scoring, and the workflow's rows) and :mod:`~cryosse.score.cli`.
 """
 
-from cryosse.score.external import SCORED_CLASSES, find_prediction, score_external_split, score_prediction
+from cryosse.score.external import SCORED_CLASS_COUNT, find_prediction, score_external_split, score_prediction
 from cryosse.score.prediction import Prediction, read_prediction
 from cryosse.score.reference import Reference, load_pair_reference, pair_reference, truth_reference
 
 __all__ = [
-    "SCORED_CLASSES",
+    "SCORED_CLASS_COUNT",
     "Prediction",
     "Reference",
     "find_prediction",

@@ -16,7 +16,7 @@ from typing import Any
 from cryosse.argtypes import POSITIVE, number
 from cryosse.evaluate import TIE_RULES, load_pair_arrays
 from cryosse.io import write_json
-from cryosse.score.external import SCORED_CLASSES, _finite, score_prediction
+from cryosse.score.external import SCORED_CLASS_COUNT, _finite, score_prediction
 from cryosse.score.prediction import read_prediction
 from cryosse.score.reference import Reference, load_pair_reference, pair_reference, truth_reference
 
@@ -42,7 +42,7 @@ def build_reference_pair(
     from cryosse.dataset.pairs import DatasetParams, PairRejected, build_pair
 
     full = config_file.load([config] if config else [])
-    params = DatasetParams.from_config({**full["dataset"], "classes": SCORED_CLASSES})
+    params = DatasetParams.from_config({**full["dataset"], "classes": SCORED_CLASS_COUNT})
     params = dataclasses.replace(
         params,
         keep_bins=(1, 2, 3, 4),

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryosse.classes import PAPER_CLASSES
 from cryosse.evaluate import (
     add_pair_meta,
     load_pair_arrays,
@@ -24,7 +25,7 @@ from cryosse.score.reference import Reference, pair_reference
 
 log = logging.getLogger(__name__)
 
-SCORED_CLASSES = 3  # helix and sheet: the classes every tool predicts
+SCORED_CLASS_COUNT = PAPER_CLASSES  # background, helix and sheet: what every tool predicts
 #: file name endings of a prediction in an external tool's folder (workflow layout)
 MAP_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrc.gz", ".map.gz", ".ccp4.gz")
 
@@ -49,7 +50,7 @@ def score_prediction(
 
     ``scores`` holds :func:`cryosse.evaluate.score_case`'s row (the columns of the evaluation's
     per-case table); the rest says what was scored against what."""
-    row = score_case(pred.labels, ref.arrays, radius=radius, ties=ties, n_classes=SCORED_CLASSES)
+    row = score_case(pred.labels, ref.arrays, radius=radius, ties=ties, n_classes=SCORED_CLASS_COUNT)
     if not ref.truth.get("residues", False):
         row = {k: v for k, v in row.items() if not k.startswith(("res_", "n_res_"))}
     region = ref.region_mask()

@@ -31,13 +31,12 @@ PAPER_TABLE1: dict[str, tuple[float, float, float, float]] = {
 }
 PAPER_S1_SHEET: dict[str, float] = {"CE": 40.1, "FL": 42.3, "DL": 43.3, "CE_DL": 46.2, "FL_DL": 47.0}
 PAPER_TABLE2_LOSSES = ("CE", "FL", "DL", "FL_DL")
-CLASSES = tuple(SCORED)  # helix, sheet
 NUCLEIC = NAMES[NUCLEIC_CLASS]  # the optional fourth class (per-case columns f1_nucleic, res_f1_nucleic)
 
 
 def _scored(df: pd.DataFrame) -> tuple[str, ...]:
     """The classes with F1 columns in the per-case results: helix, sheet (and nucleic for 4 classes)."""
-    return CLASSES + ((NUCLEIC,) if f"f1_{NUCLEIC}" in df.columns else ())
+    return tuple(SCORED) + ((NUCLEIC,) if f"f1_{NUCLEIC}" in df.columns else ())
 
 
 # --------------------------------------------------------------------------- tables
@@ -107,7 +106,7 @@ def stats_table(
     losses = loss_order(main["loss"])
     best = best_loss(main, tools)[0] if tools else None
     for lev in ("voxel", "residue"):
-        for cls in CLASSES:
+        for cls in SCORED:
             ref = None
             if "CE" in losses:
                 ref = main[main["loss"] == "CE"].set_index("pair_id")
@@ -276,7 +275,7 @@ def tableS1(allres: pd.DataFrame, paper_columns: bool = False) -> tuple[pd.DataF
     for loss in loss_order(allres["loss"]):
         r: dict[str, Any] = {"loss": loss}
         t: dict[str, Any] = {"Loss": loss}
-        for c in CLASSES:
+        for c in SCORED:
             vals = []
             for k in splits:
                 d = allres[(allres["loss"] == loss) & (allres["split"].astype(str) == k)]
@@ -289,7 +288,7 @@ def tableS1(allres: pd.DataFrame, paper_columns: bool = False) -> tuple[pd.DataF
             r[f"sd_{c}"] = float(a.std(ddof=1)) if len(a) > 1 else math.nan
         for k in splits:
             t[f"split {k} (H/S)"] = f"{pct(r[f'split{k}_helix'])}/{pct(r[f'split{k}_sheet'])}"
-        for c in CLASSES:
+        for c in SCORED:
             t[f"{c} mean ± sd"] = f"{pct(r[f'mean_{c}'])} ± {pct(r[f'sd_{c}'])}"
         if paper_columns:
             p = PAPER_S1_SHEET.get(loss, math.nan)
@@ -313,7 +312,7 @@ def breakdown(main: pd.DataFrame, bands: Sequence[float]) -> tuple[pd.DataFrame,
             for loss in loss_order(d["loss"]):
                 s = d[(d[col] == g) & (d["loss"] == loss)]
                 r = {"by": by, "group": g, "loss": loss, "n_cases": int(s["pair_id"].nunique())}
-                for c in CLASSES:
+                for c in SCORED:
                     r[f"f1_{c}"] = weighted_mean(*_w(s, "voxel", c))
                 rows.append(r)
     df = pd.DataFrame(rows)

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryosse.classes import SCORED
 from cryosse.ids import pair_id
 from cryosse.render import num, pct
 from cryosse.statistics import loss_order, weighted_mean
-from cryosse.tables.core import CLASSES, _counts, _w
+from cryosse.tables.core import _counts, _w
 
 
 def read_paper_cases(path: str | os.PathLike) -> pd.DataFrame:
@@ -57,8 +58,8 @@ def table2_paper(
         theirs = [float(pk.at[pid, pcol]) / 100 if pcol in pk.columns else math.nan for pid in cases]
         return ours, theirs
 
-    cols: list[tuple[str, str, str]] = [(loss, c, "voxel") for loss in losses for c in CLASSES]
-    cols += [(res_loss, c, "residue") for c in CLASSES]
+    cols: list[tuple[str, str, str]] = [(loss, c, "voxel") for loss in losses for c in SCORED]
+    cols += [(res_loss, c, "residue") for c in SCORED]
     data = {k: series(*k) for k in cols}
     for i, pid in enumerate(cases):
         m, p = first.loc[pid], pk.loc[pid]
