@@ -287,6 +287,15 @@ def write_per_case(df: pd.DataFrame, out_tsv: str | os.PathLike) -> pd.DataFrame
     return df
 
 
+def _row_loss(checkpoint: str | os.PathLike, trained: str | None, asked: str | None) -> str:
+    """The loss the rows name: ``asked``, which must be the one the checkpoint names, if any."""
+    if asked is not None and trained not in (None, asked):
+        raise ValueError(f"{checkpoint}: a model trained with loss {trained}, evaluated as {asked}")
+    if not (asked or trained):
+        raise ValueError(f"{checkpoint}: the checkpoint names no loss; say which (loss=...)")
+    return str(asked or trained)
+
+
 def evaluate_split(
     checkpoint: str | os.PathLike,
     split_tsv: str | os.PathLike,
@@ -318,11 +327,7 @@ def evaluate_split(
     model, meta = load_checkpoint(checkpoint, map_location=dev)
     n_classes = checkpoint_classes(meta)
     info = _loss_params(meta)
-    if loss is not None and info["loss_name"] not in (None, loss):
-        raise ValueError(f"{checkpoint}: a model trained with loss {info['loss_name']}, evaluated as {loss}")
-    loss = loss or info["loss_name"]
-    if not loss:
-        raise ValueError(f"{checkpoint}: the checkpoint names no loss; say which (loss=...)")
+    loss = _row_loss(checkpoint, info["loss_name"], loss)
     sp, ds = read_case_tables(split_tsv, dataset_tsv)
     require_classes(meta, dataset_classes(ds.columns), checkpoint, f"the dataset {dataset_tsv}")
     cases = role_cases(sp, role, split_tsv)
