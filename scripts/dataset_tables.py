@@ -4,9 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115
 
-from cryosse.dataset.entry import write_dataset_tables  # noqa: E402
+from cryosse.dataset.entry import aggregate  # noqa: E402
 
-write_dataset_tables(
+aggregate(
     snakemake.input.tables,
     snakemake.output.dataset,
     snakemake.output.rejected,

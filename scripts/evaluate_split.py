@@ -13,7 +13,6 @@ evaluate_split(
     snakemake.output.per_case,
     snakemake.output.pred,
     split=snakemake.wildcards.split,
-    loss=snakemake.wildcards.loss,
     radius=snakemake.params.radius,
     ties=snakemake.params.ties,
     device=snakemake.params.device,

@@ -82,7 +82,7 @@ def three_class_run(tmp: Path) -> dict[str, str]:
     """Every 3-class stage on one simulated demo entry; digests of what each writes."""
     import torch
 
-    from cryosse.dataset.entry import build_entry, write_dataset_tables
+    from cryosse.dataset.entry import aggregate, build_entry
     from cryosse.dataset.pairs import DatasetParams
     from cryosse.evaluate import evaluate_split
     from cryosse.predict import predict_map
@@ -95,7 +95,7 @@ def three_class_run(tmp: Path) -> dict[str, str]:
         tables.append(tmp / "entries" / f"{emdb}.tsv")
         build_entry(rec, tables[-1], tmp / "pairs", DatasetParams(), entry=emdb)
         out[f"entry_tsv_{emdb}"] = _text(tables[-1], tmp)
-    write_dataset_tables(tables, tmp / "dataset.tsv", tmp / "rejected.tsv")
+    aggregate(tables, tmp / "dataset.tsv", tmp / "rejected.tsv")
     out["dataset_tsv"] = _text(tmp / "dataset.tsv", tmp)
     ds = pd.read_csv(tmp / "dataset.tsv", sep="\t", dtype=str)
     pid, other = ds["pair_id"].iloc[0], ds["pair_id"].iloc[-1]
@@ -257,7 +257,7 @@ def test_nucleic_labels_land_on_the_backbone(na_entry):
 
 
 def test_nucleic_counts_only_in_four_class_tables(na_entry, tmp_path):
-    from cryosse.dataset.entry import write_dataset_tables
+    from cryosse.dataset.entry import aggregate
     from cryosse.dataset.pairs import DATASET_COLUMNS, ENTRY_COLUMNS
 
     table4, folder4 = na_entry[4]
@@ -272,12 +272,12 @@ def test_nucleic_counts_only_in_four_class_tables(na_entry, tmp_path):
         and "classes" not in json.loads((folder3 / "record.json").read_text())["params"]
     )
     e3, e4 = (Path(folder4).parents[1] / f"entries{k}" / "EMD-90100.tsv" for k in (3, 4))
-    d4, _ = write_dataset_tables([e4], tmp_path / "d4.tsv", tmp_path / "r4.tsv")
-    d3, _ = write_dataset_tables([e3], tmp_path / "d3.tsv", tmp_path / "r3.tsv")
+    d4, _ = aggregate([e4], tmp_path / "d4.tsv", tmp_path / "r4.tsv")
+    d3, _ = aggregate([e3], tmp_path / "d3.tsv", tmp_path / "r3.tsv")
     assert list(d3.columns) == DATASET_COLUMNS
     assert list(d4.columns) == DATASET_COLUMNS[:14] + ["n_na"] + DATASET_COLUMNS[14:]
     with pytest.raises(ValueError, match="mixed"):
-        write_dataset_tables([e3, e4], tmp_path / "dx.tsv", tmp_path / "rx.tsv")
+        aggregate([e3, e4], tmp_path / "dx.tsv", tmp_path / "rx.tsv")
 
 
 # ---------------------------------------------------------------- 4 classes end to end
@@ -338,7 +338,7 @@ def four_class_run(tmp_path_factory):
     """Dataset (4 classes) of two simulated 1LCD maps and one protein-only map; one tiny training setting."""
     import torch
 
-    from cryosse.dataset.entry import build_entry, write_dataset_tables
+    from cryosse.dataset.entry import aggregate, build_entry
     from cryosse.dataset.pairs import DatasetParams
     from cryosse.train import TrainConfig, train_setting
 
@@ -349,7 +349,7 @@ def four_class_run(tmp_path_factory):
         rec = simulated_entry(tmp, model, emdb, res)
         tables.append(tmp / "entries" / f"{emdb}.tsv")
         build_entry(rec, tables[-1], tmp / "pairs", DatasetParams(classes=4), entry=emdb)
-    ds, _ = write_dataset_tables(tables, tmp / "dataset.tsv", tmp / "rejected.tsv")
+    ds, _ = aggregate(tables, tmp / "dataset.tsv", tmp / "rejected.tsv")
     assert ds["pair_id"].tolist() == ["90001_1A0J_A", "90100_1LCD_A", "90101_1LCD_A"]
     (tmp / "split_0.tsv").write_text("pair_id\trole\tcluster\n90001_1A0J_A\ttrain\t1\n90100_1LCD_A\ttrain\t2\n"
                                      "90100_1LCD_A\tval\t2\n90101_1LCD_A\ttest\t2\n")  # fmt: skip
@@ -415,7 +415,7 @@ def test_four_class_train_evaluate_tables_predict(four_class_run):
 
 
 def test_wrong_class_count_is_refused(four_class_run, na_entry, tmp_path):
-    from cryosse.dataset.entry import write_dataset_tables
+    from cryosse.dataset.entry import aggregate
     from cryosse.evaluate import evaluate_split
     from cryosse.model import CheckpointError
     from cryosse.predict import predict_map
@@ -428,7 +428,7 @@ def test_wrong_class_count_is_refused(four_class_run, na_entry, tmp_path):
     with pytest.raises(CheckpointError, match="3-class checkpoint .* the dataset .* has 4 classes"):
         evaluate_split(three, tmp / "split_0.tsv", tmp / "dataset.tsv", tmp_path / "pc.tsv", tmp_path / "p")
     e3 = Path(na_entry[3][1]).parents[1] / "entries3" / "EMD-90100.tsv"
-    write_dataset_tables([e3], tmp_path / "d3.tsv", tmp_path / "r3.tsv")
+    aggregate([e3], tmp_path / "d3.tsv", tmp_path / "r3.tsv")
     (tmp_path / "s3.tsv").write_text("pair_id\trole\tcluster\n90100_1LCD_A\ttest\t1\n")
     with pytest.raises(CheckpointError, match="4-class checkpoint .* has 3 classes"):
         evaluate_split(four, tmp_path / "s3.tsv", tmp_path / "d3.tsv", tmp_path / "pc.tsv", tmp_path / "p")

@@ -23,7 +23,7 @@ from conftest import REAL  # noqa: E402  (../shared/data/real, or $CRYOSSE_REAL_
 from cryosse.dataset import dssp
 from cryosse.dataset.chains import dedup_groups, select_chains, sequence_identity
 from cryosse.dataset.crop import chain_box, contour_level, crop, map_statistics
-from cryosse.dataset.entry import build_entry, load_inputs, write_dataset_tables
+from cryosse.dataset.entry import aggregate, build_entry, load_inputs
 from cryosse.dataset.labels import label_box
 from cryosse.dataset.pairs import (
     DATASET_COLUMNS,
@@ -318,7 +318,7 @@ def test_build_entry_haemoglobin(tmp_path, hb_map):
     assert counts["n_ca_helix"] > 100 and counts["n_ca_sheet"] == 0
     assert c[1] <= z["labels"].shape[0] and c[0] >= 17
 
-    dataset, rejected = write_dataset_tables(
+    dataset, rejected = aggregate(
         [tmp_path / "entries" / "EMD-9999.tsv"], tmp_path / "d.tsv", tmp_path / "r.tsv"
     )
     assert list(dataset.columns) == DATASET_COLUMNS and dataset["pair_id"].tolist() == [
@@ -338,9 +338,7 @@ def test_rejected_upstream_and_bad_record(tmp_path):
     rec = write_record(tmp_path, tmp_path / "missing.mrc", need(HB), 1.0)
     t = build_entry(rec, tmp_path / "e2.tsv", tmp_path / "pairs", DatasetParams())
     assert t["stage"].tolist() == ["dataset"] and "no such file" in t["reason"][0]
-    _, rej = write_dataset_tables(
-        [tmp_path / "e.tsv", tmp_path / "e2.tsv"], tmp_path / "d.tsv", tmp_path / "r.tsv"
-    )
+    _, rej = aggregate([tmp_path / "e.tsv", tmp_path / "e2.tsv"], tmp_path / "d.tsv", tmp_path / "r.tsv")
     assert rej["stage"].tolist() == ["acquire", "dataset"] and rej["id"].tolist() == ["EMD-9999", "EMD-9999"]
 
 

@@ -1,5 +1,5 @@
 """One entry's pairs (``build_entry``: every selected chain of one EMDB map, each kept or
-rejected with its reason) and the dataset tables of all entries (``write_dataset_tables``)."""
+rejected with its reason) and the dataset tables of all entries (``aggregate``)."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ INT_COLUMNS = ("bin", "bin_at_0.8x", "bin_at_1.2x", "n_helices", "n_ca_helix", "
                NA_COLUMN, "nx", "ny", "nz")  # fmt: skip
 
 
-def write_dataset_tables(
+def aggregate(
     entry_tables: list[str | os.PathLike],
     dataset_path: str | os.PathLike,
     rejected_path: str | os.PathLike,
