@@ -147,15 +147,23 @@ def resolution_figure(main: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def chosen_histories(selection_tsv: str | os.PathLike | None) -> dict[str, Path]:
-    """loss -> the ``history.tsv`` beside its chosen checkpoint, from a split's selection table."""
+def _chosen_rows(selection_tsv: str | os.PathLike | None) -> pd.DataFrame | None:
+    """The chosen rows of a split's selection table; None where there is no table."""
     if not selection_tsv or not Path(selection_tsv).exists():
-        return {}
+        return None
     sel = read_tsv(selection_tsv, dtype={"checkpoint": str})
-    if "checkpoint" not in sel.columns:
-        raise ValueError(f"{selection_tsv}: no checkpoint column (not a cryosse selection table)")
     if "chosen" in sel.columns:
         sel = sel[sel["chosen"].astype(str).str.lower().isin(["true", "1", "yes"])]
+    return sel
+
+
+def chosen_histories(selection_tsv: str | os.PathLike | None) -> dict[str, Path]:
+    """loss -> the ``history.tsv`` beside its chosen checkpoint, from a split's selection table."""
+    sel = _chosen_rows(selection_tsv)
+    if sel is None:
+        return {}
+    if "checkpoint" not in sel.columns:
+        raise ValueError(f"{selection_tsv}: no checkpoint column (not a cryosse selection table)")
     out = {}
     for _, r in sel.iterrows():
         p = Path(r["checkpoint"]).parent / "history.tsv"
@@ -166,12 +174,8 @@ def chosen_histories(selection_tsv: str | os.PathLike | None) -> dict[str, Path]
 
 def chosen_settings(selection_tsv: str | os.PathLike | None) -> dict[str, str]:
     """loss -> its chosen setting name (e.g. ``lr0.001_g2``), for the legend."""
-    if not selection_tsv or not Path(selection_tsv).exists():
-        return {}
-    sel = read_tsv(selection_tsv)
-    if "chosen" in sel.columns:
-        sel = sel[sel["chosen"].astype(str).str.lower().isin(["true", "1", "yes"])]
-    return dict(zip(sel["loss"], sel["setting"], strict=True))
+    sel = _chosen_rows(selection_tsv)
+    return {} if sel is None else dict(zip(sel["loss"], sel["setting"], strict=True))
 
 
 def training_figure(histories: dict[str, Path], settings: dict[str, str] | None = None) -> plt.Figure:
