@@ -25,7 +25,7 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 
-from cryosse.io import atomic_path
+from cryosse.io import atomic_path, is_gzip
 
 _MODE_DTYPES = {0: np.int8, 1: np.int16, 2: np.float32, 6: np.uint16, 12: np.float16}
 
@@ -110,11 +110,6 @@ class DensityMap:
     header: dict = field(default_factory=dict)
 
 
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
-
-
 class _GzipMrc(mrcfile.mrcinterpreter.MrcInterpreter):
     """mrcfile's interpreter on a gzip stream, read-only, in the way its documentation asks of
     subclasses. mrcfile's own gzip reader decompresses the file a second time to learn its
@@ -152,7 +147,7 @@ def _open_mrc(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            if _is_gzip(path):
+            if is_gzip(path):
                 return _GzipMrc(path, header_only)
             if mmap and not header_only:
                 return mrcfile.mmap(path, mode="r", permissive=True)

@@ -177,12 +177,18 @@ def remove_stale_staging(parent: str | os.PathLike, prefix: str) -> list[Path]:
     return removed
 
 
+def is_gzip(path: str | os.PathLike) -> bool:
+    """Whether a file starts with gzip's magic bytes."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
 def map_bytes(path: str | os.PathLike) -> int:
     """Size of a file once decompressed (gzip: its ISIZE trailer, exact below 4 GiB)."""
     size = os.path.getsize(path)
+    if size < 18 or not is_gzip(path):
+        return size
     with open(path, "rb") as fh:
-        if fh.read(2) != b"\x1f\x8b" or size < 18:
-            return size
         fh.seek(-4, os.SEEK_END)
         isize = struct.unpack("<I", fh.read(4))[0]
     # ISIZE is the size modulo 2^32: take the smallest value not below the compressed size.

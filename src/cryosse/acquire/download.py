@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from cryosse.io import atomic_path
+from cryosse.io import atomic_path, is_gzip
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +201,8 @@ def fetch_bytes(
 
 def _check_gzip(path: Path) -> None:
     """A gzipped file must decompress to its end (CRC checked); a plain file passes."""
-    with open(path, "rb") as fh:
-        if fh.read(2) != b"\x1f\x8b":
-            return
+    if not is_gzip(path):
+        return
     try:
         with gzip.open(path, "rb") as fh:
             while fh.read(_CHUNK):
