@@ -115,3 +115,16 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
         if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
             jobs[parts[0]] = int(parts[1])
     return jobs
+
+
+def plan_problem(
+    wf: Path, *targets: str, need: Sequence[str], configfiles: Sequence[str | Path] = (), **kw
+) -> str | None:
+    """Why a dry run of ``targets`` in ``wf`` fails or plans no job of a rule in ``need``;
+    None when it plans them all (``kw`` goes to :func:`run_snakemake`)."""
+    res = run_snakemake(wf, "--quiet", "rules", "--", *targets, configfiles=configfiles, dry_run=True,
+                        timeout=300, check=False, **kw)  # fmt: skip
+    if res.returncode != 0:
+        return f"snakemake -n failed: {(res.stdout + res.stderr)[-800:]}"
+    missing = [r for r in need if r not in planned_jobs(res)]
+    return f"no {', '.join(missing)} job planned for {' '.join(targets)}" if missing else None

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_workflow, planned_jobs, run_snakemake, snakemake_cmd
+from conftest import copy_workflow, plan_problem, run_snakemake, snakemake_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
 N_ENTRIES = 8
@@ -162,21 +162,19 @@ def check_complete(path: Path) -> None:
             load_checkpoint(path)
 
 
-def plan_problem(repo: Path, *targets: str, need: tuple[str, ...]) -> str | None:
-    """Why a dry run of ``targets`` does not plan the ``need`` rules (None when it does)."""
-    res = run(repo, "--quiet", "rules", "--", *targets, dry_run=True, timeout=300)
-    if res.returncode != 0:
-        return f"snakemake -n failed: {(res.stdout + res.stderr)[-800:]}"
-    planned = planned_jobs(res)
-    missing = [r for r in need if r not in planned]
-    return f"stage not present: no {', '.join(missing)} job planned" if missing else None
-
-
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory) -> dict:
     """Two clean runs of dataset + splits in one copy; the checksums of each."""
     repo = make_copy(tmp_path_factory.mktemp("clean") / "repo")
-    why = plan_problem(repo, "dataset", "splits", need=("dataset_tables", "split_audit"))
+    why = plan_problem(
+        repo,
+        "dataset",
+        "splits",
+        need=("dataset_tables", "split_audit"),
+        configfiles=CONFIGS,
+        cores=2,
+        env=env(),
+    )
     assert why is None, why
     sums = []
     for i in range(2):
@@ -236,7 +234,7 @@ def test_kill_during_dataset_stage_then_rerun(clean: dict, tmp_path: Path) -> No
 def test_kill_during_training_resumes_from_checkpoint(clean: dict) -> None:
     repo = clean["repo"]  # dataset and splits are done there
     target = f"{TRAIN_DIR}/checkpoint.pt"
-    why = plan_problem(repo, target, need=("train_setting",))
+    why = plan_problem(repo, target, need=("train_setting",), configfiles=CONFIGS, cores=2, env=env())
     assert why is None, why
     state = repo / TRAIN_DIR / "state.pt"
     hist = repo / TRAIN_DIR / "history.tsv"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_workflow, planned_jobs, run_snakemake
+from conftest import copy_workflow, plan_problem, run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm"
@@ -196,24 +196,10 @@ def demo_copy(tmp: Path) -> Path:
     return copy_workflow(tmp / "repo", N_ENTRIES, OVERLAY, "test_slurm.yaml")
 
 
-def plan_problem(repo: Path, *targets: str) -> str | None:
-    """Why a dry run of the demo's stages plans no real jobs (None when it does)."""
-    res = run_snakemake(
-        repo, "--quiet", "rules", "--", *targets, configfiles=CONFIGS, dry_run=True, timeout=300, check=False
-    )
-    if res.returncode != 0:
-        return f"snakemake -n failed: {(res.stdout + res.stderr)[-800:]}"
-    planned = planned_jobs(res)
-    for rule in ("dataset_tables", "split_audit"):
-        if rule not in planned:
-            return f"stage not present: no {rule} job planned for {' '.join(targets)}"
-    return None
-
-
 @pytest.mark.slow
 def test_demo_dataset_and_splits_through_slurm(tmp_path: Path) -> None:
     repo = demo_copy(tmp_path)
-    why = plan_problem(repo, "dataset", "splits")
+    why = plan_problem(repo, "dataset", "splits", need=("dataset_tables", "split_audit"), configfiles=CONFIGS)
     assert why is None, why
     with slurm_cluster(tmp_path):
         # one SLURM job per stage's entries (a group), as one would bundle short jobs on a
