@@ -31,6 +31,13 @@ def md_rows(text: str) -> list[list[str]]:
     return [[c.strip() for c in r] for r in rows if not all(set(c.strip()) <= set(":-") for c in r)]
 
 
+def case_metadata(pid: str, i: int) -> dict:
+    """The dataset columns of the i-th case of a synthetic per-case table."""
+    emdb, pdb, chain = pid.split("_", 2)
+    return {"emdb_id": f"EMD-{emdb}", "pdb_id": pdb, "chain": chain, "resolution": 5.5 + i, "bin": 1 + i % 3,
+            "n_ca_helix": 20 + i, "n_ca_sheet": 10 + i, "n_ca_other": 30}  # fmt: skip
+
+
 def synthetic_per_case(
     tmp: Path, split: str, loss: str, f1s: dict[str, tuple[float, float]], seed: int = 0
 ) -> Path:
@@ -38,7 +45,6 @@ def synthetic_per_case(
     rng = np.random.default_rng(seed)
     rows = []
     for i, (pid, (fh, fs)) in enumerate(f1s.items()):
-        emdb, pdb, chain = pid.split("_", 2)
         vh, vs = 100 + 50 * i, (0 if math.isnan(fs) else 40 + 10 * i)
         rows.append(
             {
@@ -49,14 +55,7 @@ def synthetic_per_case(
                 "gamma": 2.0 if "FL" in loss else math.nan,
                 "status": "ok",
                 "reason": "",
-                "emdb_id": f"EMD-{emdb}",
-                "pdb_id": pdb,
-                "chain": chain,
-                "resolution": 5.5 + i,
-                "bin": 1 + i % 3,
-                "n_ca_helix": 20 + i,
-                "n_ca_sheet": 10 + i,
-                "n_ca_other": 30,
+                **case_metadata(pid, i),
                 "f1_helix": fh,
                 "f1_sheet": fs,
                 "vox_true_helix": vh,
@@ -257,7 +256,6 @@ def external_per_case(tmp: Path, tool: str, f1s: dict[str, tuple[float, float] |
     """A tool's per-case table as the score_external rule writes it; None = no prediction for the case."""
     rows = []
     for i, (pid, v) in enumerate(f1s.items()):
-        emdb, pdb, chain = pid.split("_", 2)
         row = {
             "pair_id": pid,
             "split": "0",
@@ -265,14 +263,7 @@ def external_per_case(tmp: Path, tool: str, f1s: dict[str, tuple[float, float] |
             "setting": "external",
             "gamma": math.nan,
             "best_val": math.nan,
-            "emdb_id": f"EMD-{emdb}",
-            "pdb_id": pdb,
-            "chain": chain,
-            "resolution": 5.5 + i,
-            "bin": 1 + i % 3,
-            "n_ca_helix": 20 + i,
-            "n_ca_sheet": 10 + i,
-            "n_ca_other": 30,
+            **case_metadata(pid, i),
         }
         if v is None:
             row.update(status="missing", reason=f"no {pid}_helix.mrc + {pid}_sheet.mrc or {pid}.mrc in preds")
