@@ -128,3 +128,62 @@ def plan_problem(
         return f"snakemake -n failed: {(res.stdout + res.stderr)[-800:]}"
     missing = [r for r in need if r not in planned_jobs(res)]
     return f"no {', '.join(missing)} job planned for {' '.join(targets)}" if missing else None
+
+
+# ------------------------------------------------------------------ the command line, as a user runs it
+
+#: a small bundled wwPDB entry and its chain, for tests that need a real structure without ../shared
+STRUCTURE = ROOT / "data" / "demo_structures" / "2XDG.cif.gz"
+CHAIN = "A"
+
+
+def tree(path: Path) -> dict[str, bytes | None]:
+    """Every file and folder below ``path`` (hidden ones too) with its bytes: what must not change."""
+    return {
+        str(p.relative_to(path)): (p.read_bytes() if p.is_file() else None) for p in sorted(path.rglob("*"))
+    }
+
+
+def run_cli(argv: Sequence[object], capsys) -> tuple[int, str]:
+    """Run ``cryosse``; return (exit code, stderr), and check that a refusal is one line without
+    a traceback."""
+    from cryosse.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse refuses an option's value: exit 2 (a usage error)
+        code = exc.code
+    err = capsys.readouterr().err
+    if code != 0:
+        lines = [ln for ln in err.splitlines() if ln.startswith("cryosse") and ": error: " in ln]
+        assert len(lines) == 1, err
+        assert "Traceback" not in err, err
+    return code, err
+
+
+@pytest.fixture(scope="session")
+def inputs(tmp_path_factory) -> tuple[Path, Path]:
+    """A map simulated at 6 A from :data:`STRUCTURE`, and that structure."""
+    import gemmi
+
+    from cryosse.acquire.simulate import simulate_density
+    from cryosse.geometry import write_map
+
+    folder = tmp_path_factory.mktemp("inputs")
+    sim = simulate_density(gemmi.read_structure(str(STRUCTURE)), 6.0, 1.2, 10.0, 0.05, 0, 1)
+    map_path = folder / "sim.mrc"
+    write_map(map_path, sim.data, sim.geometry)
+    return map_path, STRUCTURE
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    """A random-weight width-0.125 network (fast; its predictions mean nothing)."""
+    import torch
+
+    from cryosse.model import DeepSSETracerUNet, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, DeepSSETracerUNet(width=0.125), loss={"name": "FL_DL", "gamma": 1.0}, split=0)
+    return path

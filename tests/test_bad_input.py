@@ -16,53 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from cryosse.acquire.simulate import simulate_density
+from conftest import CHAIN, ROOT, run_cli, tree
 from cryosse.cli import main
 from cryosse.geometry import write_map
 from cryosse.model import DeepSSETracerUNet, save_checkpoint
-
-ROOT = Path(__file__).resolve().parents[1]
-STRUCTURE = ROOT / "data" / "demo_structures" / "2XDG.cif.gz"  # a small bundled wwPDB entry
-CHAIN = "A"
-
-
-def tree(path: Path) -> dict[str, bytes | None]:
-    """Every file and folder below ``path`` (hidden ones too) with its bytes: what must not change."""
-    return {
-        str(p.relative_to(path)): (p.read_bytes() if p.is_file() else None) for p in sorted(path.rglob("*"))
-    }
-
-
-def run(argv: list[str], capsys) -> tuple[int, str]:
-    """Run the CLI; return (exit code, stderr) and check the message is one line without a traceback."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse refuses an option's value: exit 2 (a usage error)
-        code = exc.code
-    err = capsys.readouterr().err
-    if code != 0:
-        lines = [ln for ln in err.splitlines() if ln.startswith("cryosse") and ": error: " in ln]
-        assert len(lines) == 1, err
-        assert "Traceback" not in err, err
-    return code, err
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> tuple[Path, Path]:
-    """A map simulated at 6 A from a bundled structure, and that structure."""
-    folder = tmp_path_factory.mktemp("inputs")
-    sim = simulate_density(gemmi.read_structure(str(STRUCTURE)), 6.0, 1.2, 10.0, 0.05, 0, 1)
-    map_path = folder / "sim.mrc"
-    write_map(map_path, sim.data, sim.geometry)
-    return map_path, STRUCTURE
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, DeepSSETracerUNet(width=0.125), loss={"name": "FL_DL", "gamma": 1.0}, split=0)
-    return path
 
 
 def build_pair_args(map_path: Path, model: Path, out: Path) -> list:
@@ -80,7 +37,7 @@ def test_build_pair_refuses_a_folder_of_other_files(tmp_path, inputs, capsys):
     (out / "figures").mkdir()
     (out / "figures" / "f1.png").write_bytes(b"\x89PNG")
     before = tree(tmp_path)
-    code, err = run(build_pair_args(*inputs, out), capsys)
+    code, err = run_cli(build_pair_args(*inputs, out), capsys)
     assert code == 1 and str(out) in err and "not a pair folder" in err
     assert tree(tmp_path) == before
 
@@ -93,7 +50,7 @@ def test_build_pair_refuses_the_folder_of_its_inputs(tmp_path, inputs, capsys):
     (folder / "model.cif.gz").write_bytes(src_model.read_bytes())
     before = tree(tmp_path)
     for out in (folder, tmp_path):  # the inputs' own folder, and a folder above it
-        code, err = run(build_pair_args(folder / "map.mrc", folder / "model.cif.gz", out), capsys)
+        code, err = run_cli(build_pair_args(folder / "map.mrc", folder / "model.cif.gz", out), capsys)
         assert code == 1 and "holds the input" in err and str(out) in err
         assert tree(tmp_path) == before
 
@@ -101,7 +58,7 @@ def test_build_pair_refuses_the_folder_of_its_inputs(tmp_path, inputs, capsys):
 def test_build_pair_refuses_a_file_and_leaves_no_hidden_copy(tmp_path, inputs, capsys):
     out = tmp_path / "results.txt"
     out.write_text("a user's file")
-    code, err = run(build_pair_args(*inputs, out), capsys)
+    code, err = run_cli(build_pair_args(*inputs, out), capsys)
     assert code == 1 and "not a folder" in err and str(out) in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.txt"]
     assert out.read_text() == "a user's file"
@@ -110,15 +67,15 @@ def test_build_pair_refuses_a_file_and_leaves_no_hidden_copy(tmp_path, inputs, c
 def test_build_pair_replaces_only_its_own_pair_folder(tmp_path, inputs, capsys):
     out = tmp_path / "pair"
     out.mkdir()  # an empty folder is fine
-    assert run(build_pair_args(*inputs, out), capsys)[0] == 0
+    assert run_cli(build_pair_args(*inputs, out), capsys)[0] == 0
     first = tree(out)
     assert set(first) == {"map.mrc", "labels.mrc", "arrays.npz", "record.json"}
-    assert run(build_pair_args(*inputs, out), capsys)[0] == 0  # its own pair folder: replaced
+    assert run_cli(build_pair_args(*inputs, out), capsys)[0] == 0  # its own pair folder: replaced
     assert set(tree(out)) == set(first)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pair"]  # no staging or .old folder left
     (out / "notes.txt").write_text("the user's notes beside the pair")
     before = tree(tmp_path)
-    code, err = run(build_pair_args(*inputs, out), capsys)
+    code, err = run_cli(build_pair_args(*inputs, out), capsys)
     assert code == 1 and "notes.txt" in err
     assert tree(tmp_path) == before
 
@@ -130,7 +87,7 @@ def test_build_pair_removes_staging_left_by_a_killed_run(tmp_path, inputs, capsy
     (stale / "map.mrc").write_bytes(b"half")
     live = tmp_path / f".pair.tmp-{os.getpid()}-efgh"  # a live process's: left alone
     live.mkdir()
-    assert run(build_pair_args(*inputs, tmp_path / "pair"), capsys)[0] == 0
+    assert run_cli(build_pair_args(*inputs, tmp_path / "pair"), capsys)[0] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "pair"]
 
 
@@ -143,7 +100,9 @@ def test_bad_entry_id_writes_nothing(tmp_path, monkeypatch, capsys, command, ent
     work = tmp_path / "a" / "b" / "c"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
-    code, err = run([command, entry, "--source", "local"] if command == "fetch" else [command, entry], capsys)
+    code, err = run_cli(
+        [command, entry, "--source", "local"] if command == "fetch" else [command, entry], capsys
+    )
     assert code == 1 and entry in err and "nothing was written" in err
     assert tree(tmp_path) == {"a": None, "a/b": None, "a/b/c": None}
 
@@ -179,7 +138,7 @@ def test_predict_sigterm_while_writing_leaves_nothing(tmp_path, inputs, tiny_ckp
 
 def test_predict_removes_stale_staging_and_never_mixes_two_predictions(tmp_path, inputs, tiny_ckpt, capsys):
     out = tmp_path / "out"
-    assert run(["predict", inputs[0], "-o", out, "--model", tiny_ckpt], capsys)[0] == 0
+    assert run_cli(["predict", inputs[0], "-o", out, "--model", tiny_ckpt], capsys)[0] == 0
     assert (out / "helix_trimmed.mrc").exists()
     dead = 2**22 + 54321
     stale = out / f".cryosse-predict-{dead}-xyz"
@@ -195,7 +154,7 @@ def test_predict_removes_stale_staging_and_never_mixes_two_predictions(tmp_path,
         rng.gamma(2.0, size=(20, 24, 28)).astype(np.float32),
         MapGeometry((20, 24, 28), (1.0,) * 3, (0.0,) * 3),
     )
-    assert run(["predict", small, "-o", out, "--model", tiny_ckpt], capsys)[0] == 0
+    assert run_cli(["predict", small, "-o", out, "--model", tiny_ckpt], capsys)[0] == 0
     from cryosse.io import read_json
 
     summary = read_json(out / "summary.json")
@@ -209,7 +168,7 @@ def test_predict_refuses_to_overwrite_its_input(tmp_path, inputs, tiny_ckpt, cap
     src = folder / "helix.mrc"
     src.write_bytes(inputs[0].read_bytes())
     before = tree(tmp_path)
-    code, err = run(["predict", src, "-o", folder, "--model", tiny_ckpt], capsys)
+    code, err = run_cli(["predict", src, "-o", folder, "--model", tiny_ckpt], capsys)
     assert code == 1 and "would be overwritten" in err and str(src) in err
     assert tree(tmp_path) == before
 
@@ -229,7 +188,7 @@ def test_a_folder_given_as_an_input(tmp_path, inputs, tiny_ckpt, capsys):
         ["acquire-tables", folder, "-o", tmp_path / "o5"],
     ]
     for argv in cases:
-        code, err = run(argv, capsys)
+        code, err = run_cli(argv, capsys)
         assert code == 1 and str(folder) in err and ("folder" in err or "directory" in err.lower()), (
             argv,
             err,
@@ -246,7 +205,7 @@ def test_an_output_that_cannot_be_written(tmp_path, inputs, tiny_ckpt, capsys):
         build_pair_args(*inputs, out),
         ["simulate", "EMD-90004", "--pdb", "2XDG", "-c", ROOT / "config" / "demo.yaml", "-o", out],
     ):
-        code, err = run(argv, capsys)
+        code, err = run_cli(argv, capsys)
         assert code == 1 and str(blocker) in err, (argv, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"] and blocker.read_text() == "x"
 
@@ -254,7 +213,7 @@ def test_an_output_that_cannot_be_written(tmp_path, inputs, tiny_ckpt, capsys):
 def test_fetch_o_naming_a_file(tmp_path, capsys):
     f = tmp_path / "notes.txt"
     f.write_text("mine")
-    code, err = run(
+    code, err = run_cli(
         ["simulate", "EMD-90004", "--pdb", "2XDG", "-c", ROOT / "config" / "demo.yaml", "-o", f], capsys
     )
     assert code == 1 and str(f) in err and "not a folder" in err and f.read_text() == "mine"
@@ -272,7 +231,7 @@ def test_mrc_with_a_negative_extended_header(tmp_path, tiny_ckpt, capsys):
     raw = bytearray(path.read_bytes())
     raw[92:96] = struct.pack("<i", -4000)
     path.write_bytes(bytes(raw))
-    code, err = run(["predict", path, "-o", tmp_path / "o", "--model", tiny_ckpt], capsys)
+    code, err = run_cli(["predict", path, "-o", tmp_path / "o", "--model", tiny_ckpt], capsys)
     assert code == 1 and str(path) in err and "extended header" in err and not (tmp_path / "o").exists()
 
 
@@ -307,7 +266,7 @@ def test_bad_config_files_are_named(tmp_path, inputs, capsys, kind):
         build_pair_args(*inputs, tmp_path / "pair") + ["--config", cfg],
         ["query-emdb", "-c", cfg, "-o", tmp_path / "entries.tsv"],
     ):
-        code, err = run(argv, capsys)
+        code, err = run_cli(argv, capsys)
         assert code == 1 and str(cfg) in err and message in err, (argv, err)
     assert tree(tmp_path) == before  # no empty entry folder, no pair, no table
 
@@ -316,7 +275,7 @@ def test_acquire_tables_names_a_bad_record(tmp_path, capsys):
     for name, text in (("list.json", "[1, 2]"), ("text.json", "not json at all"), ("empty.json", "")):
         rec = tmp_path / name
         rec.write_text(text)
-        code, err = run(["acquire-tables", rec, "-o", tmp_path / "t"], capsys)
+        code, err = run_cli(["acquire-tables", rec, "-o", tmp_path / "t"], capsys)
         assert code == 1 and str(rec) in err and "record" in err
     assert not (tmp_path / "t").exists()
 
@@ -337,7 +296,7 @@ def _pdb_with(inputs, tmp_path: Path, edit) -> Path:
     [("-1", "--contour"), ("nan", "--contour"), ("inf", "--contour"), ("0", "--contour")],
 )
 def test_build_pair_refuses_bad_contours(tmp_path, inputs, capsys, value, message):
-    code, err = run(build_pair_args(*inputs, tmp_path / "p") + ["--contour", value], capsys)
+    code, err = run_cli(build_pair_args(*inputs, tmp_path / "p") + ["--contour", value], capsys)
     assert code == 2 and message in err and value in err and not (tmp_path / "p").exists()
 
 
@@ -345,7 +304,7 @@ def test_build_pair_refuses_bad_contours(tmp_path, inputs, capsys, value, messag
 def test_build_pair_refuses_bad_resolutions(tmp_path, inputs, capsys, value):
     args = [a for a in build_pair_args(*inputs, tmp_path / "p")]
     args[args.index("--resolution") + 1] = value
-    code, err = run(args, capsys)
+    code, err = run_cli(args, capsys)
     assert code == 2 and "--resolution" in err and not (tmp_path / "p").exists()
 
 
@@ -364,7 +323,7 @@ def test_build_pair_refuses_short_chains_and_bad_coordinates(tmp_path, inputs, c
         return keep
 
     model = _pdb_with(inputs, tmp_path, short)
-    code, err = run(build_pair_args(inputs[0], model, tmp_path / "p"), capsys)
+    code, err = run_cli(build_pair_args(inputs[0], model, tmp_path / "p"), capsys)
     assert code == 1 and "5 residues" in err and "< 30" in err and not (tmp_path / "p").exists()
 
     def nan(lines):
@@ -379,7 +338,7 @@ def test_build_pair_refuses_short_chains_and_bad_coordinates(tmp_path, inputs, c
 
     for edit, word in ((nan, "not finite"), (garbage, "not numbers")):
         model = _pdb_with(inputs, tmp_path, edit)
-        code, err = run(build_pair_args(inputs[0], model, tmp_path / "p"), capsys)
+        code, err = run_cli(build_pair_args(inputs[0], model, tmp_path / "p"), capsys)
         assert code == 1 and str(model) in err and word in err and not (tmp_path / "p").exists()
 
 
@@ -389,7 +348,9 @@ def test_build_pair_refuses_short_chains_and_bad_coordinates(tmp_path, inputs, c
 @pytest.mark.parametrize("option,value", [("--spacing", "nan"), ("--spacing", "0"), ("--trim", "nan"),
                                           ("--trim", "-2"), ("--tile", "-1"), ("--threads", "0")])  # fmt: skip
 def test_predict_refuses_bad_numbers(tmp_path, inputs, tiny_ckpt, capsys, option, value):
-    code, err = run(["predict", inputs[0], "-o", tmp_path / "o", "--model", tiny_ckpt, option, value], capsys)
+    code, err = run_cli(
+        ["predict", inputs[0], "-o", tmp_path / "o", "--model", tiny_ckpt, option, value], capsys
+    )
     assert code == 2 and option in err and not (tmp_path / "o").exists()
 
 
@@ -405,7 +366,7 @@ def _ckpt(tmp_path: Path, **args) -> Path:
 )
 def test_predict_refuses_checkpoints_of_another_shape(tmp_path, inputs, capsys, args, message):
     ck = _ckpt(tmp_path, **args)
-    code, err = run(["predict", inputs[0], "-o", tmp_path / "o", "--model", ck], capsys)
+    code, err = run_cli(["predict", inputs[0], "-o", tmp_path / "o", "--model", ck], capsys)
     assert code == 1 and str(ck) in err and message in err and not (tmp_path / "o").exists()
 
 
@@ -414,7 +375,7 @@ def test_a_pickled_checkpoint_is_refused_without_advice_to_unpickle(tmp_path, in
 
     ck = tmp_path / "pickled.pt"
     torch.save({"format": "cryosse-checkpoint/1", "thing": pickle.dumps}, ck)  # a function: needs unpickling
-    code, err = run(["predict", inputs[0], "-o", tmp_path / "o", "--model", ck], capsys)
+    code, err = run_cli(["predict", inputs[0], "-o", tmp_path / "o", "--model", ck], capsys)
     assert code == 1 and str(ck) in err and "pickle" in err
     assert "weights_only" not in err and not (tmp_path / "o").exists()
 
@@ -428,7 +389,7 @@ def test_voxel_sizes_no_map_has(tmp_path, tiny_ckpt, capsys):
         np.random.default_rng(0).random((30, 30, 30)).astype(np.float32),
         MapGeometry((30, 30, 30), (0.001,) * 3, (0.0,) * 3),
     )
-    code, err = run(["predict", tiny, "-o", tmp_path / "o", "--model", tiny_ckpt], capsys)
+    code, err = run_cli(["predict", tiny, "-o", tmp_path / "o", "--model", tiny_ckpt], capsys)
     assert code == 1 and str(tiny) in err and "voxel size" in err and "damaged header" in err
     assert not (tmp_path / "o").exists()
 
@@ -456,7 +417,7 @@ def _table(
     ],
 )
 def test_aggregate_refuses_what_cannot_be_averaged(tmp_path, capsys, rows, message):
-    code, err = run(["aggregate", _table(tmp_path, rows)], capsys)
+    code, err = run_cli(["aggregate", _table(tmp_path, rows)], capsys)
     assert code == 1 and message in err, err
 
 
@@ -465,7 +426,7 @@ def test_aggregate_refuses_what_cannot_be_averaged(tmp_path, capsys, rows, messa
     [(["--ci", "1.5"], "--ci"), (["--bootstrap", "-5"], "--bootstrap"), (["--ci", "nan"], "--ci")],
 )
 def test_aggregate_options(tmp_path, capsys, argv, option):
-    code, err = run(["aggregate", _table(tmp_path, ["a\t10\t5\t50\t40"]), *argv], capsys)
+    code, err = run_cli(["aggregate", _table(tmp_path, ["a\t10\t5\t50\t40"]), *argv], capsys)
     assert code == 2 and option in err
 
 
@@ -475,7 +436,7 @@ def test_aggregate_options(tmp_path, capsys, argv, option):
 def test_pair_folders_follow_the_umask(tmp_path, inputs, capsys):
     old = os.umask(0o022)
     try:
-        assert run(build_pair_args(*inputs, tmp_path / "pair"), capsys)[0] == 0
+        assert run_cli(build_pair_args(*inputs, tmp_path / "pair"), capsys)[0] == 0
     finally:
         os.umask(old)
     assert (tmp_path / "pair").stat().st_mode & 0o777 == 0o755

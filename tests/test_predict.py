@@ -46,15 +46,6 @@ MASKS = ("helix.mrc", "sheet.mrc", "helix_prob.mrc", "sheet_prob.mrc")
 
 
 @pytest.fixture(scope="session")
-def tiny_ckpt(tmp_path_factory):
-    """A random-weight width-0.125 network (fast; its predictions mean nothing)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, DeepSSETracerUNet(width=0.125), loss={"name": "FL_DL", "gamma": 1.0}, split=0)
-    return path
-
-
-@pytest.fixture(scope="session")
 def trained(real, tmp_path_factory):
     """A width-0.125 network trained briefly on EMD-8518 / 5U8S chain A with the authors'
     voxel labels, so that its predictions have realistic confidence (a random network's
