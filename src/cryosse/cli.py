@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 
-from cryosse import __version__
+from cryosse import __version__, paths
 
 _MODULES = (
     "cryosse.config",
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        paths.check(args)
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         # Package errors carry the input and the cause in their message.

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from cryosse import paths
+
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the file (or key) and the cause."""
@@ -186,3 +188,4 @@ def add_cli(subparsers: Any) -> None:
         help="require the workflow's top-level keys (source, entries), as snakemake does",
     )
     p.set_defaults(func=_cmd_check)
+    paths.declare(p, inputs=["files"])

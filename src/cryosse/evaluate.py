@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryosse import paths
 from cryosse.argtypes import AT_LEAST_ONE, COUNT, POSITIVE, number
 from cryosse.classes import CLASS_COUNTS, NAMES, NUCLEIC, PAPER_CLASSES, dataset_classes
 from cryosse.geometry import MapGeometry, voxels_within
@@ -466,6 +467,7 @@ def add_cli(subparsers: Any) -> None:
         "--format", choices=["text", "tsv"], default="text", help="tab-separated text, or a TSV table"
     )
     p.set_defaults(func=_cmd_aggregate)
+    paths.declare(p, inputs=["per_case"])
 
     e = subparsers.add_parser(
         "evaluate", help="predict and score the test cases of one split with one checkpoint"
@@ -490,3 +492,4 @@ def add_cli(subparsers: Any) -> None:
     e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     e.add_argument("--threads", type=AT_LEAST_ONE, default=1, help="CPU threads for PyTorch")
     e.set_defaults(func=_cmd_evaluate)
+    paths.declare(e, inputs=["checkpoint", "split_tsv", "dataset"], outputs=["out"], out_dirs=["pred_dir"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cryosse import paths
 from cryosse.argtypes import AT_LEAST_ONE, COUNT, NON_NEGATIVE, number
 from cryosse.infer import PRECISIONS
 from cryosse.predict import (
@@ -95,6 +96,7 @@ def add_cli(subparsers) -> None:
         " default: the checkpoint's",
     )
     p.set_defaults(func=_run)
+    paths.declare(p, inputs=["map", "model"], out_dirs=["out"])
 
 
 def _add_grid_options(p: argparse.ArgumentParser) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cryosse import paths
+
 
 def _settings(args: argparse.Namespace, source: str | None = None):
     from cryosse import config as cfg
@@ -93,6 +95,7 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument("--force", action="store_true", help="replace the -o file if it exists")
     p.set_defaults(func=_query)
+    paths.declare(p, inputs=["config"], outputs=["output"])
 
     for name, source, hlp in (
         ("fetch", None, "acquire one entry (source from the config or --source) and write its record.json"),
@@ -113,6 +116,7 @@ def add_cli(subparsers) -> None:
             )
         p.add_argument("-o", "--out-dir", help="entry folder (default: {resources}/archive/{entry})")
         p.set_defaults(func=(lambda a, s=source: _fetch(a, s)))
+        paths.declare(p, inputs=["config"], out_dirs=["out_dir"])
 
     p = subparsers.add_parser(
         "acquire-tables", help="gather record.json files into entries/rejected/manifest tables"
@@ -120,3 +124,4 @@ def add_cli(subparsers) -> None:
     p.add_argument("records", nargs="+", help="record.json files")
     p.add_argument("-o", "--out-dir", default="results/acquire", help="folder of the three tables")
     p.set_defaults(func=_tables)
+    paths.declare(p, inputs=["records"], out_dirs=["out_dir"])

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+from cryosse import paths
 from cryosse.argtypes import FRACTION, POSITIVE, number
 
 
@@ -74,6 +75,7 @@ def add_cli(subparsers) -> None:
         " 0 keeps a tight crop around the chain, its voxels beyond the map left out of the scores",
     )
     p.set_defaults(func=_build_pair)
+    paths.declare(p, inputs=["map", "model", "config"], out_dirs=["out"])
 
 
 def map_entry_id(path: str | Path) -> str:

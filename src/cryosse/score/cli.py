@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cryosse import paths
 from cryosse.argtypes import POSITIVE, number
 from cryosse.evaluate import TIE_RULES, load_pair_arrays
 from cryosse.io import write_json
@@ -229,6 +230,9 @@ def add_cli(subparsers: Any) -> None:
     _add_reference_options(p)
     _add_scoring_options(p)
     p.set_defaults(func=_cmd_score)
+    paths.declare(
+        p, inputs=["helix", "sheet", "labels", "pair", "map", "model", "truth", "config"], outputs=["json"]
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cryosse import paths
 from cryosse.argtypes import AT_LEAST_ONE, COUNT, FRACTION, POSITIVE, number
 from cryosse.splits.assign import make_splits
 from cryosse.splits.audit import audit_splits
@@ -122,6 +123,7 @@ def _add_cluster(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="output clusters.tsv")
     _search_args(p)
     p.set_defaults(func=_cmd_cluster)
+    paths.declare(p, inputs=["dataset"], outputs=["fasta", "out"])
 
 
 def _add_make_splits(subparsers: Any) -> None:
@@ -181,6 +183,11 @@ def _add_make_splits(subparsers: Any) -> None:
     p.add_argument("--dataset-rejected", help="results/dataset/rejected.tsv")
     p.add_argument("--acquire-rejected", help="results/acquire/rejected.tsv")
     p.set_defaults(func=_cmd_make_splits)
+    paths.declare(
+        p,
+        inputs=["dataset", "clusters", "paper_cases", "entries", "dataset_rejected", "acquire_rejected"],
+        out_dirs=["out_dir"],
+    )
 
 
 def _add_audit(subparsers: Any) -> None:
@@ -205,3 +212,4 @@ def _add_audit(subparsers: Any) -> None:
     )
     _search_args(p)
     p.set_defaults(func=_cmd_audit)
+    paths.declare(p, inputs=["fasta", "splits", "dataset"], outputs=["out_tsv", "out_md"])

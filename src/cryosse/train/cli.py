@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cryosse import paths
 from cryosse.argtypes import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, number
 from cryosse.losses import LOSSES
 from cryosse.model import INITS
@@ -97,6 +98,7 @@ def _add_train(subparsers: Any) -> None:
     p.add_argument("--threads", type=COUNT, default=d.threads, help="torch CPU threads (0 = torch's default)")
     _add_training_options(p, d)
     p.set_defaults(func=_cmd_train)
+    paths.declare(p, inputs=["dataset", "split_table", "init_from"], out_dirs=["out"])
 
 
 def _add_training_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
@@ -172,3 +174,4 @@ def _add_select(subparsers: Any) -> None:
         help="losses that must each have a checkpoint (default: those found)",
     )
     s.set_defaults(func=_cmd_select)
+    paths.declare(s, inputs=["checkpoints"], outputs=["table"], out_dirs=["models_dir"])
