@@ -25,7 +25,7 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 
-from cryosse.io import atomic_path, is_gzip
+from cryosse.io import atomic_path, is_gzip, map_bytes
 
 _MODE_DTYPES = {0: np.int8, 1: np.int16, 2: np.float32, 6: np.uint16, 12: np.float16}
 
@@ -187,12 +187,19 @@ def read_map(path: str | os.PathLike, mmap: bool = True) -> DensityMap:
         if not (0 < int(header["nx"]) < 100000 and 1 <= int(header["mapc"]) <= 3):
             raise MapError(f"{path}: not an MRC/CCP4 map (no 'MAP ' identifier and implausible header)")
     n_crs, mode, axes, voxel = _check_header(path, header)
+    count = n_crs[0] * n_crs[1] * n_crs[2]
+    need = 1024 + int(header["nsymbt"]) + count * np.dtype(_MODE_DTYPES[mode]).itemsize
+    have = map_bytes(path)  # decompressed size for gzip
+    if have > need:  # a wrong mode or wrong dimensions: the data would be read as garbage
+        raise MapError(
+            f"{path}: wrong file length: {have} bytes, the header needs {need}"
+            f" ({n_crs[0]}x{n_crs[1]}x{n_crs[2]} mode {mode}); the data block is too long:"
+            " the header's mode or dimensions do not describe the data"
+        )
     with _open_mrc(path, mmap=mmap) as mrc:
         data, gz = mrc.data, isinstance(mrc, _GzipMrc)
     shape_file = (n_crs[2], n_crs[1], n_crs[0])  # sections, rows, columns
     if data is None or data.shape != shape_file:
-        count = n_crs[0] * n_crs[1] * n_crs[2]
-        need = 1024 + int(header["nsymbt"]) + count * np.dtype(_MODE_DTYPES[mode]).itemsize
         size = "" if gz else f"{path.stat().st_size} bytes, "
         raise MapError(
             f"{path}: wrong file length: {size}the header needs {need}"
