@@ -33,7 +33,7 @@ from cryosse.geometry import MapGeometry, voxels_within
 from cryosse.io import read_tsv, write_tsv
 from cryosse.metrics import confusion, f1_from_counts  # noqa: F401  (re-exported)
 from cryosse.pairfile import CentreBox, read_pair_arrays
-from cryosse.statistics import aggregate, read_per_case, weighted_mean
+from cryosse.statistics import MAX_BOOTSTRAP, aggregate, read_per_case, weighted_mean
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +386,10 @@ def _cmd_aggregate(args: Any) -> int:
         if not (args.weight_helix and args.weight_sheet):
             raise ValueError("give both --weight-helix and --weight-sheet")
         weights = {"helix": args.weight_helix, "sheet": args.weight_sheet}
-    res = aggregate(df, weights=weights, n_boot=args.bootstrap, level=args.ci, seed=args.seed)
+    try:
+        res = aggregate(df, weights=weights, n_boot=args.bootstrap, level=args.ci, seed=args.seed)
+    except ValueError as exc:
+        raise ValueError(f"{args.per_case}: {exc}") from exc
     percent = args.percent
     if percent is None:  # F1 in percent when any average exceeds 1
         vals = res[["helix", "sheet"]].to_numpy(float)
@@ -448,7 +451,10 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--weight-helix", help="column of true helix units (detected when omitted)")
     p.add_argument("--weight-sheet", help="column of true sheet units (detected when omitted)")
     p.add_argument(
-        "--bootstrap", type=COUNT, default=0, help="bootstrap resamples for an interval (0 = none)"
+        "--bootstrap",
+        type=number(0, MAX_BOOTSTRAP, integer=True),
+        default=0,
+        help=f"bootstrap resamples for an interval (0 = none; at most {MAX_BOOTSTRAP:,})",
     )
     p.add_argument(
         "--ci",
@@ -456,7 +462,7 @@ def add_cli(subparsers: Any) -> None:
         default=0.95,
         help="confidence level of the interval, in (0, 1) (default 0.95)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    p.add_argument("--seed", type=COUNT, default=0, help="seed of the bootstrap resampling (>= 0)")
     p.add_argument(
         "--percent",
         action=argparse.BooleanOptionalAction,

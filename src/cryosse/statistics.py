@@ -34,6 +34,21 @@ def weighted_mean(f1: Iterable[float], weights: Iterable[float]) -> float:
     return float((f[ok] * w[ok]).sum() / w[ok].sum())
 
 
+#: most bootstrap resamples: their means take 8 bytes each (80 MB), and resampling runs in chunks
+#: of BOOTSTRAP_CHUNK case draws, so memory stays near 300 MB whatever the table's size
+MAX_BOOTSTRAP = 10_000_000
+BOOTSTRAP_CHUNK = 1 << 22
+
+
+def check_bootstrap(n_boot: int) -> None:
+    """Refuse a resample count the memory budget above cannot hold."""
+    if n_boot > MAX_BOOTSTRAP:
+        raise ValueError(
+            f"{n_boot:,} bootstrap resamples is more than the {MAX_BOOTSTRAP:,} allowed (their means alone"
+            f" would take {8 * n_boot / 1e9:.1f} GB); 10,000 give a 95% interval to about 0.1 point"
+        )
+
+
 def bootstrap_ci(
     f1: np.ndarray,
     weights: np.ndarray,
@@ -48,12 +63,17 @@ def bootstrap_ci(
     n = len(f)
     if n_boot <= 0 or n == 0 or not (w > 0).any():
         return math.nan, math.nan
+    check_bootstrap(n_boot)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    ws = w[idx]
-    tot = ws.sum(1)
-    ok = tot > 0
-    means = (f[idx] * ws).sum(1)[ok] / tot[ok]
+    means = np.empty(n_boot)
+    per_chunk = max(1, BOOTSTRAP_CHUNK // n)  # resamples drawn at once: memory stays bounded
+    for start in range(0, n_boot, per_chunk):
+        idx = rng.integers(0, n, size=(min(per_chunk, n_boot - start), n))
+        ws = w[idx]
+        tot = ws.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[start : start + len(idx)] = (f[idx] * ws).sum(1) / tot
+    means = means[np.isfinite(means)]
     if len(means) == 0:
         return math.nan, math.nan
     a = (1.0 - level) / 2.0
@@ -127,8 +147,14 @@ def read_per_case(path: str | os.PathLike) -> pd.DataFrame:
     lines = [
         ln for ln in path.read_text(errors="replace").splitlines() if ln.strip() and not ln.startswith("#")
     ]
+    if not lines:
+        raise ValueError(f"{path}: the per-case table is empty (no header, no rows)")
     if lines:
-        width = len(lines[0].split("\t"))
+        header = lines[0].split("\t")
+        dup = sorted({c for c in header if header.count(c) > 1})
+        if dup:
+            raise ValueError(f"{path}: column(s) {', '.join(dup)} appear more than once in the header")
+        width = len(header)
         for i, ln in enumerate(lines[1:], start=2):
             if len(ln.split("\t")) != width:
                 raise ValueError(
@@ -137,6 +163,11 @@ def read_per_case(path: str | os.PathLike) -> pd.DataFrame:
     df = read_tsv(path, comment="#")
     if df.empty:
         raise ValueError(f"{path}: the per-case table has no rows")
+    for col in df.columns:  # F1s and counts per class must be numbers
+        if re.fullmatch(r".+_(helix|sheet)", str(col)) and not pd.api.types.is_numeric_dtype(df[col]):
+            values = pd.to_numeric(df[col], errors="coerce")
+            i = int(np.flatnonzero(values.isna() & df[col].notna())[0])
+            raise ValueError(f"{path}: row {i + 2}, column {col}: {df[col].iloc[i]!r} is not a number")
     ids = _case_ids(df)
     dup = sorted(set(ids[ids.duplicated()]))
     if dup:
@@ -156,6 +187,15 @@ def _check_values(df: pd.DataFrame, f1_cols: list[str], weight_cols: list[str]) 
     ids = _case_ids(df)
     f1 = df[f1_cols].to_numpy(float)
     top = 100.0 if np.nanmax(f1, initial=0.0) > 1.0 else 1.0
+    if top == 100.0:  # percent: a row whose every F1 is a fraction (0-1) was written in the other unit
+        row_max = np.nanmax(np.where(np.isfinite(f1), f1, -1.0), axis=1)
+        frac = np.flatnonzero((row_max > 0) & (row_max <= 1.0))
+        if len(frac):
+            shown = ", ".join(str(ids.iloc[i]) for i in frac[:3]) + (" ..." if len(frac) > 3 else "")
+            raise ValueError(
+                f"case(s) {shown}: every F1 is between 0 and 1 while other rows are in percent (above 1);"
+                " the table mixes fractions and percent: write every row in one unit"
+            )
     for col in f1_cols:
         v = df[col].to_numpy(float)
         bad = np.isfinite(v) & ((v < 0) | (v > top)) | np.isinf(v)
@@ -205,6 +245,7 @@ def aggregate(
         raise ValueError(f"confidence level {level} must lie in (0, 1)")
     if n_boot < 0:
         raise ValueError(f"bootstrap resamples {n_boot} must be >= 0")
+    check_bootstrap(n_boot)
     f1_cols = [f"{n}_{c}" for n in names for c in SCORED if f"{n}_{c}" in df.columns]
     w_cols = sorted(
         {
