@@ -18,3 +18,27 @@ def normalise_density(box: np.ndarray) -> np.ndarray:
     if sd == 0:
         raise ValueError("density is constant after normalisation; nothing to segment")
     return ((out - out.mean()) / sd).astype(np.float32)
+
+
+def value_range(data: np.ndarray, slab: int = 16) -> tuple[float, float]:
+    """Smallest and largest value of a map's data [z, y, x], read in slabs (no full copy)."""
+    lo, hi = np.inf, -np.inf
+    for z in range(0, data.shape[0], slab):
+        block = np.asarray(data[z : z + slab])
+        lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+    return lo, hi
+
+
+def contour_check(level: float, data: np.ndarray) -> tuple[str | None, str | None]:
+    """(why ``level`` leaves nothing of the map, why it changes nothing): at or above the map's
+    maximum no voxel counts as density; below its minimum the level masks nothing."""
+    lo, hi = value_range(data)
+    span = f"(its values run from {lo:g} to {hi:g})"
+    if level >= hi:
+        return (
+            f"the contour level {level:g} is at or above the map's maximum {span}: no voxel would count as density",
+            None,
+        )
+    if level < lo:
+        return None, f"the contour level {level:g} is below the map's minimum {span}: it masks nothing"
+    return None, None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cryosse.density import contour_check
 from cryosse.geometry import DensityMap, MapError, MapGeometry, box_geometry, resample
 
 
@@ -102,6 +103,8 @@ def _drop_mapped_pages(arr: np.ndarray) -> None:
 def contour_level(dmap: DensityMap, given: float | None, contour_sd: float) -> tuple[float, str]:
     """The author contour when given, else mean + ``contour_sd`` sd of the full map ('estimated')."""
     if given is not None and np.isfinite(given):
+        if (why := contour_check(float(given), dmap.data)[0]) is not None:
+            raise MapError(f"{dmap.path}: {why}")
         return float(given), "author"
     mean, sd = map_statistics(dmap)
     if sd == 0:

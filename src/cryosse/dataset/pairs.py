@@ -184,12 +184,18 @@ def build_pair(
     ca_chain = model.ca[idx]
     box = chain_box(atoms, dmap.geometry, params.padding, params.spacing)
     geom = box.geometry
+    edge = max(geom.shape_xyz) * params.spacing
+    if edge > MAX_BOX_EDGE_A:
+        raise PairRejected(
+            f"the chain's box would be {'x'.join(map(str, geom.shape_xyz))} voxels ({edge:.0f} A across; at most"
+            f" {MAX_BOX_EDGE_A:.0f} A){_outliers(dmap, model, idx, atoms)}"
+        )
     inside = box_inside(geom, dmap.geometry)
     box_in = round(float(inside.mean()), 4)
     if box_in < params.min_box_inside:
         raise PairRejected(
             f"only {100 * box_in:.0f}% of the box lies inside the map (need {100 * params.min_box_inside:.0f}%):"
-            " the map is cropped or small around this chain",
+            f" the map is cropped or small around this chain{_outliers(dmap, model, idx, atoms)}",
             {"box_inside": box_in},
         )
     try:
@@ -250,6 +256,33 @@ def _record(pid: str, ids: dict, chain: str, model: Model, box: Box, counts: dic
         "params": _params_dict(params),
         "cryosse_version": __version__,
     }  # fmt: skip
+
+
+#: the largest box edge a pair may have: a chain several times longer than any protein chain
+#: in a cryo-EM map means an atom far from the rest (a typo in the coordinates)
+MAX_BOX_EDGE_A = 600.0
+
+
+def _outliers(dmap: DensityMap, model: Model, idx: np.ndarray, atoms: np.ndarray, shown: int = 3) -> str:
+    """'; beyond the map: ...' naming the residues whose CA (else the atoms) lie farthest outside it."""
+    lower, upper = dmap.geometry.lower, dmap.geometry.upper
+
+    def beyond(xyz: np.ndarray) -> np.ndarray:  # distance outside the map's extent, 0 inside
+        return np.linalg.norm(np.maximum(lower - xyz, 0) + np.maximum(xyz - upper, 0), axis=1)
+
+    ca = model.ca[idx]
+    far = beyond(ca)
+    if (far > 0).any():
+        order = np.argsort(-far)[: min(shown, int((far > 0).sum()))]
+        named = [f"residue {model.keys[idx[i]][0]} {model.keys[idx[i]][1]}{model.keys[idx[i]][2]}".rstrip()
+                 + f" (CA at {tuple(round(float(v), 1) for v in ca[i])})" for i in order]  # fmt: skip
+        return f"; {int((far > 0).sum())} CA atom(s) lie beyond the map, farthest: {', '.join(named)}"
+    far = beyond(atoms)
+    if (far > 0).any():
+        order = np.argsort(-far)[:shown]
+        named = [str(tuple(round(float(v), 1) for v in atoms[i])) for i in order]
+        return f"; {int((far > 0).sum())} atom(s) lie beyond the map, farthest at {', '.join(named)} A"
+    return ""
 
 
 def _chain_in_map(
