@@ -37,6 +37,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ import torch
 from cryosse import __version__
 from cryosse.chimerax import chimerax_script
 from cryosse.classes import check_classes, class_names
+from cryosse.density import contour_check
 from cryosse.geometry import (
     DensityMap,
     MapGeometry,
@@ -154,6 +156,10 @@ def resolve_model_path(model: str | os.PathLike | None) -> Path:
     return shipped
 
 
+class NonFiniteOutput(ValueError):
+    """The network gave NaN or infinite outputs (damaged or diverged weights)."""
+
+
 @dataclass
 class Prediction:
     """Probabilities and masks on the input's frame, with what made them."""
@@ -244,6 +250,8 @@ def segment(
     classes = tuple(range(1, n_classes))  # background is one minus their sum
     probs = _tiled_probabilities(fast, density, plan, tile, overlap, classes)
     timing["network"] = time.perf_counter() - t0
+    if not np.isfinite(probs).all():
+        raise NonFiniteOutput("the network's outputs are not finite (NaN or infinity)")
     del density
 
     t0 = time.perf_counter()
@@ -254,7 +262,7 @@ def segment(
                 for i in range(len(classes))]  # fmt: skip
     del probs
     if contour is not None:  # below the user's contour level: background, whatever the network says
-        low = np.asarray(dmap.data) < contour
+        low = np.asarray(dmap.data) < np.float64(contour)  # float64: no overflow at +-1e39
         for b in back:
             b[low] = 0.0
     masks = labels_from_probabilities(*back)
@@ -326,55 +334,90 @@ def predict_map(
     t_start = time.perf_counter()
     map_path, out_dir = Path(map_path), Path(out_dir)
     _check_request(map_path, out_dir, precision, trim)
-    if threads:
-        torch.set_num_threads(int(threads))
-    dev = pick_device(device)
-    ckpt, net, meta, dmap, timing = _load(model, classes, map_path)
-    warnings = input_warnings(dmap.geometry.voxel_size, resolution)
-    for w in warnings:
-        log.warning("%s: %s", map_path, w)
-    pred, details = segment(dmap, net, dev, precision, tile, overlap, spacing, contour)
-    timing.update(pred.timing)
-    geom = pred.geometry
-    n_trim = trim_counts(geom, trim)
-    tgeom = trimmed_geometry(geom, n_trim)
-    inner = (slice(n_trim[2], geom.shape_zyx[0] - n_trim[2]), slice(n_trim[1], geom.shape_zyx[1] - n_trim[1]),
-             slice(n_trim[0], geom.shape_zyx[2] - n_trim[0]))  # fmt: skip
-    summary: dict[str, Any] = {
-        "cryosse_version": __version__,
-        "input": {
-            "path": str(map_path.resolve()),
-            "size_bytes": map_path.stat().st_size,
-            "geometry": geom.to_dict(),
-            **{k: dmap.header.get(k) for k in ("origin_source", "axis_order_crs", "gzip")},
-        },
-        "resolution_A": resolution,
-        "warnings": warnings,
-        "grid": {**pred.grid.to_dict(), "resampled": pred.grid != geom},
-        "model": {
-            "path": str(Path(ckpt).resolve()),
-            "default": model is None,
-            **{k: meta.get(k) for k in MODEL_META},
-        },
-        **details,
-        "contour": contour,
-        "trim_A": trim,
-        "trim_voxels_xyz": list(n_trim),
-        "full": _counts(pred.helix, pred.sheet, geom, pred.nucleic),
-        "trimmed": None,
-    }
-    arrays = _output_arrays(pred)
-    if tgeom is None:
-        summary["trimmed_note"] = f"the map is too small to trim {trim} A from each face; no trimmed outputs"
-    else:
-        nuc = pred.nucleic
-        summary["trimmed"] = _counts(
-            pred.helix[inner], pred.sheet[inner], tgeom, None if nuc is None else nuc[inner]
-        )
-        arrays += [(n.replace(".mrc", "_trimmed.mrc"), a[inner], dt) for n, a, dt in arrays]
-    script = chimerax_script(map_path, out_dir, *_display_level(dmap, contour), pred.nucleic is not None)
-    _publish(out_dir, arrays, geom, tgeom, script, summary, timing, t_start)
-    return summary
+    with _output_lock(out_dir):
+        if threads:
+            torch.set_num_threads(int(threads))
+        dev = pick_device(device)
+        ckpt, net, meta, dmap, timing = _load(model, classes, map_path)
+        warnings = input_warnings(dmap.geometry.voxel_size, resolution)
+        if contour is not None:
+            refusal, warning = contour_check(contour, dmap.data)
+            if refusal:
+                raise ValueError(f"{map_path}: {refusal}")
+            warnings += [warning] if warning else []
+        for w in warnings:
+            log.warning("%s: %s", map_path, w)
+        try:
+            pred, details = segment(dmap, net, dev, precision, tile, overlap, spacing, contour)
+        except NonFiniteOutput as exc:
+            raise RuntimeError(f"{ckpt}: {exc} on {map_path}; the checkpoint's weights are damaged") from exc
+        timing.update(pred.timing)
+        geom = pred.geometry
+        n_trim = trim_counts(geom, trim)
+        tgeom = trimmed_geometry(geom, n_trim)
+        inner = (slice(n_trim[2], geom.shape_zyx[0] - n_trim[2]), slice(n_trim[1], geom.shape_zyx[1] - n_trim[1]),
+                 slice(n_trim[0], geom.shape_zyx[2] - n_trim[0]))  # fmt: skip
+        summary: dict[str, Any] = {
+            "cryosse_version": __version__,
+            "input": {
+                "path": str(map_path.resolve()),
+                "size_bytes": map_path.stat().st_size,
+                "geometry": geom.to_dict(),
+                **{k: dmap.header.get(k) for k in ("origin_source", "axis_order_crs", "gzip")},
+            },
+            "resolution_A": resolution,
+            "warnings": warnings,
+            "grid": {**pred.grid.to_dict(), "resampled": pred.grid != geom},
+            "model": {
+                "path": str(Path(ckpt).resolve()),
+                "default": model is None,
+                **{k: meta.get(k) for k in MODEL_META},
+            },
+            **details,
+            "contour": contour,
+            "trim_A": trim,
+            "trim_voxels_xyz": list(n_trim),
+            "full": _counts(pred.helix, pred.sheet, geom, pred.nucleic),
+            "trimmed": None,
+        }
+        arrays = _output_arrays(pred)
+        if tgeom is None:
+            summary["trimmed_note"] = (
+                f"the map is too small to trim {trim} A from each face; no trimmed outputs"
+            )
+        else:
+            nuc = pred.nucleic
+            summary["trimmed"] = _counts(
+                pred.helix[inner], pred.sheet[inner], tgeom, None if nuc is None else nuc[inner]
+            )
+            arrays += [(n.replace(".mrc", "_trimmed.mrc"), a[inner], dt) for n, a, dt in arrays]
+        script = chimerax_script(map_path, out_dir, *_display_level(dmap, contour), pred.nucleic is not None)
+        _publish(out_dir, arrays, geom, tgeom, script, summary, timing, t_start)
+        return summary
+
+
+@contextlib.contextmanager
+def _output_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir`` (made when missing, removed again if left empty) for one prediction:
+    a second ``cryosse predict`` into the same folder is refused while this one runs."""
+    import fcntl
+
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"{out_dir}: another cryosse predict is writing into this folder; wait for it to"
+                " finish, or choose another output folder"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
 
 
 def _display_level(dmap: DensityMap, contour: float | None) -> tuple[float, str]:
@@ -446,7 +489,8 @@ def _publish(
 ) -> None:
     """Write every output into a staging folder inside ``out_dir``, then move them into place:
     all of them or, on any failure, none (the earlier prediction's files are removed first)."""
-    created = not out_dir.exists()
+    if (out_dir / "summary.json").exists():
+        log.warning("%s: replacing the prediction already there", out_dir)
     remove_stale_staging(out_dir, STAGING_PREFIX)  # left by a run that was killed (SIGKILL)
     stage = staging_dir(out_dir, STAGING_PREFIX)
     names: list[str] = []
@@ -484,5 +528,3 @@ def _publish(
         raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-        if created and not any(out_dir.iterdir()):
-            out_dir.rmdir()
