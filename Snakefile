@@ -1,14 +1,11 @@
 # cryosse: the Mu et al. 2024 (DeepSSETracer 1.1) dataset and loss benchmark.
 # Stages flow one way: acquire -> dataset -> split -> train -> evaluate -> report.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 
 configfile: "config/config.yaml"
-
-
-validate(config, "workflow/schemas/config.schema.yaml")
 
 
 report: "workflow/report/workflow.rst"

@@ -39,9 +39,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             os.fsync(fh.fileno())
         os.chmod(tmp_path, file_mode())  # mkstemp makes files private; outputs follow the umask
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, str(tmp_path)):
+            # e.g. a full disk: name the file being written, not its temporary name (or nothing)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
 
 
@@ -54,9 +57,28 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Ite
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as sorted, indented JSON, atomically (byte-stable for equal input)."""
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=False)
+    except ValueError as exc:  # NaN or infinity: not JSON, and a sign of a value gone wrong upstream
+        raise ValueError(f"{path}: not written: {exc} (NaN or infinity in {_non_finite_keys(obj)})") from exc
     with atomic_write(path) as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True, default=_json_default)
-        fh.write("\n")
+        fh.write(text + "\n")
+
+
+def _non_finite_keys(obj: Any, at: str = "") -> str:
+    """The keys of ``obj`` holding NaN or an infinity, as ``a.b[2]``."""
+    import math
+
+    if isinstance(obj, dict):
+        found = [_non_finite_keys(v, f"{at}.{k}" if at else str(k)) for k, v in obj.items()]
+    elif isinstance(obj, list | tuple):
+        found = [_non_finite_keys(v, f"{at}[{i}]") for i, v in enumerate(obj)]
+    else:
+        try:
+            return at if not math.isfinite(float(obj)) else ""
+        except (TypeError, ValueError):
+            return ""
+    return ", ".join(f for f in found if f)
 
 
 def _json_default(obj: Any) -> Any:

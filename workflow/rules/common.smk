@@ -30,10 +30,21 @@ LOGS = Path(config.get("logs", "logs"))
 from cryosse.acquire.records import read_entry_table
 from cryosse.io import map_bytes
 from cryosse.classes import with_classes
-from cryosse.config import check_rules
+from cryosse.config import ConfigError, check as check_config
 
-# What the schema (validated in the Snakefile) cannot say: ranges, fractions, bands.
-check_rules(config, "config")
+# The config, checked as `cryosse check-config` checks it (schema with its defaults filled in,
+# then the rules across keys); a mistake is one message naming the files and the key.
+try:
+    config.update(
+        check_config(
+            config,
+            "config " + ", ".join(dict.fromkeys(map(str, workflow.configfiles))),
+        )
+    )
+except ConfigError as exc:
+    sys.exit(
+        f"cryosse: error: {exc}\n(`cryosse check-config FILE...` checks config files without running the workflow)"
+    )
 
 # The explicit entry table (static DAG): emdb_id, optional pdb_id and chain
 # (comma-separated; an emdb_id may repeat, one chain per row); ids are checked
