@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,11 +206,16 @@ def acquire_entry(
 ) -> dict[str, Any]:
     """Acquire one entry into ``out_dir`` and write ``out_dir/record.json``; return the record."""
     folder = Path(out_dir)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     rec = empty_record(entry, settings.source)
     try:
         _acquire(entry, folder, settings, rec)
         rec["status"], rec["reason"] = "ok", ""
+    except OSError:  # a full disk, a folder that cannot be written: no record, and no half entry
+        if created and settings.source == "simulate":  # (downloads are kept: they are verified, and reused)
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     except dl.DownloadError as exc:
         if not exc.permanent:  # the archive's trouble, not the entry's: fail the job, record nothing
             raise RuntimeError(
@@ -293,6 +299,22 @@ def _acquire(entry: dict[str, Any], folder: Path, settings: AcquireSettings, rec
     rec["shape_zyx"] = list(geom.shape_zyx)
     rec["map"], rec["header"], rec["model"] = str(map_path), str(header_path), str(model_path)
     rec["files"] = [_file_entry(p, folder) for p in (map_path, header_path, model_path)]
+    _check_chains(entry.get("chains") or [], model_path, pdb_id)
+
+
+def _check_chains(chains: list[str], model_path: Path, pdb_id: str) -> None:
+    """Reject an entry whose chains of interest the model does not have."""
+    if not chains:
+        return
+    import gemmi
+
+    st = gemmi.read_structure(str(model_path))
+    have = [ch.name for ch in st[0]] if len(st) else []
+    missing = [c for c in chains if c not in have]
+    if missing:
+        raise _Reject(
+            f"chain(s) {', '.join(missing)} not in model {pdb_id} (its chains: {', '.join(have) or 'none'})"
+        )
 
 
 # --- tables -----------------------------------------------------------------------
