@@ -193,6 +193,13 @@ def _class_words(n: int) -> str:
     return "background, helix, sheet" + (", nucleic acid" if n == 4 else "")
 
 
+def _looks_like_map(path: Path) -> bool:
+    """Whether the file has an MRC/CCP4 header (the word MAP at byte 208)."""
+    with open(path, "rb") as fh:
+        fh.seek(208)
+        return fh.read(4) == b"MAP "
+
+
 def load_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> tuple[DeepSSETracerUNet, dict]:
@@ -207,10 +214,21 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: no such checkpoint")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not head:
+        raise CheckpointError(f"{path}: the file is empty, not a checkpoint")
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # neither a zip archive (torch.save) nor a pickle
+        raise CheckpointError(
+            f"{path}: not a checkpoint (a PyTorch checkpoint is a zip archive; this file starts with"
+            f" {head!r}{', as a map does' if _looks_like_map(path) else ''})"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for damaged files
-        if "Weights only load failed" in str(exc):  # never repeat torch's advice to unpickle it
+        if "weights_only" in str(exc) or "Weights only" in str(
+            exc
+        ):  # never repeat torch's advice to unpickle
             raise CheckpointError(
                 f"{path}: holds Python objects besides tensors (a pickle, not a cryosse checkpoint); "
                 "refused, since loading it could run code"
@@ -224,6 +242,14 @@ def load_checkpoint(
     if ckpt.get("arch") != ARCH:
         raise CheckpointError(f"{path}: architecture {ckpt.get('arch')!r}, expected {ARCH!r}")
     args = ckpt.get("model_args") if isinstance(ckpt.get("model_args"), dict) else {}
+    for key, value in args.items():
+        if key in ("in_channels", "n_classes", "width", "dropout"):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                raise CheckpointError(
+                    f"{path}: its stored network settings give {key} = {value!r}, not a number; the file is damaged"
+                ) from None
     if int(args.get("in_channels", 1)) != 1:
         raise CheckpointError(
             f"{path}: a network of {args['in_channels']} input channels; cryosse maps have one"
@@ -241,7 +267,7 @@ def load_checkpoint(
     try:
         model = build_model(ckpt["model_args"])
         model.load_state_dict(state)
-    except (TypeError, RuntimeError, KeyError) as exc:
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(
             f"{path}: weights do not fit {ARCH} with {ckpt.get('model_args')}: {exc}"
         ) from exc

@@ -171,6 +171,12 @@ def score_files(
 
 
 def _cmd_score(args: Any) -> int:
+    if args.labels is None and (args.helix is None) != (args.sheet is None):
+        given, missing = ("--helix", "--sheet") if args.sheet is None else ("--sheet", "--helix")
+        raise ValueError(
+            f"{given} without {missing}: give both maps (or one --labels map); a class without its map"
+            " would be scored as all missed"
+        )
     res = score_files(
         helix=args.helix,
         sheet=args.sheet,

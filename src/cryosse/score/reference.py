@@ -113,8 +113,8 @@ def read_voxel_label_text(path: str | os.PathLike, dmap: DensityMap) -> tuple[np
             "(i,j,k,density,label)"
         )
     if not pd.api.types.is_numeric_dtype(df[0]):  # a header line
-        df = df.iloc[1:].apply(pd.to_numeric, errors="coerce")
-    vals = df.to_numpy(float)
+        df = df.iloc[1:]
+    vals = df.apply(pd.to_numeric, errors="coerce").to_numpy(float)
     bad = ~np.all(np.isfinite(vals), axis=1)
     if bad.any():
         raise ValueError(
@@ -140,6 +140,15 @@ def read_voxel_label_text(path: str | os.PathLike, dmap: DensityMap) -> tuple[np
         i = int(np.flatnonzero((lab < 0) | (lab > 2))[0])
         raise ValueError(
             f"{path}: line {i + 1}: label {lab[i]:g}; expected 0 (other), 1 (helix) or 2 (sheet)"
+        )
+    flat = np.ravel_multi_index((ijk[:, 2], ijk[:, 1], ijk[:, 0]), dmap.geometry.shape_zyx)
+    order = np.lexsort((lab, flat))
+    clash = np.flatnonzero((np.diff(flat[order]) == 0) & (np.diff(lab[order]) != 0))
+    if len(clash):
+        a, b = sorted(order[clash[0] : clash[0] + 2])
+        raise ValueError(
+            f"{path}: lines {a + 1} and {b + 1} list voxel {tuple(int(v) for v in ijk[a])} with labels"
+            f" {lab[a]:g} and {lab[b]:g}; a voxel has one label"
         )
     data = np.asarray(dmap.data, np.float32)
     at = data[ijk[:, 2], ijk[:, 1], ijk[:, 0]]
