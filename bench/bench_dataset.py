@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from real_data import REAL, skipped
 from scipy import ndimage
 
 from cryosse.dataset.crop import chain_box, crop
@@ -39,7 +40,9 @@ from cryosse.geometry import MapGeometry, read_map, write_map
 from cryosse.infer import normalise_density
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT.parent / "shared" / "data" / "real" / "emd3488_5me2" / "5me2.pdb"
+DEFAULT_MODEL = REAL / "emd3488_5me2" / "5me2.pdb"
+#: without the real maps: a structure bundled for the demo
+FALLBACK_MODEL = ROOT / "data" / "demo_structures" / "1KYO.cif.gz"
 
 
 def synthetic_map(
@@ -201,10 +204,14 @@ def bench_512(model_path: Path, tmp: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--model", type=Path, default=None, help="PDB/mmCIF (default: 5ME2 of the real maps)")
     ap.add_argument("--skip-512", action="store_true")
     ap.add_argument("--tmp", type=Path, default=None)
     args = ap.parse_args()
+    if args.model is None:
+        args.model = DEFAULT_MODEL if DEFAULT_MODEL.exists() else FALLBACK_MODEL
+        if args.model == FALLBACK_MODEL:
+            print(skipped(f"5ME2 as the model; the bundled {FALLBACK_MODEL.name} is used"))
     if not args.model.exists():
         sys.exit(f"model {args.model} not found; pass --model PATH (a PDB/mmCIF file)")
     tmp = Path(tempfile.mkdtemp(prefix="bench-dataset-", dir=args.tmp))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from real_data import REAL, skipped
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -72,12 +73,13 @@ def haemoglobin_sweep(real: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--real", type=Path, default=ROOT.parent / "shared" / "data" / "real", help="real-map folder"
-    )
+    ap.add_argument("--real", type=Path, default=REAL, help="real-map folder (default: $CRYOSSE_REAL_DATA)")
     args = ap.parse_args()
     header_table()
-    haemoglobin_sweep(args.real)
+    if (args.real / "emd3488_5me2").is_dir():
+        haemoglobin_sweep(args.real)
+    else:
+        print(skipped("the haemoglobin sweep"))
 
 
 if __name__ == "__main__":
