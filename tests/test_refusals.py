@@ -127,3 +127,310 @@ def test_every_subcommand_declares_its_paths():
         listed = {d for pairs in declared.values() for d, _ in pairs}
         missing = [a.dest for a in sp._actions if a.dest in pathlike and a.dest not in listed]
         assert not missing, (name, missing)
+
+
+# ------------------------------------------------------------------ resources
+
+
+def _per_case(
+    tmp_path: Path, rows: list[str], header: str = "case\tca_helix\tca_sheet\tCE_helix\tCE_sheet"
+) -> Path:
+    p = tmp_path / "per_case.tsv"
+    p.write_text("\n".join([header, *rows]) + "\n")
+    return p
+
+
+def test_aggregate_refuses_a_bootstrap_beyond_its_memory_budget(tmp_path, capsys):
+    from cryosse.statistics import MAX_BOOTSTRAP, aggregate, read_per_case
+
+    table = _per_case(tmp_path, ["a\t10\t5\t50\t40", "b\t10\t5\t60\t40"])
+    code, err = run_cli(["aggregate", table, "--bootstrap", "1000000000"], capsys)
+    assert code == 2 and "--bootstrap" in err and "10,000,000" not in err and "1e+07" in err, err
+    with pytest.raises(ValueError, match="more than the 10,000,000 allowed"):
+        aggregate(read_per_case(table), n_boot=MAX_BOOTSTRAP + 1)
+
+
+def test_the_bootstrap_runs_in_chunks_with_the_same_draws(monkeypatch):
+    """Chunking bounds memory and changes nothing: the same seed gives the same interval."""
+    import numpy as np
+
+    from cryosse import statistics
+
+    rng = np.random.default_rng(1)
+    f, w = rng.uniform(0, 100, 40), rng.integers(1, 50, 40).astype(float)
+    whole = statistics.bootstrap_ci(f, w, 3000, 0.95, 7)
+    monkeypatch.setattr(statistics, "BOOTSTRAP_CHUNK", 40 * 7)  # 7 resamples a chunk
+    assert statistics.bootstrap_ci(f, w, 3000, 0.95, 7) == whole
+
+
+def test_build_pair_names_the_atom_that_makes_a_box_absurd(tmp_path, inputs, capsys):
+    import gemmi
+
+    st = gemmi.read_structure(str(inputs[1]))
+    residue = st[0]["A"][10]
+    residue["CA"][0].pos = gemmi.Position(99999.0, residue["CA"][0].pos.y, residue["CA"][0].pos.z)
+    model = tmp_path / "outlier.pdb"
+    st.write_pdb(str(model))
+    out = tmp_path / "pair"
+    for extra in ([], ["--min-box-inside", "0"]):
+        argv = ["build-pair", "--map", inputs[0], "--model", model, "--chain", "A", "--out", out,
+                "--resolution", "6", "--keep-any-bin", *extra]  # fmt: skip
+        code, err = run_cli(argv, capsys)
+        assert code == 1 and "at most 600 A" in err and f"residue A {residue.seqid.num}" in err, err
+        assert "99999.0" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outlier.pdb"]
+
+
+# ------------------------------------------------------------------ wrong answers given quietly
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_data_block_longer_than_the_header_says_is_refused(tmp_path, gz):
+    import gzip
+    import struct
+
+    import mrcfile
+    import numpy as np
+
+    from cryosse.geometry import MapError, read_map
+
+    path = tmp_path / "m.mrc"
+    with mrcfile.new(path) as m:
+        m.set_data(np.random.default_rng(0).random((10, 11, 12), dtype=np.float32))
+        m.voxel_size = 1.0
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<i", raw, 12, 1)  # MODE 1 (int16): the float32 data are twice as long
+    if gz:
+        path = tmp_path / "m.mrc.gz"
+        path.write_bytes(gzip.compress(bytes(raw)))
+    else:
+        path.write_bytes(bytes(raw))
+    with pytest.raises(
+        MapError, match=r"m\.mrc.*6304 bytes, the header needs 3664 \(12x11x10 mode 1\).*too long"
+    ):
+        read_map(path)
+
+
+def test_a_checkpoint_giving_nan_is_refused_by_name(tmp_path, inputs, capsys):
+    import torch
+
+    from cryosse.model import DeepSSETracerUNet, save_checkpoint
+
+    net = DeepSSETracerUNet(width=0.125)
+    with torch.no_grad():
+        next(net.parameters()).fill_(float("nan"))
+    ckpt = tmp_path / "nan.pt"
+    save_checkpoint(ckpt, net, loss={"name": "FL_DL", "gamma": 1.0}, split=0)
+    out = tmp_path / "out"
+    code, err = run_cli(["predict", inputs[0], "-o", out, "--model", ckpt, "--precision", "fp32"], capsys)
+    assert code == 1 and str(ckpt) in err and "not finite" in err, err
+    assert not out.exists()
+
+
+def test_predict_refuses_a_contour_above_the_map_and_warns_below(tmp_path, inputs, tiny_ckpt, capsys, caplog):
+    import numpy as np
+
+    from cryosse.geometry import read_map
+
+    data = np.asarray(read_map(inputs[0]).data)
+    for level in (1e6, 1e39):
+        code, err = run_cli(
+            ["predict", inputs[0], "-o", tmp_path / "o", "--model", tiny_ckpt, "--contour", level], capsys
+        )
+        assert code == 1 and "at or above the map's maximum" in err and f"{data.max():g}" in err, err
+        assert "overflow" not in err and not (tmp_path / "o").exists()
+    code, err = run_cli(
+        ["predict", inputs[0], "-o", tmp_path / "o", "--model", tiny_ckpt, "--contour=-1e39"], capsys
+    )
+    assert code == 0 and "overflow" not in err, err
+    summary = __import__("json").loads((tmp_path / "o" / "summary.json").read_text())
+    assert any("below the map's minimum" in w and "masks nothing" in w for w in summary["warnings"])
+
+
+def test_build_pair_refuses_a_contour_above_the_map(tmp_path, inputs, capsys):
+    argv = ["build-pair", "--map", inputs[0], "--model", inputs[1], "--chain", "A", "--out", tmp_path / "p",
+            "--resolution", "6", "--keep-any-bin", "--contour", "1e30"]  # fmt: skip
+    code, err = run_cli(argv, capsys)
+    assert code == 1 and "at or above the map's maximum" in err and str(inputs[0]) in err, err
+    assert not (tmp_path / "p").exists()
+
+
+def test_json_is_always_valid_and_a_non_finite_config_value_is_refused(tmp_path, inputs, capsys):
+    from cryosse.io import write_json
+
+    with pytest.raises(ValueError, match=r"x\.json: not written.*NaN or infinity in a\.b\[1\]"):
+        write_json(tmp_path / "x.json", {"a": {"b": [1.0, float("inf")]}})
+    assert list(tmp_path.iterdir()) == []
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset:\n  contour_sd: .inf\n")
+    code, err = run_cli(["build-pair", "--map", inputs[0], "--model", inputs[1], "--chain", "A",
+                         "--out", tmp_path / "p", "--config", cfg], capsys)  # fmt: skip
+    assert code == 1 and str(cfg) in err and "dataset.contour_sd: inf is not a finite number" in err, err
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(
+    "rows,header,message",
+    [
+        (["a\t10\t5\t0.7\t0.4", "b\t10\t5\t70\t40"], None, "mixes fractions and percent"),
+        (
+            ["a\t10\t5\t70\t40"],
+            "case\tca_helix\tca_sheet\tCE_helix\tCE_helix",
+            "CE_helix appear more than once",
+        ),
+        (["a\t10\t5\tabc\t40"], None, "row 2, column CE_helix: 'abc' is not a number"),
+    ],
+)
+def test_aggregate_refuses_tables_it_would_misread(tmp_path, capsys, rows, header, message):
+    table = _per_case(tmp_path, rows, *([header] if header else []))
+    code, err = run_cli(["aggregate", table], capsys)
+    assert code == 1 and message in err and str(table) in err, err
+
+
+def test_aggregate_names_an_empty_file_and_a_negative_seed(tmp_path, capsys):
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("")
+    code, err = run_cli(["aggregate", empty], capsys)
+    assert code == 1 and str(empty) in err and "empty" in err, err
+    code, err = run_cli(["aggregate", _per_case(tmp_path, ["a\t1\t1\t50\t50"]), "--seed", "-1"], capsys)
+    assert code == 2 and "--seed" in err, err
+
+
+def test_simulate_rejects_a_chain_the_model_lacks(tmp_path, capsys):
+    from conftest import ROOT
+
+    out = tmp_path / "e"
+    argv = [
+        "simulate",
+        "EMD-90001",
+        "--pdb",
+        "2CVI",
+        "--chains",
+        "Z",
+        "-c",
+        ROOT / "config" / "demo.yaml",
+        "-o",
+        out,
+    ]
+    from cryosse.cli import main
+
+    code = main([str(a) for a in argv])  # a rejection is a record and exit 3, not an error
+    record = __import__("json").loads((out / "record.json").read_text())
+    assert code == 3 and record["status"] == "rejected" and "chain(s) Z not in model 2CVI" in record["reason"]
+
+
+def _label_file(tmp_path: Path, lines: list[str]) -> Path:
+    p = tmp_path / "truth.txt"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def test_score_refuses_a_voxel_with_two_labels_and_a_lone_helix_map(tmp_path, inputs, capsys):
+    import numpy as np
+
+    from cryosse.geometry import read_map
+
+    data = np.asarray(read_map(inputs[0]).data)
+    k, j, i = np.unravel_index(int(np.argmax(data)), data.shape)
+    top = float(data.max())
+    d = lambda z, y, x: data[z, y, x] / top  # noqa: E731
+    lines = [f"{i},{j},{k},{d(k, j, i):.4f},1", f"{i + 1},{j},{k},{d(k, j, i + 1):.4f},0",
+             f"{i},{j},{k},{d(k, j, i):.4f},2"]  # fmt: skip
+    truth = _label_file(tmp_path, lines)
+    base = ["score", "--helix", inputs[0], "--sheet", inputs[0], "--map", inputs[0], "--truth", truth]
+    code, err = run_cli(base, capsys)
+    assert code == 1 and str(truth) in err and "lines 1 and 3" in err and "one label" in err, err
+    code, err = run_cli(["score", "--helix", inputs[0], "--map", inputs[0], "--truth", truth], capsys)
+    assert code == 1 and "--helix without --sheet" in err, err
+    bad = _label_file(tmp_path, [f"{i},{j},{k},abc,1"])
+    code, err = run_cli(base[:-1] + [bad], capsys)
+    assert code == 1 and str(bad) in err and "line 1" in err, err
+
+
+def test_a_second_predict_into_a_busy_folder_is_refused(tmp_path, inputs, tiny_ckpt, capsys):
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running prediction holds it
+        code, err = run_cli(["predict", inputs[0], "-o", out, "--model", tiny_ckpt], capsys)
+    finally:
+        os.close(fd)
+    assert code == 1 and str(out) in err and "another cryosse predict" in err, err
+    assert list(out.iterdir()) == []
+    assert run_cli(["predict", inputs[0], "-o", out, "--model", tiny_ckpt], capsys)[0] == 0
+
+
+# ------------------------------------------------------------------ unclear messages
+
+
+def _disk_full(monkeypatch) -> None:
+    import errno
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+
+
+def test_a_full_disk_names_the_file_and_simulate_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    from conftest import ROOT
+
+    _disk_full(monkeypatch)
+    out = tmp_path / "entry"
+    argv = ["simulate", "EMD-90004", "--pdb", "2XDG", "-c", ROOT / "config" / "demo.yaml", "-o", out]
+    code, err = run_cli(argv, capsys)
+    assert code == 1 and "No space left on device" in err and str(out) in err, err
+    assert not out.exists()
+    from cryosse.io import write_json
+
+    with pytest.raises(OSError) as exc:
+        write_json(tmp_path / "s.json", {"a": 1})
+    assert exc.value.filename == str(tmp_path / "s.json") and list(tmp_path.iterdir()) == []
+
+
+def test_score_json_naming_a_folder_says_so(tmp_path, inputs, capsys):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    code, err = run_cli(["score", "--helix", inputs[0], "--sheet", inputs[0], "--map", inputs[0], "--model",
+                         inputs[1], "--chain", "A", "--json", folder], capsys)  # fmt: skip
+    assert code == 1 and f"{folder}: Is a directory" in err and ".tmp" not in err and "results." not in err, (
+        err
+    )
+    assert list(folder.iterdir()) == []
+
+
+def test_a_config_mistake_in_the_workflow_is_one_message_without_the_schema(tmp_path):
+    from conftest import copy_workflow, run_snakemake
+
+    repo = copy_workflow(tmp_path / "wf")
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_text("train:\n  max_epochs: abc\n")
+    proc = run_snakemake(repo, configfiles=[cfg], dry_run=True, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "train.max_epochs: 'abc' is not of type 'integer'" in text and str(cfg) in text, text
+    assert "cryosse check-config" in text and len(text.splitlines()) < 10 and "properties" not in text, text
+
+
+def test_three_wrong_model_files_get_messages_that_say_what_they_are(tmp_path, inputs, tiny_ckpt, capsys):
+    import torch
+
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    ckpt = torch.load(tiny_ckpt, weights_only=True)
+    ckpt["model_args"]["width"] = "wide"
+    odd = tmp_path / "odd.pt"
+    torch.save(ckpt, odd)
+    cases = [
+        (empty, "the file is empty"),
+        (odd, "width = 'wide', not a number"),
+        (inputs[0], "as a map does"),
+    ]
+    for model, message in cases:
+        code, err = run_cli(["predict", inputs[0], "-o", tmp_path / "o", "--model", model], capsys)
+        assert code == 1 and str(model) in err and message in err, err
+        assert "weights_only" not in err and "pickle" not in err
+    assert not (tmp_path / "o").exists()
