@@ -258,9 +258,12 @@ def test_build_pair_refuses_a_contour_above_the_map(tmp_path, inputs, capsys):
 def test_json_is_always_valid_and_a_non_finite_config_value_is_refused(tmp_path, inputs, capsys):
     from cryosse.io import write_json
 
-    with pytest.raises(ValueError, match=r"x\.json: not written.*NaN or infinity in a\.b\[1\]"):
+    with pytest.raises(ValueError, match=r"x\.json: not written.*an infinity in a\.b\[1\]"):
         write_json(tmp_path / "x.json", {"a": {"b": [1.0, float("inf")]}})
     assert list(tmp_path.iterdir()) == []
+    write_json(tmp_path / "y.json", {"f1": float("nan"), "g": __import__("numpy").float32("nan")})
+    assert (tmp_path / "y.json").read_text() == '{\n  "f1": null,\n  "g": null\n}\n'  # valid JSON
+    (tmp_path / "y.json").unlink()
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset:\n  contour_sd: .inf\n")
     code, err = run_cli(["build-pair", "--map", inputs[0], "--model", inputs[1], "--chain", "A",

@@ -238,7 +238,9 @@ def test_bad_predictions_are_refused_naming_the_file(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 1 and bad in err and cause in err and "Traceback" not in err, err
         assert not out.exists()
-    code = main(["score", "--helix", str(good_h), "--pair", str(folder), "--map", str(good_s)])
+    code = main(
+        ["score", "--helix", str(good_h), "--sheet", str(good_s), "--pair", str(folder), "--map", str(good_s)]
+    )
     assert code == 1 and "--map" in capsys.readouterr().err
 
 

@@ -56,13 +56,33 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Ite
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as sorted, indented JSON, atomically (byte-stable for equal input)."""
+    """Write ``obj`` as sorted, indented JSON, atomically (byte-stable for equal input).
+
+    Valid JSON only: NaN (no value) is written as null, and an infinity is refused naming its key.
+    """
     try:
-        text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=False)
-    except ValueError as exc:  # NaN or infinity: not JSON, and a sign of a value gone wrong upstream
-        raise ValueError(f"{path}: not written: {exc} (NaN or infinity in {_non_finite_keys(obj)})") from exc
+        text = json.dumps(_nan_to_null(obj), indent=2, sort_keys=True, default=_json_default, allow_nan=False)
+    except ValueError as exc:  # an infinity: not JSON, and a sign of a value gone wrong upstream
+        raise ValueError(f"{path}: not written: {exc} (an infinity in {_non_finite_keys(obj)})") from exc
     with atomic_write(path) as fh:
         fh.write(text + "\n")
+
+
+def _nan_to_null(obj: Any) -> Any:
+    """``obj`` with every NaN (no value: an F1 of a class absent from a box) as None, JSON's null."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {k: _nan_to_null(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_to_null(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _nan_to_null(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj
 
 
 def _non_finite_keys(obj: Any, at: str = "") -> str:

@@ -2,7 +2,7 @@
 
 Each subcommand declares which of its options are inputs, output files and output
 folders (:func:`declare`); ``cryosse.cli.main`` calls :func:`check` on the parsed
-arguments. It refuses an empty path, an output that is one of the inputs (the same path,
+arguments. It refuses an empty output path, an output that is one of the inputs (the same path,
 a symbolic link to it or a hard link of it), an output folder that is an input file, two
 outputs that are the same file, and one file given twice to a list of inputs. The message
 names the options and the paths.
@@ -58,10 +58,10 @@ def check(args: argparse.Namespace) -> None:
     roles = getattr(args, _KEY, None)
     if roles is None:
         return
-    inputs = list(_given(args, roles["input"]))
+    inputs = [(n, p) for n, p in _given(args, roles["input"]) if p.strip()]  # "" is "none" (--init-from)
     outputs = list(_given(args, roles["output"]))
     out_dirs = list(_given(args, roles["output folder"]))
-    for name, path in inputs + outputs + out_dirs:
+    for name, path in outputs + out_dirs:
         if not path.strip():
             raise ValueError(f"{name}: an empty path; give a file or folder name")
     for i, (name, path) in enumerate(inputs):
