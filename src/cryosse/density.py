@@ -42,3 +42,11 @@ def contour_check(level: float, data: np.ndarray) -> tuple[str | None, str | Non
     if level < lo:
         return None, f"the contour level {level:g} is below the map's minimum {span}: it masks nothing"
     return None, None
+
+
+def display_level(data: np.ndarray, contour: float | None) -> tuple[float, str]:
+    """The level a viewer shows a map at, and where it comes from."""
+    if contour is not None:
+        return contour, "the --contour level"
+    data = np.asarray(data, np.float32)
+    return float(data.mean() + 3.0 * data.std()), "mean + 3 sd of the map (no --contour given)"

@@ -237,3 +237,29 @@ def map_bytes(path: str | os.PathLike) -> int:
     while isize < size:
         isize += 1 << 32
     return isize
+
+
+@contextlib.contextmanager
+def hold_folder(folder: str | os.PathLike, who: str) -> Iterator[None]:
+    """Hold ``folder`` (made when missing, removed again if left empty) for one run of ``who``:
+    a second run into the same folder is refused while this one holds it (``flock``; released
+    when the process ends, however it ends)."""
+    import fcntl
+
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"{folder}: another {who} is writing into this folder; wait for it to finish, or choose"
+                " another output folder"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()

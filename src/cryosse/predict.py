@@ -37,7 +37,6 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ import torch
 from cryosse import __version__
 from cryosse.chimerax import chimerax_script
 from cryosse.classes import check_classes, class_names
-from cryosse.density import contour_check
+from cryosse.density import contour_check, display_level
 from cryosse.geometry import (
     DensityMap,
     MapGeometry,
@@ -68,7 +67,7 @@ from cryosse.infer import (
     prepare_model,
     sliding_window_probabilities,
 )
-from cryosse.io import file_mode, remove_stale_staging, staging_dir, write_json
+from cryosse.io import file_mode, hold_folder, remove_stale_staging, staging_dir, write_json
 from cryosse.model import load_checkpoint, require_classes, shipped_model_path
 
 log = logging.getLogger(__name__)
@@ -318,114 +317,85 @@ def predict_map(
     contour: float | None = None,
     resolution: float | None = None,
 ) -> dict[str, Any]:
-    """Segment one map and write every output into ``out_dir``; return the summary.
+    """Segment one map and write every output into ``out_dir`` (held against a second run
+    meanwhile); return the summary.
 
-    ``classes`` (3 or 4), when given, must be the checkpoint's class count: a
-    3-class checkpoint for a 4-class request, or the reverse, is refused.
-    ``contour``: voxels of the map below this level are background in every output
-    (and the ChimeraX script shows the map at this level). ``resolution`` (A), when given,
-    is checked against what the model was trained for; the voxel size always is: what
-    is off is logged and listed in the summary's ``warnings``.
-
-    Raises ``ValueError`` (``MapError``, ``CheckpointError``), ``FileNotFoundError``
-    or ``RuntimeError`` with a message naming the input and the cause; in that
-    case nothing is left in ``out_dir``.
+    ``classes`` (3 or 4), when given, must be the checkpoint's. ``contour``: voxels below it are
+    background in every output, and the ChimeraX script shows the map at it. ``resolution`` (A)
+    and the voxel size are checked against what the model was trained for; what is off is logged
+    and listed in the summary's ``warnings``. Errors (``ValueError``: ``MapError``,
+    ``CheckpointError``; ``FileNotFoundError``, ``RuntimeError``) name the input and the cause,
+    and leave nothing in ``out_dir``.
     """
     t_start = time.perf_counter()
     map_path, out_dir = Path(map_path), Path(out_dir)
     _check_request(map_path, out_dir, precision, trim)
-    with _output_lock(out_dir):
-        if threads:
-            torch.set_num_threads(int(threads))
-        dev = pick_device(device)
-        ckpt, net, meta, dmap, timing = _load(model, classes, map_path)
-        warnings = input_warnings(dmap.geometry.voxel_size, resolution)
-        if contour is not None:
-            refusal, warning = contour_check(contour, dmap.data)
-            if refusal:
-                raise ValueError(f"{map_path}: {refusal}")
-            warnings += [warning] if warning else []
-        for w in warnings:
-            log.warning("%s: %s", map_path, w)
-        try:
-            pred, details = segment(dmap, net, dev, precision, tile, overlap, spacing, contour)
-        except NonFiniteOutput as exc:
-            raise RuntimeError(f"{ckpt}: {exc} on {map_path}; the checkpoint's weights are damaged") from exc
-        timing.update(pred.timing)
-        geom = pred.geometry
-        n_trim = trim_counts(geom, trim)
-        tgeom = trimmed_geometry(geom, n_trim)
-        inner = (slice(n_trim[2], geom.shape_zyx[0] - n_trim[2]), slice(n_trim[1], geom.shape_zyx[1] - n_trim[1]),
-                 slice(n_trim[0], geom.shape_zyx[2] - n_trim[0]))  # fmt: skip
-        summary: dict[str, Any] = {
-            "cryosse_version": __version__,
-            "input": {
-                "path": str(map_path.resolve()),
-                "size_bytes": map_path.stat().st_size,
-                "geometry": geom.to_dict(),
-                **{k: dmap.header.get(k) for k in ("origin_source", "axis_order_crs", "gzip")},
-            },
-            "resolution_A": resolution,
-            "warnings": warnings,
-            "grid": {**pred.grid.to_dict(), "resampled": pred.grid != geom},
-            "model": {
-                "path": str(Path(ckpt).resolve()),
-                "default": model is None,
-                **{k: meta.get(k) for k in MODEL_META},
-            },
-            **details,
-            "contour": contour,
-            "trim_A": trim,
-            "trim_voxels_xyz": list(n_trim),
-            "full": _counts(pred.helix, pred.sheet, geom, pred.nucleic),
-            "trimmed": None,
-        }
-        arrays = _output_arrays(pred)
-        if tgeom is None:
-            summary["trimmed_note"] = (
-                f"the map is too small to trim {trim} A from each face; no trimmed outputs"
-            )
-        else:
-            nuc = pred.nucleic
-            summary["trimmed"] = _counts(
-                pred.helix[inner], pred.sheet[inner], tgeom, None if nuc is None else nuc[inner]
-            )
-            arrays += [(n.replace(".mrc", "_trimmed.mrc"), a[inner], dt) for n, a, dt in arrays]
-        script = chimerax_script(map_path, out_dir, *_display_level(dmap, contour), pred.nucleic is not None)
-        _publish(out_dir, arrays, geom, tgeom, script, summary, timing, t_start)
-        return summary
+    with hold_folder(out_dir, "cryosse predict"):
+        return _predict_locked(map_path, out_dir, model, device, precision, tile, overlap, trim, spacing,
+                               threads, classes, contour, resolution, t_start)  # fmt: skip
 
 
-@contextlib.contextmanager
-def _output_lock(out_dir: Path) -> Iterator[None]:
-    """Hold ``out_dir`` (made when missing, removed again if left empty) for one prediction:
-    a second ``cryosse predict`` into the same folder is refused while this one runs."""
-    import fcntl
-
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out_dir, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RuntimeError(
-                f"{out_dir}: another cryosse predict is writing into this folder; wait for it to"
-                " finish, or choose another output folder"
-            ) from None
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-
-
-def _display_level(dmap: DensityMap, contour: float | None) -> tuple[float, str]:
-    """The level ChimeraX shows the map at, and where it comes from."""
+def _predict_locked(map_path: Path, out_dir: Path, model: str | os.PathLike | None, device: str, precision: str,
+                    tile: int, overlap: int, trim: float, spacing: float, threads: int | None, classes: int | None,
+                    contour: float | None, resolution: float | None, t_start: float) -> dict[str, Any]:  # fmt: skip
+    """:func:`predict_map`'s work, while it holds the output folder."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    dev = pick_device(device)
+    ckpt, net, meta, dmap, timing = _load(model, classes, map_path)
+    warnings = input_warnings(dmap.geometry.voxel_size, resolution)
     if contour is not None:
-        return contour, "the --contour level"
-    data = np.asarray(dmap.data, np.float32)
-    return float(data.mean() + 3.0 * data.std()), "mean + 3 sd of the map (no --contour given)"
+        refusal, warning = contour_check(contour, dmap.data)
+        if refusal:
+            raise ValueError(f"{map_path}: {refusal}")
+        warnings += [warning] if warning else []
+    for w in warnings:
+        log.warning("%s: %s", map_path, w)
+    try:
+        pred, details = segment(dmap, net, dev, precision, tile, overlap, spacing, contour)
+    except NonFiniteOutput as exc:
+        raise RuntimeError(f"{ckpt}: {exc} on {map_path}; the checkpoint's weights are damaged") from exc
+    timing.update(pred.timing)
+    geom = pred.geometry
+    n_trim = trim_counts(geom, trim)
+    tgeom = trimmed_geometry(geom, n_trim)
+    inner = (slice(n_trim[2], geom.shape_zyx[0] - n_trim[2]), slice(n_trim[1], geom.shape_zyx[1] - n_trim[1]),
+             slice(n_trim[0], geom.shape_zyx[2] - n_trim[0]))  # fmt: skip
+    summary: dict[str, Any] = {
+        "cryosse_version": __version__,
+        "input": {
+            "path": str(map_path.resolve()),
+            "size_bytes": map_path.stat().st_size,
+            "geometry": geom.to_dict(),
+            **{k: dmap.header.get(k) for k in ("origin_source", "axis_order_crs", "gzip")},
+        },
+        "resolution_A": resolution,
+        "warnings": warnings,
+        "grid": {**pred.grid.to_dict(), "resampled": pred.grid != geom},
+        "model": {
+            "path": str(Path(ckpt).resolve()),
+            "default": model is None,
+            **{k: meta.get(k) for k in MODEL_META},
+        },
+        **details,
+        "contour": contour,
+        "trim_A": trim,
+        "trim_voxels_xyz": list(n_trim),
+        "full": _counts(pred.helix, pred.sheet, geom, pred.nucleic),
+        "trimmed": None,
+    }
+    arrays = _output_arrays(pred)
+    if tgeom is None:
+        summary["trimmed_note"] = f"the map is too small to trim {trim} A from each face; no trimmed outputs"
+    else:
+        nuc = pred.nucleic
+        summary["trimmed"] = _counts(
+            pred.helix[inner], pred.sheet[inner], tgeom, None if nuc is None else nuc[inner]
+        )
+        arrays += [(n.replace(".mrc", "_trimmed.mrc"), a[inner], dt) for n, a, dt in arrays]
+    script = chimerax_script(map_path, out_dir, *display_level(dmap.data, contour), pred.nucleic is not None)
+    _publish(out_dir, arrays, geom, tgeom, script, summary, timing, t_start)
+    return summary
 
 
 def _load(
