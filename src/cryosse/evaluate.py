@@ -454,7 +454,7 @@ def add_cli(subparsers: Any) -> None:
         "--bootstrap",
         type=number(0, MAX_BOOTSTRAP, integer=True),
         default=0,
-        help="bootstrap resamples (0: none)",
+        help="resamples (0: none)",
     )
     p.add_argument(
         "--ci",
