@@ -450,12 +450,8 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("per_case", help="TSV with one row per case ('#' lines are comments, NA = undefined)")
     p.add_argument("--weight-helix", help="column of true helix units (detected when omitted)")
     p.add_argument("--weight-sheet", help="column of true sheet units (detected when omitted)")
-    p.add_argument(
-        "--bootstrap",
-        type=number(0, MAX_BOOTSTRAP, integer=True),
-        default=0,
-        help="resamples (0: none)",
-    )
+    boot = number(0, MAX_BOOTSTRAP, integer=True)
+    p.add_argument("--bootstrap", type=boot, default=0, help="bootstrap resamples for an interval (0 = none)")
     p.add_argument(
         "--ci",
         type=number(0, 1, lo_open=True, hi_open=True),
