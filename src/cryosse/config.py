@@ -15,7 +15,6 @@ The workflow (``Snakefile``) and every subcommand that takes a config (``fetch -
 from __future__ import annotations
 
 import copy
-import math
 import os
 from collections.abc import Iterable
 from importlib.resources import files
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 
 from cryosse import paths
+from cryosse.io import non_finite
 
 
 class ConfigError(ValueError):
@@ -143,21 +143,9 @@ def check_rules(config: dict, source: str) -> None:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 
 
-def _non_finite(value: Any, at: tuple = ()) -> Iterable[str]:
-    """The keys holding NaN or an infinity (YAML's .nan, .inf), which no setting can use."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _non_finite(v, (*at, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _non_finite(v, (*at, i))
-    elif isinstance(value, float) and not math.isfinite(value):
-        yield f"{_key(at)}: {value} is not a finite number"
-
-
 def check(config: dict, source: str) -> dict:
     """Schema (defaults filled) and cross-key rules; returns the checked config."""
-    bad = list(_non_finite(config))
+    bad = [f"{key}: {value} is not a finite number" for key, value in non_finite(config)]
     if bad:
         raise ConfigError(f"{source}: " + "; ".join(bad))
     out = validate_schema(config, source)

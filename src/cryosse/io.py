@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import struct
@@ -61,44 +62,46 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     Valid JSON only: NaN (no value) is written as null, and an infinity is refused naming its key.
     """
     try:
-        text = json.dumps(_nan_to_null(obj), indent=2, sort_keys=True, default=_json_default, allow_nan=False)
+        text = json.dumps(json_ready(obj), indent=2, sort_keys=True, default=_json_default, allow_nan=False)
     except ValueError as exc:  # an infinity: not JSON, and a sign of a value gone wrong upstream
-        raise ValueError(f"{path}: not written: {exc} (an infinity in {_non_finite_keys(obj)})") from exc
+        keys = ", ".join(k for k, _ in non_finite(obj))
+        raise ValueError(f"{path}: not written: {exc} (an infinity in {keys})") from exc
     with atomic_write(path) as fh:
         fh.write(text + "\n")
 
 
-def _nan_to_null(obj: Any) -> Any:
-    """``obj`` with every NaN (no value: an F1 of a class absent from a box) as None, JSON's null."""
+def json_ready(obj: Any, infinities: bool = False) -> Any:
+    """``obj`` with numpy values as plain ones and every NaN (no value: e.g. the F1 of a class
+    absent from a box) as None, JSON's null; with ``infinities``, infinities too."""
     import numpy as np
 
     if isinstance(obj, dict):
-        return {k: _nan_to_null(v) for k, v in obj.items()}
+        return {k: json_ready(v, infinities) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_nan_to_null(v) for v in obj]
+        return [json_ready(v, infinities) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _nan_to_null(obj.tolist())
+        return json_ready(obj.tolist(), infinities)
     if isinstance(obj, np.generic):
         obj = obj.item()
-    if isinstance(obj, float) and obj != obj:
+    if isinstance(obj, float) and (math.isnan(obj) or (infinities and math.isinf(obj))):
         return None
     return obj
 
 
-def _non_finite_keys(obj: Any, at: str = "") -> str:
-    """The keys of ``obj`` holding NaN or an infinity, as ``a.b[2]``."""
-    import math
-
+def non_finite(obj: Any, at: str = "") -> Iterator[tuple[str, float]]:
+    """(key as ``a.b[2]``, value) of every NaN or infinity in ``obj``'s dicts and lists."""
     if isinstance(obj, dict):
-        found = [_non_finite_keys(v, f"{at}.{k}" if at else str(k)) for k, v in obj.items()]
+        for k, v in obj.items():
+            yield from non_finite(v, f"{at}.{k}" if at else str(k))
     elif isinstance(obj, list | tuple):
-        found = [_non_finite_keys(v, f"{at}[{i}]") for i, v in enumerate(obj)]
+        for i, v in enumerate(obj):
+            yield from non_finite(v, f"{at}[{i}]")
     else:
         try:
-            return at if not math.isfinite(float(obj)) else ""
+            if not math.isfinite(float(obj)):
+                yield at, float(obj)
         except (TypeError, ValueError):
-            return ""
-    return ", ".join(f for f in found if f)
+            return
 
 
 def _json_default(obj: Any) -> Any:

@@ -16,8 +16,8 @@ from typing import Any
 from cryosse import paths
 from cryosse.argtypes import POSITIVE, number
 from cryosse.evaluate import TIE_RULES, load_pair_arrays
-from cryosse.io import write_json
-from cryosse.score.external import SCORED_CLASS_COUNT, _finite, score_prediction
+from cryosse.io import json_ready, write_json
+from cryosse.score.external import SCORED_CLASS_COUNT, score_prediction
 from cryosse.score.prediction import read_prediction
 from cryosse.score.reference import Reference, load_pair_reference, pair_reference, truth_reference
 
@@ -197,7 +197,7 @@ def _cmd_score(args: Any) -> int:
         engine=args.engine,
     )
     if args.json:
-        write_json(args.json, _finite(res))
+        write_json(args.json, json_ready(res, infinities=True))
     print(format_result(res))
     return 0
 

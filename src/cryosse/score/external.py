@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from cryosse.classes import PAPER_CLASSES
@@ -28,19 +27,6 @@ log = logging.getLogger(__name__)
 SCORED_CLASS_COUNT = PAPER_CLASSES  # background, helix and sheet: what every tool predicts
 #: file name endings of a prediction in an external tool's folder (workflow layout)
 MAP_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrc.gz", ".map.gz", ".ccp4.gz")
-
-
-def _finite(v: Any) -> Any:
-    """JSON-safe: NaN and infinities become null, numpy scalars plain numbers."""
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_finite(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def score_prediction(
