@@ -144,6 +144,15 @@ def tree(path: Path) -> dict[str, bytes | None]:
     }
 
 
+def per_case_table(
+    tmp_path: Path, rows: list[str], header: str = "case\tca_helix\tca_sheet\tCE_helix\tCE_sheet"
+) -> Path:
+    """``tmp_path/per_case.tsv``: a per-case F1 table for ``cryosse aggregate`` (tab-separated rows)."""
+    p = tmp_path / "per_case.tsv"
+    p.write_text("\n".join([header, *rows]) + "\n")
+    return p
+
+
 def run_cli(argv: Sequence[object], capsys) -> tuple[int, str]:
     """Run ``cryosse``; return (exit code, stderr), and check that a refusal is one line without
     a traceback."""

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CHAIN, ROOT, run_cli, tree
+from conftest import CHAIN, ROOT, per_case_table, run_cli, tree
 from cryosse.cli import main
 from cryosse.geometry import write_map
 from cryosse.model import DeepSSETracerUNet, save_checkpoint
@@ -397,14 +397,6 @@ def test_voxel_sizes_no_map_has(tmp_path, tiny_ckpt, capsys):
 # ------------------------------------------------------------------ 7. aggregate
 
 
-def _table(
-    tmp_path: Path, rows: list[str], header: str = "case\tca_helix\tca_sheet\tCE_helix\tCE_sheet"
-) -> Path:
-    p = tmp_path / "per_case.tsv"
-    p.write_text("\n".join([header, *rows]) + "\n")
-    return p
-
-
 @pytest.mark.parametrize(
     "rows,message",
     [
@@ -417,7 +409,7 @@ def _table(
     ],
 )
 def test_aggregate_refuses_what_cannot_be_averaged(tmp_path, capsys, rows, message):
-    code, err = run_cli(["aggregate", _table(tmp_path, rows)], capsys)
+    code, err = run_cli(["aggregate", per_case_table(tmp_path, rows)], capsys)
     assert code == 1 and message in err, err
 
 
@@ -426,7 +418,7 @@ def test_aggregate_refuses_what_cannot_be_averaged(tmp_path, capsys, rows, messa
     [(["--ci", "1.5"], "--ci"), (["--bootstrap", "-5"], "--bootstrap"), (["--ci", "nan"], "--ci")],
 )
 def test_aggregate_options(tmp_path, capsys, argv, option):
-    code, err = run_cli(["aggregate", _table(tmp_path, ["a\t10\t5\t50\t40"]), *argv], capsys)
+    code, err = run_cli(["aggregate", per_case_table(tmp_path, ["a\t10\t5\t50\t40"]), *argv], capsys)
     assert code == 2 and option in err
 
 

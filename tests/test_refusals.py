@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, tree
+from conftest import per_case_table, run_cli, tree
 
 # ------------------------------------------------------------------ data loss: outputs never replace inputs
 
@@ -132,18 +132,10 @@ def test_every_subcommand_declares_its_paths():
 # ------------------------------------------------------------------ resources
 
 
-def _per_case(
-    tmp_path: Path, rows: list[str], header: str = "case\tca_helix\tca_sheet\tCE_helix\tCE_sheet"
-) -> Path:
-    p = tmp_path / "per_case.tsv"
-    p.write_text("\n".join([header, *rows]) + "\n")
-    return p
-
-
 def test_aggregate_refuses_a_bootstrap_beyond_its_memory_budget(tmp_path, capsys):
     from cryosse.statistics import MAX_BOOTSTRAP, aggregate, read_per_case
 
-    table = _per_case(tmp_path, ["a\t10\t5\t50\t40", "b\t10\t5\t60\t40"])
+    table = per_case_table(tmp_path, ["a\t10\t5\t50\t40", "b\t10\t5\t60\t40"])
     code, err = run_cli(["aggregate", table, "--bootstrap", "1000000000"], capsys)
     assert code == 2 and "--bootstrap" in err and "10,000,000" not in err and "1e+07" in err, err
     with pytest.raises(ValueError, match="more than the 10,000,000 allowed"):
@@ -285,7 +277,7 @@ def test_json_is_always_valid_and_a_non_finite_config_value_is_refused(tmp_path,
     ],
 )
 def test_aggregate_refuses_tables_it_would_misread(tmp_path, capsys, rows, header, message):
-    table = _per_case(tmp_path, rows, *([header] if header else []))
+    table = per_case_table(tmp_path, rows, *([header] if header else []))
     code, err = run_cli(["aggregate", table], capsys)
     assert code == 1 and message in err and str(table) in err, err
 
@@ -295,7 +287,7 @@ def test_aggregate_names_an_empty_file_and_a_negative_seed(tmp_path, capsys):
     empty.write_text("")
     code, err = run_cli(["aggregate", empty], capsys)
     assert code == 1 and str(empty) in err and "empty" in err, err
-    code, err = run_cli(["aggregate", _per_case(tmp_path, ["a\t1\t1\t50\t50"]), "--seed", "-1"], capsys)
+    code, err = run_cli(["aggregate", per_case_table(tmp_path, ["a\t1\t1\t50\t50"]), "--seed", "-1"], capsys)
     assert code == 2 and "--seed" in err, err
 
 
