@@ -50,3 +50,17 @@ def display_level(data: np.ndarray, contour: float | None) -> tuple[float, str]:
         return contour, "the --contour level"
     data = np.asarray(data, np.float32)
     return float(data.mean() + 3.0 * data.std()), "mean + 3 sd of the map (no --contour given)"
+
+
+def input_preparation(model_args: dict) -> dict:
+    """What is done to a map before the network sees it (``summary.json``), for a model's settings."""
+    sigma = float(model_args.get("input_lowpass", 0.0) or 0.0)
+    return {
+        "steps": [
+            "resampled to 1 A voxels (trilinear) where the map is on another grid",
+            "divided by its maximum, negatives set to 0, z-scored over the map",
+            *([f"Gaussian low-pass, sigma {sigma:g} A (the network's first, fixed layer)"] if sigma else []),
+        ],
+        "uses_resolution": False,
+        "note": "the map's stated resolution is not used: every map is prepared the same way",
+    }

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cryosse import __version__
@@ -53,10 +55,44 @@ def _block(cin: int, cmid: int, cout: int) -> nn.Sequential:
     )
 
 
-class DeepSSETracerUNet(nn.Module):
-    """Input (B, 1, D, H, W) with D, H, W multiples of 4; output logits (B, C, D, H, W)."""
+class GaussianLowPass(nn.Module):
+    """A fixed Gaussian low-pass of sigma ``sigma`` voxels (1 A voxels: A), edges replicated.
 
-    def __init__(self, width: float = 1.0, in_channels: int = 1, n_classes: int = 3, dropout: float = 0.5):
+    The input preparation of a model that has one (``input_lowpass``): being part of the
+    network, it is applied alike in training, validation, evaluation and ``cryosse predict``.
+    """
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        self.sigma = float(sigma)
+        self.radius = max(1, int(math.ceil(3.0 * self.sigma)))
+        t = torch.arange(-self.radius, self.radius + 1, dtype=torch.float32)
+        k = torch.exp(-0.5 * (t / self.sigma) ** 2)
+        self.register_buffer("kernel", k / k.sum(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r, k = self.radius, self.kernel.to(x.dtype)
+        x = F.pad(x, (r, r, r, r, r, r), mode="replicate")
+        for shape in ((-1, 1, 1), (1, -1, 1), (1, 1, -1)):
+            x = F.conv3d(x, k.view(1, 1, *shape))
+        return x
+
+
+class DeepSSETracerUNet(nn.Module):
+    """Input (B, 1, D, H, W) with D, H, W multiples of 4; output logits (B, C, D, H, W).
+
+    ``input_lowpass`` > 0 puts a fixed Gaussian low-pass (:class:`GaussianLowPass`) before
+    the first layer (0, the authors' network and older checkpoints: none).
+    """
+
+    def __init__(
+        self,
+        width: float = 1.0,
+        in_channels: int = 1,
+        n_classes: int = 3,
+        dropout: float = 0.5,
+        input_lowpass: float = 0.0,
+    ):
         super().__init__()
         self.model_args = {
             "width": float(width),
@@ -64,6 +100,11 @@ class DeepSSETracerUNet(nn.Module):
             "n_classes": int(n_classes),
             "dropout": float(dropout),
         }
+        if input_lowpass < 0 or not math.isfinite(input_lowpass):
+            raise ValueError(f"input_lowpass {input_lowpass} must be a sigma >= 0 (A)")
+        self.lowpass = GaussianLowPass(input_lowpass) if input_lowpass > 0 else nn.Identity()
+        if input_lowpass > 0:
+            self.model_args["input_lowpass"] = float(input_lowpass)
 
         def c(n: int) -> int:
             return max(1, int(round(n * width)))
@@ -80,7 +121,7 @@ class DeepSSETracerUNet(nn.Module):
         self.out = nn.Conv3d(c(64), n_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d1 = self.down1(x)
+        d1 = self.down1(self.lowpass(x))
         d2 = self.down2(self.pool(self.drop(d1)))
         b = self.bottom(self.pool(self.drop(d2)))
         u1 = self.drop(self.up1(torch.cat([self.up1_t(b), d2], dim=1)))
@@ -101,7 +142,8 @@ class QuantizableUNet(nn.Module):
         from torch.ao.nn.quantized import FloatFunctional
         from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules
 
-        for name in ("down1", "down2", "bottom", "pool", "up1_t", "up1", "up2_t", "up2", "out"):
+        names = ("lowpass", "down1", "down2", "bottom", "pool", "up1_t", "up1", "up2_t", "up2", "out")
+        for name in names:
             setattr(self, name, copy.deepcopy(getattr(folded, name)))
         for name in ("down1", "down2", "bottom", "up1", "up2"):
             block = getattr(self, name)
@@ -114,7 +156,7 @@ class QuantizableUNet(nn.Module):
         self.cat1, self.cat2 = FloatFunctional(), FloatFunctional()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d1 = self.down1(self.quant(x))
+        d1 = self.down1(self.quant(self.lowpass(x)))  # the fixed low-pass stays in float
         d2 = self.down2(self.pool(d1))
         b = self.bottom(self.pool(d2))
         u1 = self.up1(self.cat1.cat([self.up1_t(b), d2], dim=1))
@@ -243,7 +285,7 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: architecture {ckpt.get('arch')!r}, expected {ARCH!r}")
     args = ckpt.get("model_args") if isinstance(ckpt.get("model_args"), dict) else {}
     for key, value in args.items():
-        if key in ("in_channels", "n_classes", "width", "dropout"):
+        if key in ("in_channels", "n_classes", "width", "dropout", "input_lowpass"):
             try:
                 float(value)
             except (TypeError, ValueError):

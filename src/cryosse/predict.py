@@ -13,7 +13,7 @@ overlays the input in ChimeraX. Written into the output folder:
   background probability is one minus their sum);
 * ``*_trimmed.mrc``: the same four with ``trim`` A (17 A, the authors' padding)
   removed from each face, the region the network sees with full context;
-* ``summary.json``: voxel counts and volumes, timing, model, device, precision;
+* ``summary.json``: voxel counts and volumes, input preparation, timing, model, precision;
 * ``chimerax.py``: opens the map with helix (yellow) and sheet (cyan) surfaces in
   ChimeraX (any session; the folder may be moved);
 * with a 4-class checkpoint (``classes: 4``), ``nucleic.mrc`` and
@@ -24,9 +24,8 @@ Nothing is written unless the whole prediction succeeds: outputs are staged in
 a hidden folder inside the output folder and moved into place at the end.
 
 Model: ``--model``; else the ``CRYOSSE_MODEL`` environment variable; else the model
-shipped inside the package (``cryosse/data/default_model.pt``, pretrained on simulated
-maps of real structures by ``config/pretrain.yaml``; docs/model_card.md), so predict
-works right after ``pip install``.
+shipped inside the package (``cryosse/data/default_model.pt``; docs/model_card.md), so
+predict works right after ``pip install``.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ import torch
 from cryosse import __version__
 from cryosse.chimerax import chimerax_script
 from cryosse.classes import check_classes, class_names
-from cryosse.density import contour_check, display_level
+from cryosse.density import contour_check, display_level, input_preparation
 from cryosse.geometry import (
     DensityMap,
     MapGeometry,
@@ -370,6 +369,7 @@ def _predict_locked(map_path: Path, out_dir: Path, model: str | os.PathLike | No
             **{k: dmap.header.get(k) for k in ("origin_source", "axis_order_crs", "gzip")},
         },
         "resolution_A": resolution,
+        "input_preparation": input_preparation(net.model_args),
         "warnings": warnings,
         "grid": {**pred.grid.to_dict(), "resampled": pred.grid != geom},
         "model": {
