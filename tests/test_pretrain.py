@@ -349,6 +349,7 @@ pretrain:
   threads: 1
   simulate: {{variants: 1, ranges: {{resolution: [5, 10], mask_probability: 0.5, mask_radius: [3, 6]}}}}
   train: {{loss: FL_DL, setting: lr0.001_g1, width: 0.125, patch: 24, batch: 2, max_epochs: 2, max_steps_per_epoch: 3, threads: 1}}
+  finetune: {{train: {{max_epochs: 1, input_lowpass: 1.0, realism: {{probability: 1.0}}}}}}
 """
     wf = copy_workflow(tmp_path / "wf", overlay=overlay)
     run_snakemake(wf, "pretrain", configfiles=["config/test.yaml"], cores=2)
@@ -357,6 +358,19 @@ pretrain:
     assert (
         "| all | holdout |" in summary
         and (wf / "results" / "pt" / "report" / "curves.png").stat().st_size > 1000
+    )
+    # the second stage starts from the first stage's network and keeps its own settings
+    from cryosse.model import load_checkpoint
+
+    _, first = load_checkpoint(wf / "results" / "pt" / "model" / "checkpoint.pt")
+    second, meta = load_checkpoint(wf / "results" / "pt" / "finetuned" / "checkpoint.pt")
+    assert meta["init_from"]["weights_sha256"] == first["weights_sha256"]
+    assert second.model_args["input_lowpass"] == 1.0 and meta["train_config"]["realism"] == {
+        "probability": 1.0
+    }
+    assert (
+        meta["train_config"]["width"] == 0.125
+        and (wf / "results" / "pt" / "report_finetuned" / "summary.md").exists()
     )
     prov = pd.read_csv(wf / "results" / "pt" / "inventory" / "provenance.tsv", sep="\t")
     assert set(prov["registry"]) == {"folder"} and prov["sha256"].str.len().eq(64).all()

@@ -7,7 +7,9 @@ secondary-structure class drawn uniformly among the classes the box has (helix
 and sheet voxels are 1% of a box; without this most windows hold none). With
 ``rotate``, each window is turned by one of the 24 rotations of the cube (no
 mirror images: a mirror turns right-handed helices left-handed). With ``intensity``
-a, each window's values are scaled by exp(U(-a, a)) and shifted by U(-a, a) / 2.
+a, each window's values are scaled by exp(U(-a, a)) and shifted by U(-a, a) / 2. With
+``realism`` (:class:`cryosse.realism.Realism`), a share of the draws first makes the
+pair's whole box look like a deposited map (sharpened, low-passed, noisy).
 
 Padding (to the pooling multiple, or to the window size where a box is smaller)
 takes the solvent value of the normalised box, its minimum (the value that zero
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from cryosse.model import PAD_MULTIPLE
+from cryosse.realism import Realism, deposited_like
 
 
 def solvent_value(density: np.ndarray) -> float:
@@ -73,6 +76,7 @@ class PatchSampler:
     foreground: float = 0.0
     rotate: bool = False
     intensity: float = 0.0
+    realism: Realism | None = None
     _fg: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +118,10 @@ class PatchSampler:
         if getattr(pair, "inside", None) is not None:
             mask &= pair.inside  # voxels beyond the map are unknown: out of the loss
         dens, lab = pair.density, pair.labels
+        r = self.realism
+        if r is not None and r.probability > 0 and rng.random() < r.probability:
+            dens = deposited_like(dens, rng, r)
+        solvent = solvent_value(dens)
         if self.patch > 0:
             point = self._point(pair, rng)
             sl = []
@@ -126,7 +134,6 @@ class PatchSampler:
             shape = (self.patch,) * 3
         else:
             shape = padded_shape(dens.shape)
-        solvent = solvent_value(pair.density)
         dens, lab, mask = (
             pad_array(dens, shape, solvent),
             pad_array(lab, shape, 0),

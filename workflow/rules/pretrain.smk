@@ -8,12 +8,22 @@ PRE_INV = RESULTS / "inventory"
 PRE_PAIRS = RESULTS / "pairs"
 PRE_MODEL = RESULTS / "model"
 PRE_REPORT = RESULTS / "report"
+# An optional second stage (pretrain.finetune): the first stage's network trained on, with
+# the finetune section's train keys over the first stage's (e.g. maps made to look deposited).
+PRE_FT = (PRE.get("finetune") or {}).get("train") or {}  # empty: no second stage
+PRE_FT_MODEL = RESULTS / "finetuned"
+PRE_FT_REPORT = RESULTS / "report_finetuned"
 
 pretrain_targets = lambda: [
-    PRE_MODEL / "checkpoint.pt",
-    PRE_REPORT / "pairs.tsv",
-    PRE_REPORT / "summary.md",
-    PRE_REPORT / "curves.png",
+    d / n
+    for d in (
+        [PRE_MODEL, PRE_REPORT] + ([PRE_FT_MODEL, PRE_FT_REPORT] if PRE_FT else [])
+    )
+    for n in (
+        ("checkpoint.pt",)
+        if d in (PRE_MODEL, PRE_FT_MODEL)
+        else ("pairs.tsv", "summary.md", "curves.png")
+    )
 ]
 
 
@@ -148,3 +158,37 @@ rule pretrain_report:
         runtime=120,
     script:
         "../../scripts/pretrain_report.py"
+
+
+use rule pretrain_train as pretrain_finetune with:
+    input:
+        dataset=PRE_PAIRS / "dataset.tsv",
+        split=PRE_PAIRS / "split.tsv",
+        start=PRE_MODEL / "checkpoint.pt",
+    output:
+        checkpoint=PRE_FT_MODEL / "checkpoint.pt",
+        history=PRE_FT_MODEL / "history.tsv",
+    log:
+        LOGS / "pretrain" / "finetune.log",
+    params:
+        train={
+            **PRE.get("train", {}),
+            **PRE_FT,
+            "init_from": str(PRE_MODEL / "checkpoint.pt"),
+        },
+        seed=config["seed"],
+
+
+use rule pretrain_report as pretrain_finetune_report with:
+    input:
+        checkpoint=PRE_FT_MODEL / "checkpoint.pt",
+        history=PRE_FT_MODEL / "history.tsv",
+        dataset=PRE_PAIRS / "dataset.tsv",
+        split=PRE_PAIRS / "split.tsv",
+        structures=PRE_INV / "structures.tsv",
+    output:
+        pairs=PRE_FT_REPORT / "pairs.tsv",
+        summary=PRE_FT_REPORT / "summary.md",
+        curves=PRE_FT_REPORT / "curves.png",
+    log:
+        LOGS / "pretrain" / "report_finetuned.log",

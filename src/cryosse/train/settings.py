@@ -92,6 +92,8 @@ JOB_KEYS = (
     "intensity",
     "lr_schedule",
     "init_from",
+    "input_lowpass",
+    "realism",
 )
 
 

@@ -10,7 +10,7 @@ import random
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from cryosse.model import (
     shipped_model_path,
 )
 from cryosse.patches import PatchSampler
+from cryosse.realism import Realism
 from cryosse.train.data import Pair, _load_pairs, _with_nucleic, cluster_weights, read_split_pairs
 from cryosse.train.settings import parse_setting
 from cryosse.train.state import STATE_FORMAT, _cpu, _fingerprint, _restore_rng, _rng_state, _state_classes
@@ -130,6 +131,8 @@ class TrainConfig:
     intensity: float = 0.0
     lr_schedule: str = "constant"
     init_from: str = ""
+    input_lowpass: float = 0.0
+    realism: dict = field(default_factory=dict)
     progress_interval_s: float = 10.0
 
     @classmethod
@@ -195,7 +198,12 @@ class Trainer:
             loss=self.loss,
             setting=self.setting,
             pairs=ids,
-            **{k: v for k, v in asdict(cfg).items() if k not in ("device", "threads", "progress_interval_s")},
+            **{
+                k: v
+                for k, v in asdict(cfg).items()
+                if k not in ("device", "threads", "progress_interval_s")
+                and not (k in ("input_lowpass", "realism") and not v)
+            },  # unset: as before they existed
             **({} if classes == PAPER_CLASSES else {"classes": classes}),
         )
 
@@ -206,11 +214,15 @@ class Trainer:
         self.np_rng = np.random.default_rng(cfg.seed)
         torch.manual_seed(cfg.seed)
         model = init_weights(
-            DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout, n_classes=self.classes), cfg.init
+            DeepSSETracerUNet(
+                width=cfg.width, dropout=cfg.dropout, n_classes=self.classes, input_lowpass=cfg.input_lowpass
+            ),
+            cfg.init,
         )
         self.start_from = _start_weights(model, cfg.init_from)
         self.model = model.to(self.device)
-        self.sampler = PatchSampler(cfg.patch, cfg.batch, cfg.foreground, cfg.rotate, cfg.intensity)
+        realism = Realism.from_mapping(cfg.realism) if cfg.realism else None
+        self.sampler = PatchSampler(cfg.patch, cfg.batch, cfg.foreground, cfg.rotate, cfg.intensity, realism)
         self.weights = cluster_weights(split_tsv, [p.pair_id for p in self.train_pairs], cfg.balance)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
         self.history: list[dict[str, Any]] = []
