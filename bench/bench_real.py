@@ -16,6 +16,12 @@ the pair's grid.
 Prints one row per chain and blur, and the targets of issue 13: helix F1 >= 0.70 on 5MDX L,
 5MDX X, 5U8S A and 5ME2 A; sheet F1 >= 0.40 on 5U8S A and 6VYB NTD. ``--markdown FILE``
 writes the table for the model card.
+
+``--set validation`` scores our own real validation set instead (``data/validation``: maps
+that are neither targets nor reserved, see docs/real_maps.md), each map blurred to each
+``--blur`` with a Gaussian and, as deposited maps are post-processed, also sharpened
+(B = ``--sharpen``) and low-passed with a soft edge at that resolution. Models and recipes
+are chosen on this set, never on the targets.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from real_data import REAL, skipped
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+VALIDATION = ROOT / "data" / "validation"
 
 from cryosse.dataset.crop import contour_level  # noqa: E402
 from cryosse.dataset.entry import load_inputs  # noqa: E402
@@ -56,6 +63,13 @@ CHAINS = [
     ("6VYB NTD", "emd21457_6vyb_ntd/emd_21457_seg.mrc", "emd21457_6vyb_ntd/6vyb_Ndom.pdb", "A", 3.2, None,
      {"sheet": 0.40}),
 ]  # fmt: skip
+#: our own validation set (data/validation; its README gives provenance and licence)
+VALIDATION_CHAINS = [
+    ("3AJO A", "emd20026_3ajo/emd20026_prot.mrc.gz", "emd20026_3ajo/3ajo_fitted_refined.pdb.gz", "A", 1.75,
+     None, {}),
+    ("5A1A A", "betagal_ngl_5a1a/betagal_ngl.mrc.gz", "betagal_ngl_5a1a/5a1a_placed.cif.gz", "A", 8.9,
+     None, {}),
+]  # fmt: skip
 
 
 def blurred(dmap: DensityMap, native: float, target: float) -> DensityMap:
@@ -70,11 +84,30 @@ def blurred(dmap: DensityMap, native: float, target: float) -> DensityMap:
     return dataclasses.replace(dmap, data=data)
 
 
+def sharpened(dmap: DensityMap, target: float, b: float) -> DensityMap:
+    """``dmap`` post-processed as a deposited map at ``target`` A: sharpened by B = ``b`` A^2 and
+    low-passed with a soft edge at ``target`` (:func:`cryosse.realism.soft_lowpass`)."""
+    from scipy import fft
+
+    from cryosse.realism import soft_lowpass
+
+    data = np.asarray(dmap.data, np.float32)
+    vs = np.asarray(dmap.geometry.voxel_size)[::-1]  # z, y, x
+    f = [np.fft.fftfreq(n, d) for n, d in zip(data.shape[:2], vs[:2], strict=True)]
+    s2 = (
+        f[0][:, None, None] ** 2
+        + f[1][None, :, None] ** 2
+        + np.fft.rfftfreq(data.shape[2], vs[2])[None, None] ** 2
+    )
+    spec = fft.rfftn(data) * np.exp(-b * s2 / 4) * soft_lowpass(np.sqrt(s2), target)
+    return dataclasses.replace(dmap, data=fft.irfftn(spec, data.shape).astype(np.float32))
+
+
 def f1(pred: np.ndarray, truth: np.ndarray, k: int) -> float:
     return f1_from_counts(*confusion(pred, truth, k))
 
 
-def score_chain(model, real: Path, row, blur: float, tmp: Path) -> dict:
+def score_chain(model, real: Path, row, blur: float, tmp: Path, sharpen: float | None = None) -> dict:
     name, map_rel, model_rel, chain, native, dst, targets = row
     # The real boxes are tight crops (27-49% of a padded box lies inside some of them): keep them,
     # and leave the voxels beyond the crop out of the scores.
@@ -83,9 +116,9 @@ def score_chain(model, real: Path, row, blur: float, tmp: Path) -> dict:
     )
     dmap, mdl, classes = load_inputs(real / map_rel, real / model_rel, params.dssp_engine)
     eff = blur if native < 5.0 else native  # only maps solved better than medium resolution
-    dmap = blurred(dmap, native, eff)
+    dmap = blurred(dmap, native, eff) if sharpen is None else sharpened(dmap, eff, sharpen)
     contour, source = contour_level(dmap, None, params.contour_sd)
-    out = tmp / f"{name.replace(' ', '_')}_{blur:g}"
+    out = tmp / f"{name.replace(' ', '_')}_{blur:g}_{sharpen}"
     build_pair(dmap, mdl, classes, chain, out, params, contour, source,
                {"emdb_id": "EMD-0", "pdb_id": name.split()[0], "resolution": eff}, write_mrc=False)  # fmt: skip
     pair = load_pair(name, out)
@@ -95,7 +128,7 @@ def score_chain(model, real: Path, row, blur: float, tmp: Path) -> dict:
     z0, z1, y0, y1, x0, x1 = pair.centre
     pred, truth = prob.argmax(0)[z0:z1, y0:y1, x0:x1], pair.labels[z0:z1, y0:y1, x0:x1]
     keep = pair.inside[z0:z1, y0:y1, x0:x1] if pair.inside is not None else np.ones(truth.shape, bool)
-    row_out = {"chain": name, "map_A": eff, "box": "x".join(str(n) for n in pair.density.shape[::-1]),
+    row_out = {"chain": name, "map_A": eff, "map": "Gaussian" if sharpen is None else f"B {sharpen:g}", "box": "x".join(str(n) for n in pair.density.shape[::-1]),
                "helix_true": int((truth[keep] == 1).sum()), "sheet_true": int((truth[keep] == 2).sum()),
                "helix_f1": f1(pred[keep], truth[keep], 1), "sheet_f1": f1(pred[keep], truth[keep], 2),
                "inside": round(float(keep.mean()), 2), "seconds": seconds,
@@ -117,42 +150,10 @@ def pct(x: float) -> str:
     return "NA" if x is None or not np.isfinite(x) else f"{100 * x:.1f}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="checkpoint (default: the model shipped with the package)")
-    ap.add_argument(
-        "--real", type=Path, default=REAL, help="folder of the real maps (default: $CRYOSSE_REAL_DATA)"
-    )
-    ap.add_argument(
-        "--blur",
-        type=float,
-        nargs="+",
-        default=[6.5],
-        help="A; maps solved better than 5 A are blurred to each of these",
-    )
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--markdown", type=Path, default=None, help="also write the table here")
-    a = ap.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(a.threads)
-    if not a.real.is_dir():
-        print(skipped(f"every chain (no folder {a.real})"))
-        return 0
-    if a.model is None:
-        from cryosse.predict import resolve_model_path
-
-        a.model = resolve_model_path(None)
-    model, meta = load_checkpoint(a.model)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for blur in a.blur:
-            for row in CHAINS:
-                rows.append(score_chain(model, a.real, row, blur, Path(tmp)))
-    head = ("| chain | map (A) | box (x y z) | true helix / sheet voxels | helix F1 (%) | sheet F1 (%) "
+def table(rows: list[dict], title: str) -> tuple[str, list[bool]]:
+    head = ("| chain | map (A) | map made | box (x y z) | true helix / sheet voxels | helix F1 (%) | sheet F1 (%) "
             "| DeepSSETracer 2021 helix / sheet (%) | target |")  # fmt: skip
-    lines = [f"Model: {a.model} (width {meta['model_args']['width']:g}, {meta.get('loss', {}).get('name')})", "",
-             head, "|---|---:|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    lines = [title, "", head, "|---|---:|---|---|---:|---:|---:|---:|---|"]
     met = []
     for r in rows:
         tg = r["targets"]
@@ -164,10 +165,61 @@ def main(argv: list[str] | None = None) -> int:
         dst = (
             f"{pct(r['dst2021_helix_f1'])} / {pct(r['dst2021_sheet_f1'])}" if "dst2021_helix_f1" in r else ""
         )
-        lines.append(f"| {r['chain']} | {r['map_A']:g} | {r['box']} | {r['helix_true']} / {r['sheet_true']} | "
+        lines.append(f"| {r['chain']} | {r['map_A']:g} | {r['map']} | {r['box']} | {r['helix_true']} / {r['sheet_true']} | "
                      f"{pct(r['helix_f1'])} | {pct(r['sheet_f1'])} | {dst} | {target} |")  # fmt: skip
-    lines += ["", f"{sum(met)} of {len(met)} targets met (issue 13)."]
-    text = "\n".join(lines)
+    means = {k: [r[f"{k}_f1"] for r in rows if r[f"{k}_true"] >= 200 and np.isfinite(r[f"{k}_f1"])]
+             for k in ("helix", "sheet")}  # fmt: skip
+    lines.append("")
+    lines.append("Mean over rows with >= 200 true voxels: " + ", ".join(
+        f"{k} F1 {pct(float(np.mean(v))) if v else 'NA'}% ({len(v)} rows)" for k, v in means.items()))  # fmt: skip
+    return "\n".join(lines), met
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="checkpoint (default: the model shipped with the package)")
+    ap.add_argument(
+        "--real", type=Path, default=REAL, help="folder of the real maps (default: $CRYOSSE_REAL_DATA)"
+    )
+    ap.add_argument("--set", choices=("targets", "validation"), default="targets", dest="which",
+                    help="the target chains (default) or our own validation set (data/validation)")  # fmt: skip
+    ap.add_argument(
+        "--blur",
+        type=float,
+        nargs="+",
+        default=[6.5],
+        help="A; maps solved better than 5 A are blurred to each of these",
+    )
+    ap.add_argument("--sharpen", type=float, default=-100.0,
+                    help="B (A^2) of the validation set's post-processed copies (default -100)")  # fmt: skip
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    a = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(a.threads)
+    folder, chains = (a.real, CHAINS) if a.which == "targets" else (VALIDATION, VALIDATION_CHAINS)
+    if not folder.is_dir():
+        print(skipped(f"every chain (no folder {folder})"))
+        return 0
+    if a.model is None:
+        from cryosse.predict import resolve_model_path
+
+        a.model = resolve_model_path(None)
+    model, meta = load_checkpoint(a.model)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for blur in a.blur:
+            for row in chains:
+                rows.append(score_chain(model, folder, row, blur, Path(tmp)))
+                if a.which == "validation":
+                    rows.append(score_chain(model, folder, row, blur, Path(tmp), sharpen=a.sharpen))
+    args = meta["model_args"]
+    title = (f"Model: {a.model} (width {args['width']:g}, input low-pass {args.get('input_lowpass', 0):g} A, "
+             f"{meta.get('loss', {}).get('name')}); {a.which}")  # fmt: skip
+    text, met = table(rows, title)
+    if a.which == "targets":
+        text += f"\n\n{sum(met)} of {len(met)} targets met (issue 13)."
     print(text)
     if a.markdown:
         a.markdown.write_text(text + "\n")
