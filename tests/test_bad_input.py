@@ -450,3 +450,34 @@ def test_every_option_of_every_subcommand_has_help():
     assert "cluster" in parser.format_help()
     for name, sp in sub.choices.items():
         assert name in sp.format_help()
+
+
+def test_help_lists_users_commands_first_without_importing_torch():
+    import argparse
+    import subprocess
+    import sys
+
+    from cryosse.cli import COMMANDS, build_parser
+
+    # every subcommand a module defines is listed, with the same help line
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    assert helps == {name: hlp for name, (_, hlp) in COMMANDS.items()}
+    assert list(COMMANDS)[:2] == ["predict", "score"]
+    code = (
+        "import sys, contextlib, io\n"
+        "from cryosse.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])\n"
+        "heavy = [m for m in ('torch', 'pandas', 'scipy', 'gemmi') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "text = out.getvalue()\n"
+        "assert text.index('predict') < text.index('score') < text.index('query-emdb'), text\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    fetch = subprocess.run(
+        [sys.executable, "-m", "cryosse.cli", "fetch", "--help"], capture_output=True, text=True
+    )
+    assert fetch.returncode == 0 and "Acquire one entry" in fetch.stdout  # a description of its own

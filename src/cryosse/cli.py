@@ -1,8 +1,11 @@
 """The ``cryosse`` command line. Each stage module contributes its subcommands.
 
-A module listed in ``_MODULES`` defines ``add_cli(subparsers)``, which adds its
-subcommands with ``set_defaults(func=...)``; ``func(args)`` returns an exit
-code. The workflow's rule scripts call the same package functions.
+:data:`COMMANDS` lists every subcommand, in the order ``cryosse --help`` shows them (what
+users run first), with the module that defines it and its one-line help. The module
+defines ``add_cli(subparsers)``, which adds its subcommands with
+``set_defaults(func=...)``; ``func(args)`` returns an exit code. Only the module of the
+subcommand being run is imported, so ``cryosse --help`` imports neither torch nor pandas.
+The workflow's rule scripts call the same package functions.
 """
 
 from __future__ import annotations
@@ -15,16 +18,24 @@ import sys
 
 from cryosse import __version__, paths
 
-_MODULES = (
-    "cryosse.config",
-    "cryosse.acquire.cli",
-    "cryosse.dataset.cli",
-    "cryosse.splits",
-    "cryosse.train",
-    "cryosse.evaluate",
-    "cryosse.predict_cli",
-    "cryosse.score.cli",
-)
+#: subcommand -> (module defining it, one-line help), in the order of ``cryosse --help``
+COMMANDS = {
+    "predict": ("cryosse.predict_cli", "segment helices and sheets in a cryo-EM map"),
+    "score": ("cryosse.score.cli", "score another tool's helix/sheet prediction against our labels or a label map"),
+    "check-config": ("cryosse.config", "check config files as the workflow and the subcommands do (names the file, line and key)"),
+    "query-emdb": ("cryosse.acquire.cli", "search EMDB for 5-10 A maps with a fitted model; write an entry table"),
+    "fetch": ("cryosse.acquire.cli", "acquire one entry (source from the config or --source) and write its record.json"),
+    "simulate": ("cryosse.acquire.cli", "simulate one entry's map from a bundled structure and write its record.json"),
+    "acquire-tables": ("cryosse.acquire.cli", "gather record.json files into entries/rejected/manifest tables"),
+    "build-pair": ("cryosse.dataset.cli", "build one map/label pair (quality, box crop, DSSP labels) for a chain"),
+    "cluster": ("cryosse.splits", "cluster central-chain sequences with MMseqs2 at 35%% identity"),
+    "make-splits": ("cryosse.splits", "the main split and the cross-validation splits"),
+    "audit": ("cryosse.splits", "leakage audit of split files (sequence identity and box overlap)"),
+    "train": ("cryosse.train", "train the network for one split, loss and setting (resumable)"),
+    "select": ("cryosse.train", "pick the best setting per loss from trained checkpoints"),
+    "evaluate": ("cryosse.evaluate", "predict and score the test cases of one split with one checkpoint"),
+    "aggregate": ("cryosse.evaluate", "weighted Table-1 row(s) from a per-case F1 table"),
+}  # fmt: skip
 
 
 class Parser(argparse.ArgumentParser):
@@ -34,7 +45,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (its first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: the named subcommand's module only, else every subcommand.
+
+    With ``argv`` None, every module's subcommands are built in full (tests, docs); with an
+    ``argv`` that names no known subcommand (``cryosse --help``), each subcommand is listed
+    by its help line without importing its module."""
     parser = Parser(
         prog="cryosse",
         description="Secondary-structure segmentation of medium-resolution cryo-EM maps "
@@ -43,9 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cryosse {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(title="subcommands", metavar="COMMAND", parser_class=Parser)
-    for name in _MODULES:
-        module = importlib.import_module(name)
-        module.add_cli(sub)
+    named = None if argv is None else _command(argv)
+    if named in COMMANDS:
+        modules = [COMMANDS[named][0]]
+    elif argv is None:
+        modules = list(dict.fromkeys(m for m, _ in COMMANDS.values()))
+    else:
+        for name, (_, hlp) in COMMANDS.items():
+            sub.add_parser(name, help=hlp)
+        return parser
+    for module in modules:
+        importlib.import_module(module).add_cli(sub)
+    order = list(COMMANDS)
+    sub._choices_actions.sort(key=lambda a: order.index(a.dest))  # --help lists them in COMMANDS' order
+    for name, p in sub.choices.items():
+        hlp = COMMANDS[name][1]
+        p.description = p.description or hlp[0].upper() + hlp[1:] + "."
     return parser
 
 
@@ -57,7 +91,8 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
