@@ -133,3 +133,16 @@ def test_readme_commands_run(tmp_path):
             ran.append(args[:2])
     assert ["cryosse", "predict"] in ran and ["snakemake", "--workflow-profile"] in ran
     assert (work / "pred_5u8s" / "chimerax.py").is_file() and (work / "pair_5u8s_A" / "record.json").is_file()
+
+
+def test_citation_file_names_the_software_version_and_the_paper():
+    import tomllib
+
+    import yaml
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert cff["cff-version"] == "1.2.0" and cff["version"] == version and cff["license"] == "MIT"
+    paper = cff["preferred-citation"]
+    assert paper["doi"] == "10.1093/bioadv/vbae169" and paper["authors"][0]["family-names"] == "Mu"
+    assert paper["doi"] in (ROOT / "README.md").read_text()
