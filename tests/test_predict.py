@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import mrcfile
@@ -145,7 +146,10 @@ def _check_overlay(src, out, summary):
     assert _listing(out) == sorted(summary["files"])
     s = read_json(out / "summary.json")
     assert s["model"]["weights_sha256"] and s["device"] == "cpu" and s["timing_s"]["total"] > 0
-    assert s["input"]["geometry"] == inp.to_dict()
+    assert s["input"]["geometry"] == inp.to_xyz_dict()
+    # one axis order in the whole file, stated: no key says zyx
+    assert s["axis_order"].startswith("x, y, z") and "zyx" not in json.dumps(s)
+    assert s["input"]["geometry"]["shape_xyz"] == list(inp.shape_zyx[::-1])
 
 
 def test_groel_comes_back_on_its_own_frame(real, tiny_ckpt, tmp_path):
@@ -153,7 +157,7 @@ def test_groel_comes_back_on_its_own_frame(real, tiny_ckpt, tmp_path):
     s = predict_map(real / GROEL, tmp_path, model=tiny_ckpt)
     _check_overlay(real / GROEL, tmp_path, s)
     assert s["grid"]["resampled"] and s["grid"]["voxel_size_xyz"] == [1.0, 1.0, 1.0]
-    assert s["grid"]["shape_zyx"] == [201, 201, 201]  # 99 * 2.02 A = 200 A, covered
+    assert s["grid"]["shape_xyz"] == [201, 201, 201]  # 99 * 2.02 A = 200 A, covered
     g = read_map(tmp_path / "helix.mrc").geometry
     assert g.shape_zyx == (100, 100, 100)
     assert g.voxel_size == pytest.approx((2.02, 2.02, 2.02))

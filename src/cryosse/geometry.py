@@ -91,6 +91,14 @@ class MapGeometry:
             "origin_xyz": list(self.origin_xyz),
         }
 
+    def to_xyz_dict(self) -> dict:
+        """Shape, voxel size and origin all in x, y, z order (user-facing files: one axis order)."""
+        return {
+            "shape_xyz": list(self.shape_xyz),
+            "voxel_size_xyz": list(self.voxel_size),
+            "origin_xyz": list(self.origin_xyz),
+        }
+
     @classmethod
     def from_dict(cls, d: dict) -> MapGeometry:
         return cls(

@@ -185,7 +185,7 @@ def network_input(
     n_grid = int(np.prod(grid.shape_zyx))
     if n_grid > MAX_GRID_VOXELS:
         raise ValueError(
-            f"{dmap.path}: the map spans {grid.shape_zyx} voxels at {spacing} A ({n_grid:,} voxels);"
+            f"{dmap.path}: the map spans {grid.shape_xyz} voxels (x, y, z) at {spacing} A ({n_grid:,} voxels);"
             " crop the region of interest first (e.g. `volume copy subregion` in ChimeraX)"
         )
     same_grid = (
@@ -274,7 +274,7 @@ def segment(
             "tile": tile,
             "overlap": overlap,
             "n_tiles": plan.n_tiles,
-            "tile_shape_zyx": list(plan.sizes),
+            "tile_shape_xyz": list(plan.sizes)[::-1],
         },
     }
     pred = Prediction(geom, grid, back[0], back[1], masks[0], masks[1], plan.n_tiles, timing)
@@ -289,7 +289,7 @@ def _counts(
     vol = float(np.prod(geom.voxel_size))
     nh, ns = int(helix.sum()), int(sheet.sum())
     out = {
-        "geometry": geom.to_dict(),
+        "geometry": geom.to_xyz_dict(),
         "voxels": int(np.prod(geom.shape_zyx)),
         "helix_voxels": nh,
         "sheet_voxels": ns,
@@ -358,20 +358,20 @@ def _predict_locked(map_path: Path, out_dir: Path, model: str | os.PathLike | No
     geom = pred.geometry
     n_trim = trim_counts(geom, trim)
     tgeom = trimmed_geometry(geom, n_trim)
-    inner = (slice(n_trim[2], geom.shape_zyx[0] - n_trim[2]), slice(n_trim[1], geom.shape_zyx[1] - n_trim[1]),
-             slice(n_trim[0], geom.shape_zyx[2] - n_trim[0]))  # fmt: skip
+    inner = tuple(slice(n, size - n) for n, size in zip(n_trim[::-1], geom.shape_zyx, strict=True))
     summary: dict[str, Any] = {
         "cryosse_version": __version__,
+        "axis_order": "x, y, z: every shape, voxel size, position and count of voxels per axis in this file",
         "input": {
             "path": str(map_path.resolve()),
             "size_bytes": map_path.stat().st_size,
-            "geometry": geom.to_dict(),
+            "geometry": geom.to_xyz_dict(),
             **{k: dmap.header.get(k) for k in ("origin_source", "axis_order_crs", "gzip")},
         },
         "resolution_A": resolution,
         "input_preparation": input_preparation(net.model_args),
         "warnings": warnings,
-        "grid": {**pred.grid.to_dict(), "resampled": pred.grid != geom},
+        "grid": {**pred.grid.to_xyz_dict(), "resampled": pred.grid != geom},
         "model": {
             "path": str(Path(ckpt).resolve()),
             "default": model is None,
