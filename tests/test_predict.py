@@ -170,13 +170,20 @@ def test_groel_comes_back_on_its_own_frame(real, tiny_ckpt, tmp_path):
     cmds = run_chimerax_script(tmp_path / "chimerax.py")
     assert cmds[0] == f'open "{(real / GROEL).resolve()}" format mrc' or str(real / GROEL) in cmds[0]
     assert any(c.startswith("volume #7 style mesh level") for c in cmds)  # the map, at a level
-    assert any("helix.mrc" in c for c in cmds) and "volume #8 level 0.5 color yellow style surface" in cmds
+    assert (
+        any("helix_prob.mrc" in c for c in cmds) and "volume #8 level 0.5 color yellow style surface" in cmds
+    )
     assert "volume #9 level 0.5 color cyan style surface" in cmds
+    # named after the output folder (two predictions are told apart); a busy session keeps its view
+    name = tmp_path.name
+    assert f'rename #8 "{name} helix probability"' in cmds and f'rename #7 "{name} map"' in cmds
+    assert "view" not in cmds and "view" in run_chimerax_script(tmp_path / "chimerax.py", busy=False)
 
 
-def run_chimerax_script(path, first_id: int = 7):
+def run_chimerax_script(path, first_id: int = 7, busy: bool = True):
     """Run a chimerax.py as ChimeraX would, with a stand-in for its command runner: a session
-    that already holds models #1-#6, so hard-coded numbers would address the wrong models."""
+    that already holds models #1-#6 (``busy``), so hard-coded numbers would address the wrong
+    models; or an empty one."""
     import sys
     import types
 
@@ -194,7 +201,8 @@ def run_chimerax_script(path, first_id: int = 7):
             "chimerax.core.commands": types.ModuleType("chimerax.core.commands")}  # fmt: skip
     mods["chimerax.core.commands"].run = run
     session = types.SimpleNamespace(
-        logger=types.SimpleNamespace(warning=lambda msg: cmds.append("WARN " + msg))
+        logger=types.SimpleNamespace(warning=lambda msg: cmds.append("WARN " + msg)),
+        models=types.SimpleNamespace(list=lambda: [f"#{i}" for i in range(1, first_id)] if busy else []),
     )
     saved = {k: sys.modules.get(k) for k in mods}
     sys.modules.update(mods)
