@@ -7,10 +7,13 @@ Prints, for one box of ``--size``^3 voxels (default 112, width 1 = the paper's n
     that figure over this machine's measured peak for a large matrix product
     (``torch.matmul`` of two ``--matmul``^2 matrices, measured in the same run), a ratio
     that can be compared across machines.
-On CUDA it runs in bf16 autocast (as training does) and measures the matmul in bf16 too.
+On CUDA it runs in bf16 autocast (as training does) and measures the matmul in bf16 too;
+``--precision both`` measures fp32 and bf16 autocast in one run, each against the matmul
+peak of its own dtype (on a CPU, bf16 pays only with AVX512-BF16 or AMX; ``lscpu`` says).
 
     python bench/bench_train.py                 # width 1, 112^3, device auto
     python bench/bench_train.py --size 64 --threads 2
+    python bench/bench_train.py --width 0.25 --size 48 --threads 2 --precision both
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--matmul", type=int, default=4096, help="edge of the matrices of the peak measurement")
     ap.add_argument("--skip-train", action="store_true", help="inference only (e.g. too little memory)")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16", "both"], default="auto",
+                    help="auto: bf16 autocast on a GPU, fp32 on a CPU (as training does by default); "
+                    "both: fp32 then bf16 in one run")  # fmt: skip
     ap.add_argument(
         "--config",
         default=str(ROOT / "config" / "config.yaml"),
@@ -77,26 +83,54 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    amp_dtype = torch.bfloat16 if device.type == "cuda" else None
+    if args.precision == "auto":
+        precisions = ["bf16" if device.type == "cuda" else "fp32"]
+    else:
+        precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
     torch.manual_seed(0)
-
     x = torch.randn(1, 1, args.size, args.size, args.size)
     x, _ = pad_to_multiple(x)
     shape = tuple(x.shape[-3:])
     voxels = shape[0] * shape[1] * shape[2]
     model = DeepSSETracerUNet(width=args.width)
     flops_fwd = conv_flops(model, shape)
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    print(f"device: {name}; torch {torch.__version__}")
+    print(
+        f"network: width {args.width:g}, box {shape[0]}x{shape[1]}x{shape[2]} ({voxels} voxels), "
+        f"{flops_fwd / 1e9:.1f} GFLOP per forward pass (convolutions)"
+    )
+    train_speed = None
+    for precision in precisions:  # measured in one run: the ratios between them hold on this machine
+        speed = measure(model, x, device, precision, flops_fwd, args)
+        train_speed = speed if precision == precisions[0] else train_speed
+    if not args.skip_train and train_speed:
+        paper_cost(args, train_speed)
+
+
+def measure(
+    model, x: torch.Tensor, device: torch.device, precision: str, flops_fwd: int, args
+) -> float | None:
+    """Inference and training-step speed in ``precision`` (bf16 = autocast), against the matmul
+    peak in the same dtype; prints them and returns the training voxels/s."""
     model = model.to(device)
     x = x.to(device)
+    shape = tuple(x.shape[-3:])
+    voxels = shape[0] * shape[1] * shape[2]
     target = torch.randint(0, 3, (1, *shape), device=device)
     mask = torch.zeros((1, *shape), dtype=torch.bool, device=device)
     p = 17 if min(shape) > 40 else 0
     mask[:, p : shape[0] - p, p : shape[1] - p, p : shape[2] - p] = True
     loss = make_loss("FL_DL", gamma=1.0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    bf16 = precision == "bf16"
 
     def autocast():
-        return torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else torch.autocast("cpu", enabled=False)
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def infer() -> None:
         with torch.no_grad(), autocast():
@@ -109,34 +143,23 @@ def main(argv: list[str] | None = None) -> None:
         loss(logits.float(), target, mask).backward()
         opt.step()
 
-    peak_dtype = amp_dtype or torch.float32
+    peak_dtype = torch.bfloat16 if bf16 else torch.float32
     peak = matmul_peak(device, args.matmul, peak_dtype, args.repeats)
     model.eval()
-    t_inf = _timed(infer, device, args.repeats, args.warmup)
-    rows = [("inference", t_inf, flops_fwd)]
+    rows = [("inference", _timed(infer, device, args.repeats, args.warmup), flops_fwd)]
     if not args.skip_train:
         model.train()
         # backward of a convolution costs about twice its forward (input and weight gradients)
         rows.append(("training step", _timed(train_step, device, args.repeats, args.warmup), 3 * flops_fwd))
-    name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"CPU, {torch.get_num_threads()} threads"
-    )
-    print(f"device: {name}; precision: {'bf16 autocast' if amp_dtype else 'fp32'}; torch {torch.__version__}")
-    print(
-        f"network: width {args.width:g}, box {shape[0]}x{shape[1]}x{shape[2]} ({voxels} voxels), "
-        f"{flops_fwd / 1e9:.1f} GFLOP per forward pass (convolutions)"
-    )
-    print(f"peak: {args.matmul}^2 matmul ({str(peak_dtype).replace('torch.', '')}): {peak / 1e9:.1f} GFLOP/s")
+    print(f"precision {'bf16 autocast' if bf16 else 'fp32'}; peak: {args.matmul}^2 matmul "
+          f"({str(peak_dtype).replace('torch.', '')}): {peak / 1e9:.1f} GFLOP/s")  # fmt: skip
     for what, dt, flops in rows:
         achieved = flops / dt
         print(
             f"{what:>13}: {dt:8.3f} s/box  {voxels / dt:12.0f} voxels/s  "
             f"{achieved / 1e9:8.1f} GFLOP/s  {achieved / peak:6.1%} of matmul peak"
         )
-    if not args.skip_train:
-        paper_cost(args, voxels / rows[1][1])
+    return voxels / rows[1][1] if len(rows) > 1 else None
 
 
 def paper_cost(args: argparse.Namespace, train_voxels_per_s: float) -> None:

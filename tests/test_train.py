@@ -350,3 +350,18 @@ def test_select_models_picks_best_per_loss(tmp_path):
     save_checkpoint(moved, DeepSSETracerUNet(width=0.0625), epoch=1)
     with pytest.raises(CheckpointError, match="not a training run"):
         select_models([moved], tmp_path / "s3.tsv", tmp_path / "m3")
+
+
+def test_bf16_autocast_on_a_cpu_is_a_choice_recorded_in_the_checkpoint(tmp_path):
+    ds, split = synthetic_dataset(tmp_path, ["train", "val"])
+    cfg = TrainConfig(width=0.125, max_epochs=1, patience=1, max_steps_per_epoch=2, device="cpu", threads=1,
+                      dropout=0.0, patch=16, batch=2, amp="bf16")  # fmt: skip
+    train_setting(ds, split, 0, "CE", "lr0.001", tmp_path / "bf16", cfg)
+    _, meta = load_checkpoint(tmp_path / "bf16" / "checkpoint.pt")
+    assert meta["amp"] == "bf16" and meta["device"] == "cpu"
+    cfg.amp = "auto"  # the default: fp32 on a CPU
+    train_setting(ds, split, 0, "CE", "lr0.001", tmp_path / "auto", cfg)
+    assert load_checkpoint(tmp_path / "auto" / "checkpoint.pt")[1]["amp"] == "none"
+    cfg.amp = "fp16"
+    with pytest.raises(ValueError, match="train.amp 'fp16' is not one of auto, bf16, none"):
+        train_setting(ds, split, 0, "CE", "lr0.001", tmp_path / "bad", cfg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from cryosse import paths
@@ -10,7 +11,18 @@ from cryosse.argtypes import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, number
 from cryosse.losses import LOSSES
 from cryosse.model import INITS
 from cryosse.train.select import select_models
-from cryosse.train.trainer import LR_SCHEDULES, TrainConfig, train_setting
+from cryosse.train.trainer import AMPS, LR_SCHEDULES, TrainConfig, train_setting
+
+
+def _json_object(text: str) -> dict:
+    """A JSON object given on the command line (argparse type)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {text!r}")
+    return value
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -32,6 +44,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr_schedule=args.lr_schedule,
         intensity=args.intensity,
         init_from=args.init_from,
+        input_lowpass=args.input_lowpass,
+        realism=args.realism,
+        amp=args.amp,
         progress_interval_s=args.progress_interval,
     )
     meta = train_setting(
@@ -137,6 +152,24 @@ def _add_training_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
         "--init-from",
         default=d.init_from,
         help="start from these weights: a checkpoint, or 'package' for the shipped model (default: none)",
+    )
+    p.add_argument(
+        "--input-lowpass",
+        type=NON_NEGATIVE,
+        default=d.input_lowpass,
+        help="sigma (A) of a fixed Gaussian low-pass at the network's input, kept in the checkpoint (0 = none)",
+    )
+    p.add_argument(
+        "--realism",
+        type=_json_object,
+        default={},
+        help="make training boxes look deposited, as JSON, e.g. '{\"probability\": 0.8}' (keys: cryosse.realism)",
+    )
+    p.add_argument(
+        "--amp",
+        choices=list(AMPS),
+        default=d.amp,
+        help="auto (bf16 autocast on a GPU, fp32 on a CPU), bf16 (on a CPU too), none",
     )
     p.add_argument(
         "--lr-schedule",

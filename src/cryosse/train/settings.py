@@ -94,6 +94,7 @@ JOB_KEYS = (
     "init_from",
     "input_lowpass",
     "realism",
+    "amp",
 )
 
 

@@ -75,9 +75,14 @@ def f1_scores(pred: np.ndarray, truth: np.ndarray, classes: Sequence[int] = (1, 
     return {k: f1_from_counts(*confusion(pred, truth, k)) for k in classes}
 
 
-def _amp(device: torch.device) -> contextlib.AbstractContextManager:
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+#: ``amp``: auto (bf16 autocast on a GPU, fp32 on a CPU), bf16 (also on a CPU: pays where it
+#: has AVX512-BF16 or AMX, bench/bench_train.py --precision both says), none (fp32)
+AMPS = ("auto", "bf16", "none")
+
+
+def _amp(device: torch.device, amp: str = "auto") -> contextlib.AbstractContextManager:
+    if amp == "bf16" or (amp == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -133,6 +138,7 @@ class TrainConfig:
     init_from: str = ""
     input_lowpass: float = 0.0
     realism: dict = field(default_factory=dict)
+    amp: str = "auto"
     progress_interval_s: float = 10.0
 
     @classmethod
@@ -179,7 +185,11 @@ class Trainer:
         if cfg.threads > 0:
             torch.set_num_threads(int(cfg.threads))
         self.device = pick_device(cfg.device)
-        self.amp = "bf16" if self.device.type == "cuda" else "none"
+        if cfg.amp not in AMPS:
+            raise ValueError(f"train.amp {cfg.amp!r} is not one of {', '.join(AMPS)}")
+        self.amp = (
+            "bf16" if cfg.amp == "bf16" or (cfg.amp == "auto" and self.device.type == "cuda") else "none"
+        )
         self._load_data(dataset_tsv, split_tsv)
         self._build(split_tsv)
 
@@ -203,6 +213,7 @@ class Trainer:
                 for k, v in asdict(cfg).items()
                 if k not in ("device", "threads", "progress_interval_s")
                 and not (k in ("input_lowpass", "realism") and not v)
+                and not (k == "amp" and v == "auto")
             },  # unset: as before they existed
             **({} if classes == PAPER_CLASSES else {"classes": classes}),
         )
@@ -307,7 +318,7 @@ class Trainer:
             chosen = [pairs[i]] + [pairs[j] for j in np_rng.integers(len(pairs), size=cfg.batch - 1)]
             x, t, m = (a.to(self.device) for a in self.sampler.batch_of(chosen, np_rng))
             self.opt.zero_grad(set_to_none=True)
-            with _amp(self.device):
+            with _amp(self.device, self.amp):
                 logits = self.model(x)
             value = self.criterion(logits.float(), t, m)
             if not torch.isfinite(value):
