@@ -107,7 +107,24 @@ def f1(pred: np.ndarray, truth: np.ndarray, k: int) -> float:
     return f1_from_counts(*confusion(pred, truth, k))
 
 
-def score_chain(model, real: Path, row, blur: float, tmp: Path, sharpen: float | None = None) -> dict:
+def rotation_average(model, density: np.ndarray, n: int) -> np.ndarray:
+    """Class probabilities averaged over the first ``n`` of the cube's 24 rotations (test-time
+    augmentation), each turned back before averaging."""
+    from cryosse.patches import ROTATIONS, rotate
+
+    total = None
+    for k in range(n):
+        perm, flips = ROTATIONS[k]
+        p = predict_probabilities(model, rotate([density], k)[0], "cpu")
+        p = np.flip(p, tuple(1 + ax for ax, f in enumerate(flips) if f))  # undo the flips, then the transpose
+        p = np.transpose(p, (0, *(1 + int(i) for i in np.argsort(perm))))
+        total = p if total is None else total + p
+    return total / n
+
+
+def score_chain(
+    model, real: Path, row, blur: float, tmp: Path, sharpen: float | None = None, tta: int = 1
+) -> dict:
     name, map_rel, model_rel, chain, native, dst, targets = row
     # The real boxes are tight crops (27-49% of a padded box lies inside some of them): keep them,
     # and leave the voxels beyond the crop out of the scores.
@@ -123,7 +140,11 @@ def score_chain(model, real: Path, row, blur: float, tmp: Path, sharpen: float |
                {"emdb_id": "EMD-0", "pdb_id": name.split()[0], "resolution": eff}, write_mrc=False)  # fmt: skip
     pair = load_pair(name, out)
     t0 = time.perf_counter()
-    prob = predict_probabilities(model, pair.density, "cpu")
+    prob = (
+        rotation_average(model, pair.density, tta)
+        if tta > 1
+        else predict_probabilities(model, pair.density, "cpu")
+    )
     seconds = time.perf_counter() - t0
     z0, z1, y0, y1, x0, x1 = pair.centre
     pred, truth = prob.argmax(0)[z0:z1, y0:y1, x0:x1], pair.labels[z0:z1, y0:y1, x0:x1]
@@ -192,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--sharpen", type=float, default=-100.0,
                     help="B (A^2) of the validation set's post-processed copies (default -100)")  # fmt: skip
+    ap.add_argument("--tta", type=int, default=1, choices=range(1, 25), metavar="N",
+                    help="average the probabilities over N of the cube's 24 rotations (default 1: none)")  # fmt: skip
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     a = ap.parse_args(argv)
@@ -211,9 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for blur in a.blur:
             for row in chains:
-                rows.append(score_chain(model, folder, row, blur, Path(tmp)))
+                rows.append(score_chain(model, folder, row, blur, Path(tmp), tta=a.tta))
                 if a.which == "validation":
-                    rows.append(score_chain(model, folder, row, blur, Path(tmp), sharpen=a.sharpen))
+                    rows.append(
+                        score_chain(model, folder, row, blur, Path(tmp), sharpen=a.sharpen, tta=a.tta)
+                    )
     args = meta["model_args"]
     title = (f"Model: {a.model} (width {args['width']:g}, input low-pass {args.get('input_lowpass', 0):g} A, "
              f"{meta.get('loss', {}).get('name')}); {a.which}")  # fmt: skip
