@@ -116,6 +116,11 @@ def test_tables_from_stored_results(tmp_path):
     br = pd.read_csv(out / "breakdown.tsv", sep="\t")
     assert set(br["by"]) == {"resolution", "quality bin"}
     assert br[br["by"] == "resolution"]["n_cases"].sum() == 3 * 3
+    assert "± 0.0" in (out / "tableS1.md").read_text()
+    # one split: no spread to show, and the table says so instead of "± NA"
+    one = tb.build_tables(paths[:3], tmp_path / "one", main_split="0", n_boot=0)
+    text = (tmp_path / "one" / "tableS1.md").read_text()
+    assert tmp_path / "one" / "tableS1.md" in one and "(one split)" in text and "NA" not in text
 
 
 def test_paper_run_side_by_side_and_fidelity(tmp_path, root):

@@ -164,7 +164,7 @@ def build_tables(
         if stem in ("table1", "table2", "stats", "breakdown"):
             note += ext_note
         if stem == "tableS1" and n_splits == 1:
-            note += (" Only the main split was trained in this run, so there is no spread over splits (sd NA):"
+            note += (" Only the main split was trained in this run, so there is no spread over splits:"
                      " train the cross-validation splits too (train.splits: [0, 1, 2, 3, 4]; the demo:"
                      " config/demo_cv.yaml) for Table S1 proper.")  # fmt: skip
         written += write_table(numbers, shown, out / stem, title, note)

@@ -288,8 +288,9 @@ def tableS1(allres: pd.DataFrame, paper_columns: bool = False) -> tuple[pd.DataF
             r[f"sd_{c}"] = float(a.std(ddof=1)) if len(a) > 1 else math.nan
         for k in splits:
             t[f"split {k} (H/S)"] = f"{pct(r[f'split{k}_helix'])}/{pct(r[f'split{k}_sheet'])}"
-        for c in SCORED:
-            t[f"{c} mean ± sd"] = f"{pct(r[f'mean_{c}'])} ± {pct(r[f'sd_{c}'])}"
+        for c in SCORED:  # one split has no spread: say so rather than "± NA"
+            sd = f"± {pct(r[f'sd_{c}'])}" if len(splits) > 1 else "(one split)"
+            t[f"{c} mean ± sd"] = f"{pct(r[f'mean_{c}'])} {sd}"
         if paper_columns:
             p = PAPER_S1_SHEET.get(loss, math.nan)
             r["paper_mean_sheet"] = p / 100
