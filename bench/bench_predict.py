@@ -224,7 +224,8 @@ def main() -> None:
     )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--matmul", type=int, default=4096, help="edge of the matrices of the peak measurement")
-    ap.add_argument("--model", default=None, help="a trained width-1 checkpoint for the agreement figure")
+    ap.add_argument("--checkpoint", "--model", dest="model", default=None,
+                    help="a trained width-1 checkpoint for the agreement figure")  # fmt: skip
     ap.add_argument("--train-steps", type=int, default=30, help="steps of the brief training when no --model")
     ap.add_argument("--big", type=int, default=400, help="edge of the large map (0: skip)")
     args = ap.parse_args()

@@ -11,7 +11,7 @@ prediction (where the folder has one) is scored against the same labels, resampl
 the pair's grid.
 
     python bench/bench_real.py                       # the shipped default model
-    python bench/bench_real.py --model results/pretrain/model/checkpoint.pt --blur 6 8
+    python bench/bench_real.py --checkpoint results/pretrain/model/checkpoint.pt --blur 6 8
 
 Prints one row per chain and blur, and the targets of issue 13: helix F1 >= 0.70 on 5MDX L,
 5MDX X, 5U8S A and 5ME2 A; sheet F1 >= 0.40 on 5U8S A and 6VYB NTD. ``--markdown FILE``
@@ -198,7 +198,8 @@ def table(rows: list[dict], title: str) -> tuple[str, list[bool]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="checkpoint (default: the model shipped with the package)")
+    ap.add_argument("--checkpoint", "--model", dest="model", default=None,
+                    help="checkpoint (default: the model shipped with the package)")  # fmt: skip
     ap.add_argument(
         "--real", type=Path, default=REAL, help="folder of the real maps (default: $CRYOSSE_REAL_DATA)"
     )

@@ -23,7 +23,7 @@ from cryosse.model import DeepSSETracerUNet, save_checkpoint
 
 
 def build_pair_args(map_path: Path, model: Path, out: Path) -> list:
-    return ["build-pair", "--map", map_path, "--model", model, "--chain", CHAIN, "--out", out,
+    return ["build-pair", "--map", map_path, "--model", model, "--chain", CHAIN, "--out-dir", out,
             "--resolution", "6", "--keep-any-bin"]  # fmt: skip
 
 
@@ -129,7 +129,7 @@ def test_predict_sigterm_while_writing_leaves_nothing(tmp_path, inputs, tiny_ckp
     previous = signal.getsignal(signal.SIGTERM)
     try:
         with pytest.raises(SystemExit) as exc:
-            main(["predict", str(inputs[0]), "-o", str(out), "--model", str(tiny_ckpt)])
+            main(["predict", str(inputs[0]), "-o", str(out), "--checkpoint", str(tiny_ckpt)])
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert exc.value.code == 128 + signal.SIGTERM and len(calls) == 3
@@ -138,7 +138,7 @@ def test_predict_sigterm_while_writing_leaves_nothing(tmp_path, inputs, tiny_ckp
 
 def test_predict_removes_stale_staging_and_never_mixes_two_predictions(tmp_path, inputs, tiny_ckpt, capsys):
     out = tmp_path / "out"
-    assert run_cli(["predict", inputs[0], "-o", out, "--model", tiny_ckpt], capsys)[0] == 0
+    assert run_cli(["predict", inputs[0], "-o", out, "--checkpoint", tiny_ckpt], capsys)[0] == 0
     assert (out / "helix_trimmed.mrc").exists()
     dead = 2**22 + 54321
     stale = out / f".cryosse-predict-{dead}-xyz"
@@ -154,7 +154,7 @@ def test_predict_removes_stale_staging_and_never_mixes_two_predictions(tmp_path,
         rng.gamma(2.0, size=(20, 24, 28)).astype(np.float32),
         MapGeometry((20, 24, 28), (1.0,) * 3, (0.0,) * 3),
     )
-    assert run_cli(["predict", small, "-o", out, "--model", tiny_ckpt], capsys)[0] == 0
+    assert run_cli(["predict", small, "-o", out, "--checkpoint", tiny_ckpt], capsys)[0] == 0
     from cryosse.io import read_json
 
     summary = read_json(out / "summary.json")
@@ -168,7 +168,7 @@ def test_predict_refuses_to_overwrite_its_input(tmp_path, inputs, tiny_ckpt, cap
     src = folder / "helix.mrc"
     src.write_bytes(inputs[0].read_bytes())
     before = tree(tmp_path)
-    code, err = run_cli(["predict", src, "-o", folder, "--model", tiny_ckpt], capsys)
+    code, err = run_cli(["predict", src, "-o", folder, "--checkpoint", tiny_ckpt], capsys)
     assert code == 1 and "would be overwritten" in err and str(src) in err
     assert tree(tmp_path) == before
 
@@ -180,8 +180,8 @@ def test_a_folder_given_as_an_input(tmp_path, inputs, tiny_ckpt, capsys):
     folder = tmp_path / "a_folder"
     folder.mkdir()
     cases = [
-        ["predict", folder, "-o", tmp_path / "o1", "--model", tiny_ckpt],
-        ["predict", inputs[0], "-o", tmp_path / "o2", "--model", folder],
+        ["predict", folder, "-o", tmp_path / "o1", "--checkpoint", tiny_ckpt],
+        ["predict", inputs[0], "-o", tmp_path / "o2", "--checkpoint", folder],
         build_pair_args(folder, inputs[1], tmp_path / "o3"),
         build_pair_args(inputs[0], folder, tmp_path / "o4"),
         ["aggregate", folder],
@@ -201,7 +201,7 @@ def test_an_output_that_cannot_be_written(tmp_path, inputs, tiny_ckpt, capsys):
     blocker.write_text("x")
     out = blocker / "sub"  # a path under a regular file can never be created
     for argv in (
-        ["predict", inputs[0], "-o", out, "--model", tiny_ckpt],
+        ["predict", inputs[0], "-o", out, "--checkpoint", tiny_ckpt],
         build_pair_args(*inputs, out),
         ["simulate", "EMD-90004", "--pdb", "2XDG", "-c", ROOT / "config" / "demo.yaml", "-o", out],
     ):
@@ -231,7 +231,7 @@ def test_mrc_with_a_negative_extended_header(tmp_path, tiny_ckpt, capsys):
     raw = bytearray(path.read_bytes())
     raw[92:96] = struct.pack("<i", -4000)
     path.write_bytes(bytes(raw))
-    code, err = run_cli(["predict", path, "-o", tmp_path / "o", "--model", tiny_ckpt], capsys)
+    code, err = run_cli(["predict", path, "-o", tmp_path / "o", "--checkpoint", tiny_ckpt], capsys)
     assert code == 1 and str(path) in err and "extended header" in err and not (tmp_path / "o").exists()
 
 
@@ -349,7 +349,7 @@ def test_build_pair_refuses_short_chains_and_bad_coordinates(tmp_path, inputs, c
                                           ("--trim", "-2"), ("--tile", "-1"), ("--threads", "0")])  # fmt: skip
 def test_predict_refuses_bad_numbers(tmp_path, inputs, tiny_ckpt, capsys, option, value):
     code, err = run_cli(
-        ["predict", inputs[0], "-o", tmp_path / "o", "--model", tiny_ckpt, option, value], capsys
+        ["predict", inputs[0], "-o", tmp_path / "o", "--checkpoint", tiny_ckpt, option, value], capsys
     )
     assert code == 2 and option in err and not (tmp_path / "o").exists()
 
@@ -366,7 +366,7 @@ def _ckpt(tmp_path: Path, **args) -> Path:
 )
 def test_predict_refuses_checkpoints_of_another_shape(tmp_path, inputs, capsys, args, message):
     ck = _ckpt(tmp_path, **args)
-    code, err = run_cli(["predict", inputs[0], "-o", tmp_path / "o", "--model", ck], capsys)
+    code, err = run_cli(["predict", inputs[0], "-o", tmp_path / "o", "--checkpoint", ck], capsys)
     assert code == 1 and str(ck) in err and message in err and not (tmp_path / "o").exists()
 
 
@@ -375,7 +375,7 @@ def test_a_pickled_checkpoint_is_refused_without_advice_to_unpickle(tmp_path, in
 
     ck = tmp_path / "pickled.pt"
     torch.save({"format": "cryosse-checkpoint/1", "thing": pickle.dumps}, ck)  # a function: needs unpickling
-    code, err = run_cli(["predict", inputs[0], "-o", tmp_path / "o", "--model", ck], capsys)
+    code, err = run_cli(["predict", inputs[0], "-o", tmp_path / "o", "--checkpoint", ck], capsys)
     assert code == 1 and str(ck) in err and "pickle" in err
     assert "weights_only" not in err and not (tmp_path / "o").exists()
 
@@ -389,7 +389,7 @@ def test_voxel_sizes_no_map_has(tmp_path, tiny_ckpt, capsys):
         np.random.default_rng(0).random((30, 30, 30)).astype(np.float32),
         MapGeometry((30, 30, 30), (0.001,) * 3, (0.0,) * 3),
     )
-    code, err = run_cli(["predict", tiny, "-o", tmp_path / "o", "--model", tiny_ckpt], capsys)
+    code, err = run_cli(["predict", tiny, "-o", tmp_path / "o", "--checkpoint", tiny_ckpt], capsys)
     assert code == 1 and str(tiny) in err and "voxel size" in err and "damaged header" in err
     assert not (tmp_path / "o").exists()
 
@@ -481,3 +481,27 @@ def test_help_lists_users_commands_first_without_importing_torch():
         [sys.executable, "-m", "cryosse.cli", "fetch", "--help"], capture_output=True, text=True
     )
     assert fetch.returncode == 0 and "Acquire one entry" in fetch.stdout  # a description of its own
+
+
+def test_old_option_spellings_still_work_with_a_message(tiny_ckpt, inputs, tmp_path, capsys):
+    """One spelling per meaning (-o/--out-dir a folder, -o/--out a file, --checkpoint a network,
+    --model an atomic model); the old spellings keep working and say what replaced them."""
+    out = tmp_path / "o"
+    code, err = run_cli(
+        ["predict", inputs[0], "--out", out, "--model", tiny_ckpt, "--precision", "fp32"], capsys
+    )
+    assert code == 0 and (out / "helix.mrc").exists(), err
+    assert "--out is deprecated; use --out-dir" in err and "--model is deprecated; use --checkpoint" in err
+    code, err = run_cli(["predict", inputs[0], "--out-dir", out, "--checkpoint", tiny_ckpt, "--precision", "fp32"],
+                        capsys)  # fmt: skip
+    assert code == 0 and "deprecated" not in err
+    from cryosse.cli import build_parser
+
+    ns = build_parser(["score"]).parse_args(
+        ["score", "--helix", "h", "--sheet", "s", "--pair", "p", "--json", "x"]
+    )
+    assert ns.json == "x" and "--json is deprecated; use --out" in capsys.readouterr().err
+    ns = build_parser(["query-emdb"]).parse_args(["query-emdb", "--output", "e.tsv"])
+    assert ns.output == "e.tsv" and "use --out" in capsys.readouterr().err
+    help_text = build_parser(["predict"])._subparsers._group_actions[0].choices["predict"].format_help()
+    assert "--checkpoint" in help_text and "--out-dir" in help_text and "--model" not in help_text

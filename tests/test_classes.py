@@ -505,11 +505,11 @@ def test_snakemake_four_class_demo(tmp_path):
     na_pair = ds.loc[ds["n_na"] > 0, "path"].iloc[0]
     out = tmp_path / "predict"
     p = subprocess.run([sys.executable, "-m", "cryosse.cli", "predict", str(wf / na_pair / "map.mrc"), "-o", str(out),
-                        "--model", str(res / "models" / "0" / "FL_DL.pt"), "--classes", "4", "--device", "cpu"],
+                        "--checkpoint", str(res / "models" / "0" / "FL_DL.pt"), "--classes", "4", "--device", "cpu"],
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
     assert (out / "nucleic.mrc").exists() and "nucleic acid" in p.stdout
     bad = subprocess.run([sys.executable, "-m", "cryosse.cli", "predict", str(wf / na_pair / "map.mrc"), "-o",
-                          str(tmp_path / "p3"), "--model", str(res / "models" / "0" / "FL_DL.pt"), "--classes", "3"],
+                          str(tmp_path / "p3"), "--checkpoint", str(res / "models" / "0" / "FL_DL.pt"), "--classes", "3"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode != 0 and "4-class checkpoint" in bad.stderr

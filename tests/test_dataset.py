@@ -510,7 +510,7 @@ def test_cli_build_pair(tmp_path, hb_map, capsys):
 
     map_path, contour = hb_map
     out = tmp_path / "pair"
-    args = ["build-pair", "--map", str(map_path), "--model", str(HB), "--chain", "B", "--out", str(out),
+    args = ["build-pair", "--map", str(map_path), "--model", str(HB), "--chain", "B", "--out-dir", str(out),
             "--contour", str(contour), "--resolution", "6", "--emdb-id", "EMD-3488"]  # fmt: skip
     assert main(args) == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -520,7 +520,7 @@ def test_cli_build_pair(tmp_path, hb_map, capsys):
     assert main([*args[:6], "Q", *args[7:]]) == 1
     assert "chain Q" in capsys.readouterr().err
     # without --emdb-id the pair is named from the inputs, not "0_..."
-    assert main([*args[:-2], "--out", str(tmp_path / "p2")]) == 0
+    assert main([*args[:-2], "--out-dir", str(tmp_path / "p2")]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["pair_id"] == "HB_5ME2_B"
 
 

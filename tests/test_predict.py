@@ -480,7 +480,7 @@ def test_default_model_search(real, tiny_ckpt, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(predict, "shipped_model_path", lambda: missing)
     assert cli_main(["predict", str(src), "-o", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert str(missing) in err and "missing" in err and "--model" in err
+    assert str(missing) in err and "missing" in err and "--checkpoint" in err
     assert not (tmp_path / "out").exists()
     missing.parent.mkdir(parents=True)
     missing.write_bytes(tiny_ckpt.read_bytes()[:3000])  # damaged
@@ -597,7 +597,9 @@ def _bad_ckpt(kind, tmp, good):
 def test_bad_checkpoints_fail_clearly_and_write_nothing(real, tiny_ckpt, tmp_path, kind, message, capsys):
     ck = _bad_ckpt(kind, tmp_path, tiny_ckpt)
     out = tmp_path / "out"
-    assert cli_main(["predict", str(real / MAPS["box_1A_origin"]), "--model", str(ck), "-o", str(out)]) == 1
+    assert (
+        cli_main(["predict", str(real / MAPS["box_1A_origin"]), "--checkpoint", str(ck), "-o", str(out)]) == 1
+    )
     err = capsys.readouterr().err
     assert message in err and str(ck) in err
     assert not out.exists()

@@ -29,7 +29,7 @@ def predicted(tmp_path, inputs) -> dict[str, Path]:
 
 def _score_args(p: dict[str, Path], json_out: object) -> list:
     return ["score", "--helix", p["helix"], "--sheet", p["sheet"], "--map", p["helix"],
-            "--model", p["model"], "--chain", "A", "--json", json_out]  # fmt: skip
+            "--model", p["model"], "--chain", "A", "--out", json_out]  # fmt: skip
 
 
 @pytest.mark.parametrize("how", ["same path", "hard link", "symbolic link", "other spelling"])
@@ -50,7 +50,7 @@ def test_score_never_writes_its_json_over_an_input(tmp_path, predicted, capsys, 
     before = tree(tmp_path)
     code, err = run_cli(_score_args(predicted, target), capsys)
     assert code == 1, err
-    assert "--json/--out" in err and "--helix" in err and str(helix) in err and "destroy" in err
+    assert "-o/--out" in err and "--helix" in err and str(helix) in err and "destroy" in err
     assert tree(tmp_path) == before
 
 
@@ -86,8 +86,8 @@ def test_two_outputs_of_one_command_must_differ(tmp_path, capsys):
     [
         ["predict", "{map}", "-o", ""],
         ["predict", "{map}", "-o", "   "],
-        ["score", "--helix", "{map}", "--sheet", "{map}", "--truth", "{map}", "--json", ""],
-        ["build-pair", "--map", "{map}", "--model", "{model}", "--chain", "A", "--out", ""],
+        ["score", "--helix", "{map}", "--sheet", "{map}", "--truth", "{map}", "--out", ""],
+        ["build-pair", "--map", "{map}", "--model", "{model}", "--chain", "A", "--out-dir", ""],
         ["acquire-tables", "{map}", "-o", ""],
     ],
 )
@@ -165,7 +165,7 @@ def test_build_pair_names_the_atom_that_makes_a_box_absurd(tmp_path, inputs, cap
     st.write_pdb(str(model))
     out = tmp_path / "pair"
     for extra in ([], ["--min-box-inside", "0"]):
-        argv = ["build-pair", "--map", inputs[0], "--model", model, "--chain", "A", "--out", out,
+        argv = ["build-pair", "--map", inputs[0], "--model", model, "--chain", "A", "--out-dir", out,
                 "--resolution", "6", "--keep-any-bin", *extra]  # fmt: skip
         code, err = run_cli(argv, capsys)
         assert code == 1 and "at most 600 A" in err and f"residue A {residue.seqid.num}" in err, err
@@ -214,7 +214,9 @@ def test_a_checkpoint_giving_nan_is_refused_by_name(tmp_path, inputs, capsys):
     ckpt = tmp_path / "nan.pt"
     save_checkpoint(ckpt, net, loss={"name": "FL_DL", "gamma": 1.0}, split=0)
     out = tmp_path / "out"
-    code, err = run_cli(["predict", inputs[0], "-o", out, "--model", ckpt, "--precision", "fp32"], capsys)
+    code, err = run_cli(
+        ["predict", inputs[0], "-o", out, "--checkpoint", ckpt, "--precision", "fp32"], capsys
+    )
     assert code == 1 and str(ckpt) in err and "not finite" in err, err
     assert not out.exists()
 
@@ -227,12 +229,13 @@ def test_predict_refuses_a_contour_above_the_map_and_warns_below(tmp_path, input
     data = np.asarray(read_map(inputs[0]).data)
     for level in (1e6, 1e39):
         code, err = run_cli(
-            ["predict", inputs[0], "-o", tmp_path / "o", "--model", tiny_ckpt, "--contour", level], capsys
+            ["predict", inputs[0], "-o", tmp_path / "o", "--checkpoint", tiny_ckpt, "--contour", level],
+            capsys,
         )
         assert code == 1 and "at or above the map's maximum" in err and f"{data.max():g}" in err, err
         assert "overflow" not in err and not (tmp_path / "o").exists()
     code, err = run_cli(
-        ["predict", inputs[0], "-o", tmp_path / "o", "--model", tiny_ckpt, "--contour=-1e39"], capsys
+        ["predict", inputs[0], "-o", tmp_path / "o", "--checkpoint", tiny_ckpt, "--contour=-1e39"], capsys
     )
     assert code == 0 and "overflow" not in err, err
     summary = __import__("json").loads((tmp_path / "o" / "summary.json").read_text())
@@ -240,7 +243,7 @@ def test_predict_refuses_a_contour_above_the_map_and_warns_below(tmp_path, input
 
 
 def test_build_pair_refuses_a_contour_above_the_map(tmp_path, inputs, capsys):
-    argv = ["build-pair", "--map", inputs[0], "--model", inputs[1], "--chain", "A", "--out", tmp_path / "p",
+    argv = ["build-pair", "--map", inputs[0], "--model", inputs[1], "--chain", "A", "--out-dir", tmp_path / "p",
             "--resolution", "6", "--keep-any-bin", "--contour", "1e30"]  # fmt: skip
     code, err = run_cli(argv, capsys)
     assert code == 1 and "at or above the map's maximum" in err and str(inputs[0]) in err, err
@@ -259,7 +262,7 @@ def test_json_is_always_valid_and_a_non_finite_config_value_is_refused(tmp_path,
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset:\n  contour_sd: .inf\n")
     code, err = run_cli(["build-pair", "--map", inputs[0], "--model", inputs[1], "--chain", "A",
-                         "--out", tmp_path / "p", "--config", cfg], capsys)  # fmt: skip
+                         "--out-dir", tmp_path / "p", "--config", cfg], capsys)  # fmt: skip
     assert code == 1 and str(cfg) in err and "dataset.contour_sd: inf is not a finite number" in err, err
     assert not (tmp_path / "p").exists()
 
@@ -350,12 +353,12 @@ def test_a_second_predict_into_a_busy_folder_is_refused(tmp_path, inputs, tiny_c
     fd = os.open(out, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as a running prediction holds it
-        code, err = run_cli(["predict", inputs[0], "-o", out, "--model", tiny_ckpt], capsys)
+        code, err = run_cli(["predict", inputs[0], "-o", out, "--checkpoint", tiny_ckpt], capsys)
     finally:
         os.close(fd)
     assert code == 1 and str(out) in err and "another cryosse predict" in err, err
     assert list(out.iterdir()) == []
-    assert run_cli(["predict", inputs[0], "-o", out, "--model", tiny_ckpt], capsys)[0] == 0
+    assert run_cli(["predict", inputs[0], "-o", out, "--checkpoint", tiny_ckpt], capsys)[0] == 0
 
 
 # ------------------------------------------------------------------ unclear messages
@@ -390,7 +393,7 @@ def test_score_json_naming_a_folder_says_so(tmp_path, inputs, capsys):
     folder = tmp_path / "results"
     folder.mkdir()
     code, err = run_cli(["score", "--helix", inputs[0], "--sheet", inputs[0], "--map", inputs[0], "--model",
-                         inputs[1], "--chain", "A", "--json", folder], capsys)  # fmt: skip
+                         inputs[1], "--chain", "A", "--out", folder], capsys)  # fmt: skip
     assert code == 1 and f"{folder}: Is a directory" in err and ".tmp" not in err and "results." not in err, (
         err
     )
@@ -425,7 +428,7 @@ def test_three_wrong_model_files_get_messages_that_say_what_they_are(tmp_path, i
         (inputs[0], "as a map does"),
     ]
     for model, message in cases:
-        code, err = run_cli(["predict", inputs[0], "-o", tmp_path / "o", "--model", model], capsys)
+        code, err = run_cli(["predict", inputs[0], "-o", tmp_path / "o", "--checkpoint", model], capsys)
         assert code == 1 and str(model) in err and message in err, err
         assert "weights_only" not in err and "pickle" not in err
     assert not (tmp_path / "o").exists()

@@ -251,7 +251,7 @@ def test_small_network_overfits_one_pair(tmp_path):
 def _train_cmd(ds, sp, out, epochs):
     return [
         sys.executable, "-m", "cryosse.cli", "train", "--dataset", str(ds), "--split-table", str(sp),
-        "--split", "0", "--loss", "FL_DL", "--setting", "lr0.003_g2", "--out", str(out),
+        "--split", "0", "--loss", "FL_DL", "--setting", "lr0.003_g2", "--out-dir", str(out),
         "--width", "0.125", "--max-epochs", str(epochs), "--patience", "100", "--threads", "1",
         "--patch", "24", "--progress-interval", "0",
     ]  # fmt: skip

@@ -52,3 +52,38 @@ NON_NEGATIVE = number(0)
 FRACTION = number(0, 1)
 COUNT = number(0, integer=True)
 AT_LEAST_ONE = number(1, integer=True)
+
+
+class _Renamed(argparse.Action):
+    """An option's old spelling: works as the new one, with a deprecation message on stderr."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        print(f"{parser.prog}: {option_string} is deprecated; use {self.new} (same meaning)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def old_spelling(parser: argparse.ArgumentParser, old: str, new: str, dest: str) -> None:
+    """Keep ``old`` working as ``new`` (stored in ``dest``), hidden from --help, with a message.
+
+    A required ``new`` becomes optional to argparse (either spelling satisfies it) and is
+    checked by :func:`check_required` after parsing."""
+    parser.add_argument(old, dest=dest, action=_Renamed, new=new, help=argparse.SUPPRESS)
+    for action in parser._actions:  # noqa: SLF001
+        if action.dest == dest and action.required:
+            action.required = False
+            action.help = f"{action.help} (required)"
+            needed = [*(parser.get_default("_required") or []), (dest, "/".join(action.option_strings))]
+            parser.set_defaults(_required=needed, _parser=parser)
+
+
+def check_required(args: argparse.Namespace) -> None:
+    """The required options :func:`old_spelling` made optional to argparse: given by either name."""
+    for dest, names in getattr(args, "_required", None) or []:
+        if getattr(args, dest, None) is None:
+            args._parser.error(f"the following arguments are required: {names}")  # noqa: SLF001

@@ -17,6 +17,7 @@ import signal
 import sys
 
 from cryosse import __version__, paths
+from cryosse.argtypes import check_required
 
 #: subcommand -> (module defining it, one-line help), in the order of ``cryosse --help``
 COMMANDS = {
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    check_required(args)
     try:
         paths.check(args)
         return int(args.func(args) or 0)

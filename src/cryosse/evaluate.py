@@ -477,7 +477,7 @@ def add_cli(subparsers: Any) -> None:
     e.add_argument("checkpoint", help="a cryosse checkpoint (a workflow's models/{split}/{loss}.pt)")
     e.add_argument("split_tsv", help="results/splits/split_{k}.tsv")
     e.add_argument("--dataset", required=True, help="results/dataset/dataset.tsv")
-    e.add_argument("--out", required=True, help="per-case TSV to write")
+    e.add_argument("-o", "--out", required=True, help="per-case TSV to write")
     e.add_argument("--pred-dir", required=True, help="folder for predicted label maps (MRC)")
     e.add_argument("--split", default="0", help="split id recorded in the per-case table")
     e.add_argument("--loss", help="loss name recorded in the per-case table (default: the checkpoint's)")

@@ -23,7 +23,7 @@ overlays the input in ChimeraX. Written into the output folder:
 Nothing is written unless the whole prediction succeeds: outputs are staged in
 a hidden folder inside the output folder and moved into place at the end.
 
-Model: ``--model``; else the ``CRYOSSE_MODEL`` environment variable; else the model
+Model: ``--checkpoint``; else the ``CRYOSSE_MODEL`` environment variable; else the model
 shipped inside the package (``cryosse/data/default_model.pt``; docs/model_card.md), so
 predict works right after ``pip install``.
 """
@@ -135,7 +135,7 @@ def check_voxel_size(dmap: DensityMap) -> None:
 
 
 def resolve_model_path(model: str | os.PathLike | None) -> Path:
-    """``--model``, else ``$CRYOSSE_MODEL``, else the model shipped with the package.
+    """``--checkpoint``, else ``$CRYOSSE_MODEL``, else the model shipped with the package.
 
     The shipped model must be there: a missing one is an error naming the file (the
     install is damaged), never a silent fallback.
@@ -149,7 +149,7 @@ def resolve_model_path(model: str | os.PathLike | None) -> Path:
     if not shipped.is_file():
         raise FileNotFoundError(
             f"{shipped}: the model shipped with cryosse is missing (a damaged install); reinstall "
-            f"cryosse, or pass --model CKPT (a cryosse checkpoint, such as a workflow run's models/{{split}}/{{loss}}.pt)"
+            f"cryosse, or pass --checkpoint CKPT (a cryosse checkpoint, such as a workflow run's models/{{split}}/{{loss}}.pt)"
         )
     return shipped
 

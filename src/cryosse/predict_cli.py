@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cryosse import paths
-from cryosse.argtypes import AT_LEAST_ONE, COUNT, NON_NEGATIVE, number
+from cryosse.argtypes import AT_LEAST_ONE, COUNT, NON_NEGATIVE, number, old_spelling
 from cryosse.infer import PRECISIONS
 from cryosse.predict import (
     DEFAULT_OVERLAP,
@@ -63,17 +63,22 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument("map", help="input map (.mrc, .map, .ccp4, optionally .gz)")
     p.add_argument(
-        "--model",
+        "--checkpoint",
+        dest="model",
         default=None,
-        help=f"checkpoint (.pt), such as a workflow run's models/{{split}}/{{loss}}.pt. Default: ${MODEL_ENV},"
+        help=f"network checkpoint (.pt), such as a workflow run's models/{{split}}/{{loss}}.pt. Default: ${MODEL_ENV},"
         " else the model shipped with cryosse (docs/model_card.md)",
     )
     p.add_argument(
         "-o",
-        "--out",
+        "--out-dir",
+        dest="out",
+        metavar="DIR",
         required=True,
         help="output folder (created; existing files of the same names are replaced)",
     )
+    old_spelling(p, "--model", "--checkpoint", "model")
+    old_spelling(p, "--out", "--out-dir", "out")
     p.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when available"
     )

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cryosse import paths
+from cryosse.argtypes import old_spelling
 
 
 def _settings(args: argparse.Namespace, source: str | None = None):
@@ -88,11 +89,13 @@ def add_cli(subparsers) -> None:
     p.add_argument("-c", "--config", action="append", help=cfg_help)
     p.add_argument(
         "-o",
-        "--output",
+        "--out",
+        dest="output",
         required=True,
         help="entry table to write, e.g. config/my_entries.tsv (then `entries:` in your config);"
         " config/entries.tsv is the paper's, shipped with cryosse",
     )
+    old_spelling(p, "--output", "--out", "output")
     p.add_argument("--force", action="store_true", help="replace the -o file if it exists")
     p.set_defaults(func=_query)
     paths.declare(p, inputs=["config"], outputs=["output"])

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from cryosse import paths
-from cryosse.argtypes import FRACTION, POSITIVE, number
+from cryosse.argtypes import FRACTION, POSITIVE, number, old_spelling
 
 
 def add_cli(subparsers) -> None:
@@ -23,10 +23,14 @@ def add_cli(subparsers) -> None:
     p.add_argument("--model", required=True, help="fitted atomic model (PDB or mmCIF, optionally .gz)")
     p.add_argument("--chain", required=True, help="author chain id of the central chain (case-sensitive)")
     p.add_argument(
-        "--out",
+        "-o",
+        "--out-dir",
+        dest="out",
+        metavar="DIR",
         required=True,
         help="pair folder to write; an existing one is replaced only if it is a pair folder written by cryosse",
     )
+    old_spelling(p, "--out", "--out-dir", "out")
     p.add_argument(
         "--contour",
         type=POSITIVE,

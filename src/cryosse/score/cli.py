@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cryosse import paths
-from cryosse.argtypes import POSITIVE, number
+from cryosse.argtypes import POSITIVE, number, old_spelling
 from cryosse.evaluate import TIE_RULES, load_pair_arrays
 from cryosse.io import json_ready, write_json
 from cryosse.score.external import SCORED_CLASS_COUNT, score_prediction
@@ -301,9 +301,10 @@ def _add_scoring_options(p: argparse.ArgumentParser) -> None:
         help="residue vote ties: background, or the tied class nearest the CA",
     )
     sc.add_argument(
-        "--json",
+        "-o",
         "--out",
         dest="json",
         default=None,
         help="also write every figure (scores, coverage, truth used, files read) to this JSON file",
     )
+    old_spelling(sc, "--json", "--out", "json")

@@ -120,7 +120,7 @@ def _add_cluster(subparsers: Any) -> None:
     )
     p.add_argument("--dataset", required=True, help="dataset.tsv")
     p.add_argument("--fasta", required=True, help="output FASTA of the central-chain sequences")
-    p.add_argument("--out", required=True, help="output clusters.tsv")
+    p.add_argument("-o", "--out", required=True, help="output clusters.tsv")
     _search_args(p)
     p.set_defaults(func=_cmd_cluster)
     paths.declare(p, inputs=["dataset"], outputs=["fasta", "out"])
@@ -136,6 +136,7 @@ def _add_make_splits(subparsers: Any) -> None:
     p.add_argument("--dataset", required=True, help="results/dataset/dataset.tsv")
     p.add_argument("--clusters", required=True, help="clusters.tsv written by `cryosse cluster`")
     p.add_argument(
+        "-o",
         "--out-dir",
         required=True,
         help="folder for split_0.tsv ... split_N.tsv (candidates: the audit publishes them)",
