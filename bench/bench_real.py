@@ -233,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     model, meta = load_checkpoint(a.model)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for blur in a.blur:
+        for i, blur in enumerate(a.blur):
             for row in chains:
+                if i and row[4] >= 5.0:  # a medium-resolution map is never blurred: scored once
+                    continue
                 rows.append(score_chain(model, folder, row, blur, Path(tmp), tta=a.tta))
                 if a.which == "validation":
                     rows.append(
