@@ -196,3 +196,10 @@ def tiny_ckpt(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, DeepSSETracerUNet(width=0.125), loss={"name": "FL_DL", "gamma": 1.0}, split=0)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Choices cryosse remembers per machine (cryosse.machine) go to a folder of the test run's
+    own, not the user's ~/.cache: no test sees another's, nor a cache left from earlier runs."""
+    os.environ["CRYOSSE_CACHE"] = str(tmp_path_factory.mktemp("cryosse-cache"))

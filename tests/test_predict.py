@@ -624,17 +624,30 @@ def test_small_map_has_no_trimmed_outputs(tiny_ckpt, tmp_path):
     assert read_map(tmp_path / "o5" / "helix_trimmed.mrc").geometry.shape_zyx == (10, 20, 30)
 
 
-def test_auto_precision_is_the_faster_path_here(tiny_ckpt, monkeypatch):
+def test_auto_precision_is_the_faster_path_here_and_remembered(tiny_ckpt, monkeypatch, tmp_path):
     """auto times fp32 and bf16 on this CPU and keeps the faster (flags cannot tell: this
-    project's machines report AVX512-BF16 and run bf16 convolutions 4-5x slower)."""
+    project's machines report AVX512-BF16 and run bf16 convolutions 4-5x slower); the choice is
+    remembered per CPU, thread count, torch and network, so the next run does not time again."""
     import cryosse.infer as infer
     from cryosse.model import load_checkpoint
 
+    monkeypatch.setenv("CRYOSSE_CACHE", str(tmp_path / "cache"))
     net, _ = load_checkpoint(tiny_ckpt)
     fm = prepare_model(net, "cpu", "auto")
-    assert set(fm.timed) == {"fp32", "bf16"}
-    faster = min(fm.timed, key=fm.timed.get)
+    assert set(fm.timed["seconds"]) == {"fp32", "bf16"} and fm.timed["cached"] is False
+    faster = min(fm.timed["seconds"], key=fm.timed["seconds"].get)
     assert str(fm.dtype).endswith("float32" if faster == "fp32" else "bfloat16")
     assert prepare_model(net, "cpu", "fp32").timed == {}  # an explicit choice is not timed
-    monkeypatch.setattr(infer, "faster_on_cpu", lambda m, cl: (torch.bfloat16, {"fp32": 2.0, "bf16": 1.0}))
-    assert prepare_model(net, "cpu", "auto").dtype == torch.bfloat16
+    calls = []
+    monkeypatch.setattr(
+        infer, "faster_on_cpu", lambda m, cl: calls.append(1) or (torch.bfloat16, {"fp32": 2.0, "bf16": 1.0})
+    )
+    again = prepare_model(net, "cpu", "auto")
+    assert not calls and again.timed["cached"] is True and again.dtype == fm.dtype  # remembered
+    torch.set_num_threads(torch.get_num_threads() + 1)  # another thread count: timed anew
+    try:
+        assert prepare_model(net, "cpu", "auto").dtype == torch.bfloat16 and calls == [1]
+    finally:
+        torch.set_num_threads(torch.get_num_threads() - 1)
+    (tmp_path / "cache" / "precision.json").write_text("not json")  # a damaged cache: timed again
+    assert prepare_model(net, "cpu", "auto").timed["cached"] is False and calls == [1, 1]

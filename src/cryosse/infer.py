@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cryosse.density import normalise_density  # noqa: F401  (re-exported)
+from cryosse.machine import cpu_has_vnni, cpu_name, remembered
 from cryosse.model import PAD_MULTIPLE
 
 
@@ -132,16 +134,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def cpu_has_vnni() -> bool:
-    """True when the CPU reports AVX512-VNNI or AVX-VNNI (Linux: /proc/cpuinfo; elsewhere False)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return bool({"avx512_vnni", "avx_vnni"} & set(flags))
-
-
 def calibration_cube(density: np.ndarray, edge: int = INT8_CALIBRATION_EDGE) -> np.ndarray:
     """The densest ``edge``^3 cube of a box (the whole box along shorter axes), padded to the
     pooling factor: the cube with the largest summed density among those starting on a grid
@@ -250,7 +242,7 @@ class FastModel:
     device: torch.device
     dtype: torch.dtype  # torch.qint8: int8 weights and activations (``module`` quantized)
     channels_last: bool
-    timed: dict[str, float] = field(default_factory=dict)  # precision -> s per 48^3 box, when auto timed them
+    timed: dict[str, Any] = field(default_factory=dict)  # auto on a CPU: s per 48^3 box, when, cached or not
 
     @property
     def precision(self) -> str:
@@ -298,9 +290,12 @@ def prepare_model(
         module = module.to(memory_format=torch.channels_last_3d)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    timed: dict[str, float] = {}
-    if precision == "auto" and dev.type == "cpu":
-        dtype, timed = faster_on_cpu(module, channels_last)
+    timed: dict[str, Any] = {}
+    if precision == "auto" and dev.type == "cpu":  # timed once per machine, threads, torch and network
+        key = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "model_args": getattr(model, "model_args", {}), "channels_last": channels_last}  # fmt: skip
+        timed = remembered(key, lambda: {"seconds": faster_on_cpu(module, channels_last)[1]})
+        dtype = torch.bfloat16 if timed["seconds"]["bf16"] < timed["seconds"]["fp32"] else torch.float32
     return FastModel(module, dev, dtype, channels_last, timed)
 
 

@@ -268,7 +268,7 @@ def segment(
     details = {
         "device": str(fast.device),
         "precision": fast.precision,
-        "precision_timed_s": fast.timed,  # with --precision auto on a CPU: s per 48^3 box, the faster won
+        "precision_timed": fast.timed,  # auto on a CPU: s per 48^3 box (the faster won), when, cached
         "threads": torch.get_num_threads(),
         "tiling": {
             "tile": tile,
