@@ -44,6 +44,7 @@ VALIDATION = ROOT / "data" / "validation"
 from cryosse.dataset.crop import contour_level  # noqa: E402
 from cryosse.dataset.entry import load_inputs  # noqa: E402
 from cryosse.dataset.pairs import DatasetParams, build_pair  # noqa: E402
+from cryosse.density import prepare_input  # noqa: E402
 from cryosse.geometry import DensityMap, read_map, resample  # noqa: E402
 from cryosse.infer import predict_probabilities  # noqa: E402
 from cryosse.metrics import confusion, f1_from_counts  # noqa: E402
@@ -140,11 +141,8 @@ def score_chain(
                {"emdb_id": "EMD-0", "pdb_id": name.split()[0], "resolution": eff}, write_mrc=False)  # fmt: skip
     pair = load_pair(name, out)
     t0 = time.perf_counter()
-    prob = (
-        rotation_average(model, pair.density, tta)
-        if tta > 1
-        else predict_probabilities(model, pair.density, "cpu")
-    )
+    density = prepare_input(pair.density, model.model_args)  # as every path that feeds a network
+    prob = rotation_average(model, density, tta) if tta > 1 else predict_probabilities(model, density, "cpu")
     seconds = time.perf_counter() - t0
     z0, z1, y0, y1, x0, x1 = pair.centre
     pred, truth = prob.argmax(0)[z0:z1, y0:y1, x0:x1], pair.labels[z0:z1, y0:y1, x0:x1]

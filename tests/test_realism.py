@@ -135,6 +135,76 @@ def test_training_with_realism_and_low_pass_records_them(tmp_path):
     assert got.model_args["input_lowpass"] == 1.5 and isinstance(got.lowpass, GaussianLowPass)
     assert saved["train_config"]["realism"] == {"probability": 1.0, "noise": [0.2, 0.4]}
     assert saved["epoch"] == 1
+    assert "input_spectrum" not in got.model_args
+    cfg.match_spectrum, cfg.max_epochs = True, 1
+    train_setting(ds, split, 0, "CE", "lr0.001", tmp_path / "spec", cfg)
+    spec, _ = load_checkpoint(tmp_path / "spec" / "checkpoint.pt")
+    assert len(spec.model_args["input_spectrum"]) == 50  # the training boxes' mean profile, kept
     cfg.realism = {"sharpen": [-100, 0]}
     with pytest.raises(ValueError, match="unknown key"):
         train_setting(ds, split, 0, "CE", "lr0.001", tmp_path / "bad", cfg)
+
+
+def test_spectrum_matching_brings_sharp_and_soft_boxes_to_one_profile():
+    from cryosse.spectrum import SHELLS, check_reference, match_spectrum, radial_profile, reference_profile
+
+    box = rods(48)
+    soft = normalise_density(ndimage.gaussian_filter(box, 2.5))
+    sharp = deposited_like(box, np.random.default_rng(0), Realism(1.0, (-150, -150), (4.0, 4.0), (0, 0)))
+    ref = reference_profile([box])
+    band = slice(4, 20)  # 0.04-0.2 1/A: where a 5-10 A map has its detail
+
+    def distance(b):
+        return float(np.abs(np.log(radial_profile(b)[band] / np.asarray(ref)[band])).mean())
+
+    for b in (soft, sharp):
+        m = match_spectrum(b, ref)
+        assert m.shape == b.shape and abs(float(m.mean())) < 1e-4 and abs(float(m.std()) - 1) < 1e-3
+        assert distance(m) < 0.5 * distance(b), distance(b)
+    assert np.allclose(
+        match_spectrum(box, ref), box, atol=0.05
+    )  # a box already on the reference barely moves
+    assert len(ref) == SHELLS
+    with pytest.raises(ValueError, match="no boxes"):
+        reference_profile([])
+    with pytest.raises(ValueError, match="50 finite amplitudes"):
+        check_reference([1.0, 2.0])
+
+
+def test_the_model_carries_its_input_preparation(tmp_path):
+    from cryosse.density import prepare_input
+    from cryosse.spectrum import reference_profile
+
+    ref = reference_profile([rods(32)])
+    net = DeepSSETracerUNet(width=0.125, dropout=0.0, input_spectrum=ref)
+    save_checkpoint(tmp_path / "s.pt", net)
+    got, _ = load_checkpoint(tmp_path / "s.pt")
+    assert got.model_args["input_spectrum"] == pytest.approx(ref)
+    d = normalise_density(ndimage.gaussian_filter(rods(32), 2.0))
+    assert not np.allclose(prepare_input(d, got.model_args), d)
+    assert prepare_input(d, {}) is d  # a model without one: the box as it is
+    steps = input_preparation(got.model_args)["steps"]
+    assert any("amplitudes brought to the training maps' radial profile" in s for s in steps)
+
+
+def test_predict_prepares_the_map_as_the_model_was_trained(tmp_path):
+    from cryosse.geometry import MapGeometry, write_map
+    from cryosse.infer import predict_probabilities
+    from cryosse.predict import network_input, predict_map
+    from cryosse.spectrum import reference_profile
+
+    torch.manual_seed(1)
+    net = DeepSSETracerUNet(width=0.125, dropout=0.0, input_spectrum=reference_profile([rods(32)])).eval()
+    save_checkpoint(tmp_path / "s.pt", net)
+    raw = ndimage.gaussian_filter(rods(36), 1.0) + 3.0
+    write_map(
+        tmp_path / "m.mrc", raw.astype(np.float32), MapGeometry(raw.shape, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    )
+    s = predict_map(tmp_path / "m.mrc", tmp_path / "out", model=tmp_path / "s.pt", precision="fp32")
+    assert any("radial profile" in step for step in s["input_preparation"]["steps"])
+    from cryosse.geometry import read_map
+
+    _, density, _ = network_input(read_map(tmp_path / "m.mrc"), 1.0, net.model_args)
+    ref = predict_probabilities(net, density, "cpu")[1]  # helix probability, prepared the same way
+    got = np.asarray(read_map(tmp_path / "out" / "helix_prob.mrc").data)
+    assert np.abs(got - ref).max() < 1e-3

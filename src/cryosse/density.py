@@ -52,13 +52,27 @@ def display_level(data: np.ndarray, contour: float | None) -> tuple[float, str]:
     return float(data.mean() + 3.0 * data.std()), "mean + 3 sd of the map (no --contour given)"
 
 
+def prepare_input(density: np.ndarray, model_args: dict) -> np.ndarray:
+    """A normalised 1 A box or map as a model expects it: brought to its reference amplitude
+    spectrum where the model has one (:func:`cryosse.spectrum.match_spectrum`), else unchanged.
+    Every path that hands a box to a network calls this: training, validation, evaluation, predict."""
+    ref = model_args.get("input_spectrum")
+    if not ref:
+        return density
+    from cryosse.spectrum import match_spectrum
+
+    return match_spectrum(density, ref)
+
+
 def input_preparation(model_args: dict) -> dict:
     """What is done to a map before the network sees it (``summary.json``), for a model's settings."""
     sigma = float(model_args.get("input_lowpass", 0.0) or 0.0)
+    spectrum = "amplitudes brought to the training maps' radial profile (cryosse.spectrum), normalised again"
     return {
         "steps": [
             "resampled to 1 A voxels (trilinear) where the map is on another grid",
             "divided by its maximum, negatives set to 0, z-scored over the map",
+            *([spectrum] if model_args.get("input_spectrum") else []),
             *([f"Gaussian low-pass, sigma {sigma:g} A (the network's first, fixed layer)"] if sigma else []),
         ],
         "uses_resolution": False,

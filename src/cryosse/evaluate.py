@@ -208,9 +208,10 @@ def load_pair_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def predict_labels(model: Any, density: np.ndarray, device: Any = "cpu") -> np.ndarray:
     """Argmax labels (uint8 [z, y, x]) of the network on a normalised density box."""
+    from cryosse.density import prepare_input
     from cryosse.infer import predict_probabilities
 
-    prob = predict_probabilities(model, density, device)
+    prob = predict_probabilities(model, prepare_input(density, model.model_args), device)
     return np.argmax(prob, axis=0).astype(np.uint8)
 
 

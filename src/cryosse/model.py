@@ -82,7 +82,9 @@ class DeepSSETracerUNet(nn.Module):
     """Input (B, 1, D, H, W) with D, H, W multiples of 4; output logits (B, C, D, H, W).
 
     ``input_lowpass`` > 0 puts a fixed Gaussian low-pass (:class:`GaussianLowPass`) before
-    the first layer (0, the authors' network and older checkpoints: none).
+    the first layer (0, the authors' network and older checkpoints: none). ``input_spectrum``
+    is the reference amplitude profile every input is brought to before the network sees it
+    (:func:`cryosse.density.prepare_input`); None: inputs are used as they are.
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class DeepSSETracerUNet(nn.Module):
         n_classes: int = 3,
         dropout: float = 0.5,
         input_lowpass: float = 0.0,
+        input_spectrum: list[float] | None = None,
     ):
         super().__init__()
         self.model_args = {
@@ -105,6 +108,10 @@ class DeepSSETracerUNet(nn.Module):
         self.lowpass = GaussianLowPass(input_lowpass) if input_lowpass > 0 else nn.Identity()
         if input_lowpass > 0:
             self.model_args["input_lowpass"] = float(input_lowpass)
+        if input_spectrum is not None:  # the input preparation's reference (cryosse.spectrum), not a weight
+            from cryosse.spectrum import check_reference
+
+            self.model_args["input_spectrum"] = [float(v) for v in check_reference(input_spectrum)]
 
         def c(n: int) -> int:
             return max(1, int(round(n * width)))

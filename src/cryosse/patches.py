@@ -9,7 +9,8 @@ and sheet voxels are 1% of a box; without this most windows hold none). With
 mirror images: a mirror turns right-handed helices left-handed). With ``intensity``
 a, each window's values are scaled by exp(U(-a, a)) and shifted by U(-a, a) / 2. With
 ``realism`` (:class:`cryosse.realism.Realism`), a share of the draws first makes the
-pair's whole box look like a deposited map (sharpened, low-passed, noisy).
+pair's whole box look like a deposited map (sharpened, low-passed, noisy); with
+``spectrum``, every box is then brought to that amplitude profile, as predict does.
 
 Padding (to the pooling multiple, or to the window size where a box is smaller)
 takes the solvent value of the normalised box, its minimum (the value that zero
@@ -26,6 +27,7 @@ import torch
 
 from cryosse.model import PAD_MULTIPLE
 from cryosse.realism import Realism, deposited_like
+from cryosse.spectrum import match_spectrum
 
 
 def solvent_value(density: np.ndarray) -> float:
@@ -77,6 +79,7 @@ class PatchSampler:
     rotate: bool = False
     intensity: float = 0.0
     realism: Realism | None = None
+    spectrum: list[float] | None = None  # the model's input preparation (cryosse.spectrum), after realism
     _fg: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -121,6 +124,8 @@ class PatchSampler:
         r = self.realism
         if r is not None and r.probability > 0 and rng.random() < r.probability:
             dens = deposited_like(dens, rng, r)
+        if self.spectrum:
+            dens = match_spectrum(dens, self.spectrum)
         solvent = solvent_value(dens)
         if self.patch > 0:
             point = self._point(pair, rng)

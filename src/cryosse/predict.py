@@ -46,7 +46,7 @@ import torch
 from cryosse import __version__
 from cryosse.chimerax import chimerax_script
 from cryosse.classes import check_classes, class_names
-from cryosse.density import contour_check, display_level, input_preparation
+from cryosse.density import contour_check, display_level, input_preparation, prepare_input
 from cryosse.geometry import (
     DensityMap,
     MapGeometry,
@@ -175,10 +175,10 @@ class Prediction:
 
 
 def network_input(
-    dmap: DensityMap, spacing: float = DEFAULT_SPACING_A
+    dmap: DensityMap, spacing: float = DEFAULT_SPACING_A, model_args: dict | None = None
 ) -> tuple[MapGeometry, np.ndarray, bool]:
-    """The map on the network's ``spacing`` grid, normalised as the training boxes were:
-    (the grid, the density [z, y, x], whether the grid is the input's own)."""
+    """The map on the network's ``spacing`` grid, normalised and prepared as the model's training
+    boxes were (``prepare_input``): (the grid, the density [z, y, x], whether it is the map's own grid)."""
     geom = dmap.geometry
     check_voxel_size(dmap)
     grid = prediction_grid(geom, spacing)
@@ -195,7 +195,7 @@ def network_input(
     )
     box = np.asarray(dmap.data, np.float32) if same_grid else resample(dmap, grid)
     try:
-        return grid, normalise_density(box), same_grid
+        return grid, prepare_input(normalise_density(box), model_args or {}), same_grid
     except ValueError as exc:
         raise ValueError(f"{dmap.path}: {exc}") from exc
 
@@ -234,8 +234,8 @@ def segment(
     timing: dict[str, float] = {}
     geom = dmap.geometry
     t0 = time.perf_counter()
-    grid, density, same_grid = network_input(dmap, spacing)
-    timing["resample_normalise"] = time.perf_counter() - t0
+    grid, density, same_grid = network_input(dmap, spacing, model.model_args)  # type: ignore[arg-type]
+    timing["resample_normalise"] = time.perf_counter() - t0  # and the model's input preparation
 
     t0 = time.perf_counter()
     fast = prepare_model(model, device, precision, density=density)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryosse.density import prepare_input
 from cryosse.infer import predict_probabilities
 from cryosse.io import write_tsv
 from cryosse.metrics import confusion, f1_from_counts
@@ -36,7 +37,7 @@ def train(dataset_tsv: str, split_tsv: str, checkpoint: str, cfg: dict[str, Any]
 
 
 def _scores(model, pair, device: str = "cpu") -> dict[str, float]:
-    prob = predict_probabilities(model, pair.density, device)
+    prob = predict_probabilities(model, prepare_input(pair.density, model.model_args), device)
     pred, truth = prob.argmax(0)[pair.centre.slices], pair.labels[pair.centre.slices]
     out: dict[str, float] = {}
     for k, name in ((1, "helix"), (2, "sheet")):

@@ -47,6 +47,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         input_lowpass=args.input_lowpass,
         realism=args.realism,
         amp=args.amp,
+        match_spectrum=args.match_spectrum,
         progress_interval_s=args.progress_interval,
     )
     meta = train_setting(
@@ -172,6 +173,11 @@ def _add_training_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
         type=_json_object,
         default={},
         help="make training boxes look deposited, as JSON, e.g. '{\"probability\": 0.8}' (keys: cryosse.realism)",
+    )
+    p.add_argument(
+        "--match-spectrum",
+        action="store_true",
+        help="bring every input to the training boxes' mean amplitude profile (kept in the checkpoint)",
     )
     p.add_argument(
         "--amp",

@@ -95,6 +95,7 @@ JOB_KEYS = (
     "input_lowpass",
     "realism",
     "amp",
+    "match_spectrum",
 )
 
 

@@ -20,6 +20,7 @@ import torch
 
 from cryosse import __version__
 from cryosse.classes import NAMES, PAPER_CLASSES, check_classes, require_dataset_classes
+from cryosse.density import prepare_input
 from cryosse.infer import pick_device, predict_probabilities
 from cryosse.io import atomic_path, write_tsv
 from cryosse.losses import make_loss
@@ -35,6 +36,7 @@ from cryosse.model import (
 )
 from cryosse.patches import PatchSampler
 from cryosse.realism import Realism
+from cryosse.spectrum import reference_profile
 from cryosse.train.data import Pair, _load_pairs, _with_nucleic, cluster_weights, read_split_pairs
 from cryosse.train.settings import parse_setting
 from cryosse.train.state import STATE_FORMAT, _cpu, _fingerprint, _restore_rng, _rng_state, _state_classes
@@ -98,7 +100,7 @@ def validate(model: torch.nn.Module, pairs: Sequence[Pair], device: torch.device
     classes = tuple(range(1, n_classes))
     per: dict[int, list[float]] = {k: [] for k in classes}
     for p in pairs:  # fp32, as the final evaluation predicts: the chosen epoch is judged as it will be used
-        prob = predict_probabilities(model, p.density, device)
+        prob = predict_probabilities(model, prepare_input(p.density, model.model_args), device)
         sl = p.centre.slices
         pred, truth = prob.argmax(0)[sl], p.labels[sl]
         if p.inside is not None:  # voxels beyond the map are not scored
@@ -139,6 +141,7 @@ class TrainConfig:
     input_lowpass: float = 0.0
     realism: dict = field(default_factory=dict)
     amp: str = "auto"
+    match_spectrum: bool = False
     progress_interval_s: float = 10.0
 
     @classmethod
@@ -214,6 +217,7 @@ class Trainer:
                 if k not in ("device", "threads", "progress_interval_s")
                 and not (k in ("input_lowpass", "realism") and not v)
                 and not (k == "amp" and v == "auto")
+                and not (k == "match_spectrum" and not v)
             },  # unset: as before they existed
             **({} if classes == PAPER_CLASSES else {"classes": classes}),
         )
@@ -224,16 +228,22 @@ class Trainer:
         random.seed(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
         torch.manual_seed(cfg.seed)
-        model = init_weights(
-            DeepSSETracerUNet(
-                width=cfg.width, dropout=cfg.dropout, n_classes=self.classes, input_lowpass=cfg.input_lowpass
-            ),
-            cfg.init,
+        # the input preparation's reference: the mean amplitude profile of (up to 100 of) the training boxes
+        step = max(1, len(self.train_pairs) // 100)
+        spectrum = (
+            reference_profile(p.density for p in self.train_pairs[::step]) if cfg.match_spectrum else None
         )
+        model = init_weights(
+            DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout, n_classes=self.classes,
+                              input_lowpass=cfg.input_lowpass, input_spectrum=spectrum),
+            cfg.init,
+        )  # fmt: skip
         self.start_from = _start_weights(model, cfg.init_from)
         self.model = model.to(self.device)
         realism = Realism.from_mapping(cfg.realism) if cfg.realism else None
-        self.sampler = PatchSampler(cfg.patch, cfg.batch, cfg.foreground, cfg.rotate, cfg.intensity, realism)
+        self.sampler = PatchSampler(
+            cfg.patch, cfg.batch, cfg.foreground, cfg.rotate, cfg.intensity, realism, spectrum
+        )
         self.weights = cluster_weights(split_tsv, [p.pair_id for p in self.train_pairs], cfg.balance)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
         self.history: list[dict[str, Any]] = []
