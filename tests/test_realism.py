@@ -208,3 +208,19 @@ def test_predict_prepares_the_map_as_the_model_was_trained(tmp_path):
     ref = predict_probabilities(net, density, "cpu")[1]  # helix probability, prepared the same way
     got = np.asarray(read_map(tmp_path / "out" / "helix_prob.mrc").data)
     assert np.abs(got - ref).max() < 1e-3
+
+
+def test_fine_tuning_keeps_the_input_preparation_of_its_start(tmp_path):
+    from cryosse.spectrum import reference_profile
+    from cryosse.train import TrainConfig, train_setting
+    from test_train import synthetic_dataset
+
+    ds, split = synthetic_dataset(tmp_path, ["train", "val"])
+    ref = reference_profile([rods(32)])
+    save_checkpoint(tmp_path / "start.pt", DeepSSETracerUNet(width=0.125, dropout=0.0, input_lowpass=1.0,
+                                                             input_spectrum=ref))  # fmt: skip
+    cfg = TrainConfig(width=0.125, max_epochs=1, patience=1, max_steps_per_epoch=1, device="cpu", threads=1,
+                      dropout=0.0, patch=16, init_from=str(tmp_path / "start.pt"))  # fmt: skip
+    train_setting(ds, split, 0, "CE", "lr0.001", tmp_path / "ft", cfg)
+    got, _ = load_checkpoint(tmp_path / "ft" / "checkpoint.pt")
+    assert got.model_args["input_spectrum"] == pytest.approx(ref) and got.model_args["input_lowpass"] == 1.0

@@ -28,17 +28,15 @@ from cryosse.metrics import confusion, f1_from_counts
 from cryosse.model import (
     CheckpointError,
     DeepSSETracerUNet,
-    checkpoint_classes,
     init_weights,
-    load_checkpoint,
     save_checkpoint,
-    shipped_model_path,
 )
 from cryosse.patches import PatchSampler
 from cryosse.realism import Realism
 from cryosse.spectrum import reference_profile
 from cryosse.train.data import Pair, _load_pairs, _with_nucleic, cluster_weights, read_split_pairs
 from cryosse.train.settings import parse_setting
+from cryosse.train.start import _start_args, _start_weights
 from cryosse.train.state import STATE_FORMAT, _cpu, _fingerprint, _restore_rng, _rng_state, _state_classes
 
 log = logging.getLogger(__name__)
@@ -228,14 +226,19 @@ class Trainer:
         random.seed(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
         torch.manual_seed(cfg.seed)
-        # the input preparation's reference: the mean amplitude profile of (up to 100 of) the training boxes
+        # The input preparation: with match_spectrum, the mean amplitude profile of (up to 100 of) the
+        # training boxes; else, fine-tuning keeps that of the weights it starts from (they expect it).
+        start = _start_args(cfg.init_from)
         step = max(1, len(self.train_pairs) // 100)
         spectrum = (
-            reference_profile(p.density for p in self.train_pairs[::step]) if cfg.match_spectrum else None
+            reference_profile(p.density for p in self.train_pairs[::step])
+            if cfg.match_spectrum
+            else start.get("input_spectrum")
         )
+        lowpass = cfg.input_lowpass or float(start.get("input_lowpass", 0.0))
         model = init_weights(
             DeepSSETracerUNet(width=cfg.width, dropout=cfg.dropout, n_classes=self.classes,
-                              input_lowpass=cfg.input_lowpass, input_spectrum=spectrum),
+                              input_lowpass=lowpass, input_spectrum=spectrum),
             cfg.init,
         )  # fmt: skip
         self.start_from = _start_weights(model, cfg.init_from)
@@ -437,35 +440,6 @@ def train_setting(
     metadata (best validation figures, epoch, device).
     """
     return Trainer(dataset_tsv, split_tsv, split, loss, setting, out_dir, cfg, classes).fit()
-
-
-def _start_weights(model: DeepSSETracerUNet, init_from: str) -> dict[str, str]:
-    """Load the weights training starts from (``init_from``: "" none, "package" the shipped model, or a checkpoint)."""
-    if not init_from:
-        return {}
-    path = shipped_model_path() if init_from == "package" else Path(init_from)
-    if init_from == "package" and not path.is_file():
-        raise FileNotFoundError(f"{path}: the model shipped with cryosse is missing; reinstall cryosse")
-    src, meta = load_checkpoint(path)
-    if src.model_args["width"] != model.model_args["width"]:
-        raise CheckpointError(
-            f"{path}: width {src.model_args['width']:g}, but this run trains width {model.model_args['width']:g};"
-            " set train.width to match"
-        )
-    weights = src.state_dict()
-    new_head = checkpoint_classes(meta) != model.model_args["n_classes"]
-    if new_head:  # e.g. the 3-class shipped model fine-tuned to 4 classes: all but the output layer
-        weights = {k: v for k, v in weights.items() if not k.startswith("out.")}
-        log.info(
-            "%s: %d classes, this run %d: the output layer starts fresh, the rest from the checkpoint",
-            path, checkpoint_classes(meta), model.model_args["n_classes"],
-        )  # fmt: skip
-    model.load_state_dict(weights, strict=not new_head)
-    return {
-        "path": "package" if init_from == "package" else str(path),
-        "weights_sha256": str(meta["weights_sha256"]),
-        **({"new_output_layer": "yes"} if new_head else {}),
-    }
 
 
 def train_job(
