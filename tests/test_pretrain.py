@@ -350,6 +350,7 @@ pretrain:
   simulate: {{variants: 1, ranges: {{resolution: [5, 10], mask_probability: 0.5, mask_radius: [3, 6]}}}}
   train: {{loss: FL_DL, setting: lr0.001_g1, width: 0.125, patch: 24, batch: 2, max_epochs: 2, max_steps_per_epoch: 3, threads: 1}}
   finetune: {{train: {{max_epochs: 1, input_lowpass: 1.0, realism: {{probability: 1.0}}}}}}
+  spectrum: true
 """
     wf = copy_workflow(tmp_path / "wf", overlay=overlay)
     run_snakemake(wf, "pretrain", configfiles=["config/test.yaml"], cores=2)
@@ -372,6 +373,11 @@ pretrain:
         meta["train_config"]["width"] == 0.125
         and (wf / "results" / "pt" / "report_finetuned" / "summary.md").exists()
     )
+    # the first stage's weights with the amplitude profile of its training boxes, reported too
+    spec, smeta = load_checkpoint(wf / "results" / "pt" / "model_spectrum" / "checkpoint.pt")
+    assert smeta["weights_sha256"] == first["weights_sha256"]  # the digest of the weights: unchanged
+    assert len(spec.model_args["input_spectrum"]) == 50 and smeta["input_spectrum_from"]["boxes"] > 0
+    assert (wf / "results" / "pt" / "report_spectrum" / "summary.md").exists()
     prov = pd.read_csv(wf / "results" / "pt" / "inventory" / "provenance.tsv", sep="\t")
     assert set(prov["registry"]) == {"folder"} and prov["sha256"].str.len().eq(64).all()
     n = run_snakemake(wf, "pretrain", configfiles=["config/test.yaml"], cores=2, dry_run=True, timeout=300)

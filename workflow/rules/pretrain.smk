@@ -13,15 +13,22 @@ PRE_REPORT = RESULTS / "report"
 PRE_FT = (PRE.get("finetune") or {}).get("train") or {}  # empty: no second stage
 PRE_FT_MODEL = RESULTS / "finetuned"
 PRE_FT_REPORT = RESULTS / "report_finetuned"
+# pretrain.spectrum: the first stage's network with an input preparation (every input brought
+# to the amplitude profile of its training boxes: cryosse.spectrum); the weights unchanged.
+PRE_SP = bool(PRE.get("spectrum", False))
+PRE_SP_MODEL = RESULTS / "model_spectrum"
+PRE_SP_REPORT = RESULTS / "report_spectrum"
 
 pretrain_targets = lambda: [
     d / n
     for d in (
-        [PRE_MODEL, PRE_REPORT] + ([PRE_FT_MODEL, PRE_FT_REPORT] if PRE_FT else [])
+        [PRE_MODEL, PRE_REPORT]
+        + ([PRE_FT_MODEL, PRE_FT_REPORT] if PRE_FT else [])
+        + ([PRE_SP_MODEL, PRE_SP_REPORT] if PRE_SP else [])
     )
     for n in (
         ("checkpoint.pt",)
-        if d in (PRE_MODEL, PRE_FT_MODEL)
+        if d in (PRE_MODEL, PRE_FT_MODEL, PRE_SP_MODEL)
         else ("pairs.tsv", "summary.md", "curves.png")
     )
 ]
@@ -192,3 +199,36 @@ use rule pretrain_report as pretrain_finetune_report with:
         curves=PRE_FT_REPORT / "curves.png",
     log:
         LOGS / "pretrain" / "report_finetuned.log",
+
+
+rule pretrain_spectrum:
+    input:
+        checkpoint=PRE_MODEL / "checkpoint.pt",
+        dataset=PRE_PAIRS / "dataset.tsv",
+        split=PRE_PAIRS / "split.tsv",
+    output:
+        checkpoint=PRE_SP_MODEL / "checkpoint.pt",
+    log:
+        LOGS / "pretrain" / "spectrum.log",
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../../scripts/pretrain_spectrum.py"
+
+
+use rule pretrain_report as pretrain_spectrum_report with:
+    input:
+        checkpoint=PRE_SP_MODEL / "checkpoint.pt",
+        history=PRE_MODEL / "history.tsv",
+        dataset=PRE_PAIRS / "dataset.tsv",
+        split=PRE_PAIRS / "split.tsv",
+        structures=PRE_INV / "structures.tsv",
+    output:
+        pairs=PRE_SP_REPORT / "pairs.tsv",
+        summary=PRE_SP_REPORT / "summary.md",
+        curves=PRE_SP_REPORT / "curves.png",
+    log:
+        LOGS / "pretrain" / "report_spectrum.log",
