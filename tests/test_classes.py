@@ -407,7 +407,10 @@ def test_four_class_train_evaluate_tables_predict(four_class_run):
     names = sorted(p.name for p in out.iterdir())
     for n in ("nucleic.mrc", "nucleic_prob.mrc", "nucleic_trimmed.mrc", "nucleic_prob_trimmed.mrc"):
         assert n in names
-    assert "nucleic_voxels" in s["full"] and "('nucleic.mrc', 'orange')" in (out / "chimerax.py").read_text()
+    assert (
+        "nucleic_voxels" in s["full"]
+        and "('nucleic_prob.mrc', 'orange', 'nucleic acid')" in (out / "chimerax.py").read_text()
+    )
     # The four masks partition the map with background, as the argmax does.
     masks = [np.asarray(mrcfile.read(out / f"{n}.mrc")) for n in ("helix", "sheet", "nucleic")]
     assert int(sum(m.astype(int) for m in masks).max()) <= 1
