@@ -87,3 +87,10 @@ def check_required(args: argparse.Namespace) -> None:
     for dest, names in getattr(args, "_required", None) or []:
         if getattr(args, dest, None) is None:
             args._parser.error(f"the following arguments are required: {names}")  # noqa: SLF001
+
+
+def out_dir_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """The required ``-o/--out-dir DIR`` (stored in ``out``) of a subcommand whose folder option
+    was once spelt ``--out``: that spelling keeps working (:func:`old_spelling`)."""
+    parser.add_argument("-o", "--out-dir", dest="out", metavar="DIR", required=True, help=help)
+    old_spelling(parser, "--out", "--out-dir", "out")

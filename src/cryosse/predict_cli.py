@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cryosse import paths
-from cryosse.argtypes import AT_LEAST_ONE, COUNT, NON_NEGATIVE, number, old_spelling
+from cryosse.argtypes import AT_LEAST_ONE, COUNT, NON_NEGATIVE, number, old_spelling, out_dir_option
 from cryosse.infer import PRECISIONS
 from cryosse.predict import (
     DEFAULT_OVERLAP,
@@ -69,16 +69,8 @@ def add_cli(subparsers) -> None:
         help=f"network checkpoint (.pt), such as a workflow run's models/{{split}}/{{loss}}.pt. Default: ${MODEL_ENV},"
         " else the model shipped with cryosse (docs/model_card.md)",
     )
-    p.add_argument(
-        "-o",
-        "--out-dir",
-        dest="out",
-        metavar="DIR",
-        required=True,
-        help="output folder (created; existing files of the same names are replaced)",
-    )
+    out_dir_option(p, "output folder (created; existing files of the same names are replaced)")
     old_spelling(p, "--model", "--checkpoint", "model")
-    old_spelling(p, "--out", "--out-dir", "out")
     p.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when available"
     )

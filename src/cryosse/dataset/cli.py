@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from cryosse import paths
-from cryosse.argtypes import FRACTION, POSITIVE, number, old_spelling
+from cryosse.argtypes import FRACTION, POSITIVE, number, out_dir_option
 
 
 def add_cli(subparsers) -> None:
@@ -22,15 +22,9 @@ def add_cli(subparsers) -> None:
     p.add_argument("--map", required=True, help="density map (MRC/CCP4, optionally .gz)")
     p.add_argument("--model", required=True, help="fitted atomic model (PDB or mmCIF, optionally .gz)")
     p.add_argument("--chain", required=True, help="author chain id of the central chain (case-sensitive)")
-    p.add_argument(
-        "-o",
-        "--out-dir",
-        dest="out",
-        metavar="DIR",
-        required=True,
-        help="pair folder to write; an existing one is replaced only if it is a pair folder written by cryosse",
+    out_dir_option(
+        p, "pair folder to write; an existing one is replaced only if it is a pair folder written by cryosse"
     )
-    old_spelling(p, "--out", "--out-dir", "out")
     p.add_argument(
         "--contour",
         type=POSITIVE,

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from cryosse import paths
-from cryosse.argtypes import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, number, old_spelling
+from cryosse.argtypes import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, number, out_dir_option
 from cryosse.losses import LOSSES
 from cryosse.model import INITS
 from cryosse.train.select import select_models
@@ -86,15 +86,7 @@ def _add_train(subparsers: Any) -> None:
     p.add_argument("--split", required=True, help="split id recorded in the checkpoint (k)")
     p.add_argument("--loss", required=True, choices=list(LOSSES), help="the loss to train with")
     p.add_argument("--setting", required=True, help="e.g. lr0.001_g2 (docs/design.md)")
-    p.add_argument(
-        "-o",
-        "--out-dir",
-        dest="out",
-        metavar="DIR",
-        required=True,
-        help="folder for checkpoint.pt, history.tsv, state.pt",
-    )
-    old_spelling(p, "--out", "--out-dir", "out")
+    out_dir_option(p, "folder for checkpoint.pt, history.tsv, state.pt")
     p.add_argument(
         "--width",
         type=number(0, 4, lo_open=True),
