@@ -60,7 +60,7 @@ class Realism:
         return r
 
 
-def _s2(shape: tuple[int, ...]) -> np.ndarray:
+def frequency_squared(shape: tuple[int, ...]) -> np.ndarray:
     """|s|^2 in 1/A^2 on the rfftn grid of a 1 A box of ``shape``."""
     fz, fy = (np.fft.fftfreq(n).astype(np.float32) for n in shape[:2])
     fx = np.fft.rfftfreq(shape[2]).astype(np.float32)
@@ -78,7 +78,7 @@ def postprocess(
     box: np.ndarray, rng: np.random.Generator, b: float, cutoff: float, noise: float, noise_b: float
 ) -> np.ndarray:
     """``box`` (solvent at 0) plus coloured noise, sharpened by ``b`` and low-passed at ``cutoff``."""
-    s2 = _s2(box.shape)
+    s2 = frequency_squared(box.shape)
     spec = fft.rfftn(box, workers=1)
     if noise > 0:
         n = fft.rfftn(rng.standard_normal(box.shape, dtype=np.float32), workers=1)

@@ -29,9 +29,9 @@ MAX_GAIN = 8.0
 
 def _shells(shape: tuple[int, ...]) -> np.ndarray:
     """The shell index of every rfftn coefficient of a 1 A box of ``shape``."""
-    fz, fy = (np.fft.fftfreq(n).astype(np.float32) for n in shape[:2])
-    fx = np.fft.rfftfreq(shape[2]).astype(np.float32)
-    s = np.sqrt(fz[:, None, None] ** 2 + fy[None, :, None] ** 2 + fx[None, None, :] ** 2)
+    from cryosse.realism import frequency_squared
+
+    s = np.sqrt(frequency_squared(shape))
     return np.minimum((s * 2 * SHELLS).astype(np.int64), SHELLS - 1)
 
 
@@ -47,6 +47,15 @@ def radial_profile(box: np.ndarray) -> np.ndarray:
     """The box's radial amplitude profile (:data:`SHELLS` values, envelope-relative)."""
     b = np.asarray(box, np.float32)
     return _profile(fft.rfftn(b - b.mean(), workers=1), _shells(b.shape))
+
+
+#: most training boxes a reference profile is averaged over (every k-th of them)
+REFERENCE_BOXES = 100
+
+
+def reference_sample(items: Sequence) -> Sequence:
+    """Every k-th of ``items`` (the training pairs), at most about :data:`REFERENCE_BOXES` of them."""
+    return items[:: max(1, len(items) // REFERENCE_BOXES)]
 
 
 def reference_profile(boxes: Iterable[np.ndarray]) -> list[float]:

@@ -41,24 +41,24 @@ def attach_spectrum(checkpoint: str, dataset_tsv: str, split_tsv: str, out: str)
     radial amplitude profile of its training boxes (:mod:`cryosse.spectrum`; the same boxes the
     trainer would take with ``match_spectrum``). The weights are unchanged."""
     from cryosse.model import build_model, save_checkpoint
-    from cryosse.spectrum import reference_profile
+    from cryosse.spectrum import reference_profile, reference_sample
     from cryosse.train.data import _load_pairs, read_split_pairs
 
     model, meta = load_checkpoint(checkpoint)
     pairs = _load_pairs(read_split_pairs(dataset_tsv, split_tsv)["train"], "train", split_tsv, [])
-    step = max(1, len(pairs) // 100)
-    ref = reference_profile(p.density for p in pairs[::step])
+    sample = reference_sample(pairs)
+    ref = reference_profile(p.density for p in sample)
     net = build_model({**model.model_args, "input_spectrum": ref})
     net.load_state_dict(model.state_dict())
     keep = {k: v for k, v in meta.items()
             if k not in ("format", "arch", "model_args", "state_dict", "weights_sha256", "cryosse_version")}  # fmt: skip
     save_checkpoint(out, net, **keep, input_spectrum_from={
-        "weights": str(checkpoint), "boxes": len(pairs[::step]), "of_training_pairs": len(pairs)})  # fmt: skip
+        "weights": str(checkpoint), "boxes": len(sample), "of_training_pairs": len(pairs)})  # fmt: skip
     log.info(
         "%s: %s's weights with the amplitude profile of %d training boxes",
         out,
         checkpoint,
-        len(pairs[::step]),
+        len(sample),
     )
     return ref
 

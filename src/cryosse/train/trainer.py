@@ -33,7 +33,7 @@ from cryosse.model import (
 )
 from cryosse.patches import PatchSampler
 from cryosse.realism import Realism
-from cryosse.spectrum import reference_profile
+from cryosse.spectrum import reference_profile, reference_sample
 from cryosse.train.data import Pair, _load_pairs, _with_nucleic, cluster_weights, read_split_pairs
 from cryosse.train.settings import parse_setting
 from cryosse.train.start import _start_args, _start_weights
@@ -229,9 +229,8 @@ class Trainer:
         # The input preparation: with match_spectrum, the mean amplitude profile of (up to 100 of) the
         # training boxes; else, fine-tuning keeps that of the weights it starts from (they expect it).
         start = _start_args(cfg.init_from)
-        step = max(1, len(self.train_pairs) // 100)
         spectrum = (
-            reference_profile(p.density for p in self.train_pairs[::step])
+            reference_profile(p.density for p in reference_sample(self.train_pairs))
             if cfg.match_spectrum
             else start.get("input_spectrum")
         )
