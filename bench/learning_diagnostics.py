@@ -122,6 +122,20 @@ def run(
     return row
 
 
+#: the legend's words for each variant (what it changes from the one before it, as docs/learning.md)
+DESCRIPTIONS = {
+    "baseline": "baseline: dropout 0.5, batch 1, 32^3 anywhere",
+    "init_normal": "baseline + N(0, 0.1) init",
+    "no_dropout": "baseline, dropout 0",
+    "fg": "+ half the patches on helix/sheet",
+    "fg_batch4": "+ 4 patches a step",
+    "fg_batch4_lr1e-4": "4 patches a step, lr 1e-4",
+    "fg_batch4_rot": "4 patches a step + 24 rotations",
+    "fg_batch4_p48": "2 patches of 48^3 a step",
+    "fg_batch4_CE": "4 patches a step, CE alone",
+}
+
+
 def plot(out: Path) -> None:
     import matplotlib
 
@@ -129,16 +143,17 @@ def plot(out: Path) -> None:
     import matplotlib.pyplot as plt
 
     variants = [v for v in VARIANTS if (out / v / "history.tsv").exists()]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(1, len(VARIANTS))))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
     for v in variants:
         h = pd.read_csv(out / v / "history.tsv", sep="\t")
-        cfg = {**BASE, **VARIANTS[v][2]}
         steps = h["steps"].cumsum()
-        axes[0].plot(steps, h["train_loss"], label=v)
-        axes[1].plot(steps, 100 * h["val_helix_f1"], label=v)
-        axes[2].plot(steps, 100 * h["val_sheet_f1"], label=v)
-        del cfg
-    axes[0].set_ylabel("training loss (its own scale per loss)")
+        style = {"color": colours[list(VARIANTS).index(v)], "label": DESCRIPTIONS[v],
+                 "ls": "--" if VARIANTS[v][0] == "CE" else "-"}  # fmt: skip
+        axes[0].plot(steps, h["train_loss"], **style)
+        axes[1].plot(steps, 100 * h["val_helix_f1"], **style)
+        axes[2].plot(steps, 100 * h["val_sheet_f1"], **style)
+    axes[0].set_ylabel("training loss (CE_DL; dashed: CE)")
     axes[1].set_ylabel("validation helix F1 (%)")
     axes[2].set_ylabel("validation sheet F1 (%)")
     for ax in axes:
@@ -146,7 +161,6 @@ def plot(out: Path) -> None:
         ax.grid(alpha=0.3)
     axes[2].legend(fontsize=7, loc="upper left")
     fig.suptitle("Demo split 0, width 0.25, 9 validation boxes scored in eval mode after every epoch")
-    fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=110)
 
 

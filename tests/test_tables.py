@@ -404,3 +404,71 @@ def test_snakemake_scores_an_external_tool_into_the_tables(tmp_path):
     threshold_tool(wf / "results/dataset/pairs" / PAIRS[2], preds, PAIRS[2])
     dry = run_snakemake(wf, *allowed, "--", "tables", configfiles=cfg, dry_run=True, env=env)
     assert "score_external" in dry.stdout + dry.stderr, dry.stderr[-2000:]
+
+
+def test_figures_one_colour_per_class_and_loss_true_case_counts_and_readable_legends(tmp_path):
+    """Every figure draws a class in its one colour and a loss in its one colour (a tool in grey),
+    names the losses as the tables do, gives each series its own case count (a tool covering
+    fewer cases says so), keeps cases at one resolution apart, and labels the training curves
+    with readable settings."""
+    import matplotlib.colors as mcolors
+
+    from cryosse.classes import COLOURS
+    from cryosse.figures import f1_bar_figure, readable_setting, resolution_figure, training_figure
+    from cryosse.loss_names import LOSS_COLOURS, TOOL_COLOURS
+    from cryosse.statistics import read_eval_results
+
+    f1 = {pid: (0.5 + 0.1 * i, 0.4) for i, pid in enumerate(PAIRS)}
+    paths = [synthetic_per_case(tmp_path, "0", loss, f1) for loss in ("CE", "DL", "FL_DL")]
+    tool = synthetic_per_case(tmp_path, "0", "ToolX", dict(list(f1.items())[:2]))
+    main = read_eval_results([*paths, tool])
+    main.loc[:, "resolution"] = 6.0  # every case at one resolution: only the dodge keeps them apart
+
+    fig = f1_bar_figure(main, 20, 0.95, 0)
+    bars = {mcolors.to_hex(p.get_facecolor()) for p in fig.axes[0].patches}
+    assert bars == {COLOURS["helix"], COLOURS["sheet"]}
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["CE", "DL", "FL_DL", "ToolX"]
+
+    fig = resolution_figure(main)
+    ax = fig.axes[0]
+    colours = {c.get_label(): mcolors.to_hex(c.get_facecolor()[0]) for c in ax.collections}
+    assert colours == {"CE (3 cases)": LOSS_COLOURS["CE"], "DL (3 cases)": LOSS_COLOURS["DL"],
+                       "FL_DL (3 cases)": LOSS_COLOURS["FL_DL"], "ToolX (2 cases)": TOOL_COLOURS[0]}  # fmt: skip
+    xs = [tuple(np.unique(c.get_offsets()[:, 0])) for c in ax.collections]
+    assert all(len(x) == 1 for x in xs) and len({x[0] for x in xs}) == 4  # one x per series, all apart
+
+    hist = tmp_path / "history.tsv"
+    pd.DataFrame({"epoch": [1, 2], "train_loss": [2.0, 1.0], "val_mean": [0.2, 0.3]}).to_csv(
+        hist, sep="\t", index=False
+    )
+    fig = training_figure({"FL_DL": hist}, {"FL_DL": "lr0.0001_g2"})
+    (line,) = fig.axes[1].get_lines()
+    assert (
+        line.get_label() == "FL_DL (lr 0.0001, γ 2)"
+        and mcolors.to_hex(line.get_color()) == LOSS_COLOURS["FL_DL"]
+    )
+    assert "first epoch" in fig.axes[0].get_ylabel()
+    assert readable_setting("lr0.001_g5_w1-2") == "lr 0.001, γ 5, weights 1:2"
+
+
+def test_slices_draw_labels_over_the_density_and_mark_beyond_the_box(tmp_path):
+    import matplotlib.colors as mcolors
+
+    from cryosse.figures import OUTSIDE, slices_figure
+
+    proj = make_project(tmp_path, PAIRS[:1], losses=("CE",))
+    d = tmp_path / "results/eval/0/CE"
+    ev.evaluate_split(
+        proj["models"]["CE"], proj["split"], proj["dataset"], d / "per_case.tsv", d / "pred", device="cpu"
+    )
+    main = pd.read_csv(d / "per_case.tsv", sep="\t")
+    ds = pd.read_csv(proj["dataset"], sep="\t")
+    fig = slices_figure(main, tmp_path / "results/eval", 1, dict(zip(ds["pair_id"], ds["path"], strict=True)))
+    density, truth, pred = fig.axes[:3]
+    assert (
+        len(density.images) == 1 and len(truth.images) == 2 and len(pred.images) == 2
+    )  # labels over the map
+    assert all(mcolors.to_hex(ax.get_facecolor()) == OUTSIDE for ax in (density, truth, pred))
+    assert OUTSIDE not in {"#ffffff", "#000000"}
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["helix", "sheet", "beyond the box"]

@@ -17,6 +17,10 @@ NUCLEIC = 3
 NAMES = {0: "other", 1: "helix", 2: "sheet", 3: "nucleic"}
 #: the classes every table and figure scores (the paper's), name -> class number
 SCORED = {NAMES[1]: 1, NAMES[2]: 2}
+#: one colour per class in every figure: the DeepSSETracer papers' (helix yellow, sheet cyan), darkened
+#: to read on white; the ChimeraX script uses the named colours beside them
+COLOURS = {"helix": "#e8b000", "sheet": "#00a0c0", "nucleic": "#f07800"}
+CHIMERAX_COLOURS = {"helix": "yellow", "sheet": "cyan", "nucleic": "orange"}
 #: the dataset table's count of nucleotides in the centre box: present only in 4-class datasets
 NA_COLUMN = "n_na"
 

@@ -20,13 +20,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cryosse.classes import CLASS_COUNTS, SCORED  # noqa: E402
+from cryosse.classes import CLASS_COUNTS, COLOURS, SCORED  # noqa: E402
 from cryosse.io import atomic_path, read_tsv  # noqa: E402
+from cryosse.loss_names import series_colours  # noqa: E402
 from cryosse.pairfile import TRAINING, read_pair_arrays  # noqa: E402
 from cryosse.statistics import bootstrap_ci, loss_order, read_eval_results, weighted_mean  # noqa: E402
 
-COLOURS = {"CE": "#4c72b0", "FL": "#dd8452", "DL": "#55a868", "CE_DL": "#c44e52", "FL_DL": "#8172b3"}
-LABELS = {"CE": "CE", "FL": "FL", "DL": "Dice", "CE_DL": "CE + Dice", "FL_DL": "FL + Dice"}
 FIGURES = ("focal_loss", "f1_by_loss", "per_case_vs_ce", "f1_vs_resolution", "training_curves", "slices")
 
 
@@ -83,11 +82,11 @@ def f1_bar_figure(main: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
                 err[0].append(100 * (m - lo) if math.isfinite(lo) else 0)
                 err[1].append(100 * (hi - m) if math.isfinite(hi) else 0)
             xs = x + (j - 0.5) * 0.38
-            ax.bar(xs, vals, 0.38, yerr=err, capsize=3, label=f"{cls} ({n_cases} cases)", color=("#e8b000", "#00a0c0")[j],
+            ax.bar(xs, vals, 0.38, yerr=err, capsize=3, label=f"{cls} ({n_cases} cases)", color=COLOURS[cls],
                    edgecolor="0.3", linewidth=0.5)  # fmt: skip
             for xi, v in zip(xs, vals, strict=True):
                 ax.text(xi, 1.5, f"{v:.0f}", ha="center", va="bottom", fontsize=7, color="0.15")
-        ax.set_xticks(x, [LABELS.get(lo, lo) for lo in losses])
+        ax.set_xticks(x, losses)
         ax.set_title(f"{lev} level")
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
@@ -96,8 +95,14 @@ def f1_bar_figure(main: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
     return fig
 
 
+def _series_label(main: pd.DataFrame, name: str) -> str:
+    """A legend entry: the loss or tool and how many cases it has (a tool may cover fewer)."""
+    return f"{name} ({main.loc[main['loss'] == name, 'pair_id'].nunique()} cases)"
+
+
 def per_case_figure(main: pd.DataFrame) -> plt.Figure:
     losses = [x for x in loss_order(main["loss"]) if x != "CE"]
+    colours = series_colours(loss_order(main["loss"]))
     fig, axes = plt.subplots(1, 2, figsize=(8, 4), layout="constrained")
     ce = main[main["loss"] == "CE"].set_index("pair_id")
     for ax, cls in zip(axes, SCORED, strict=True):
@@ -108,8 +113,8 @@ def per_case_figure(main: pd.DataFrame) -> plt.Figure:
                 100 * ce.loc[common, f"f1_{cls}"].astype(float),
                 100 * d.loc[common, f"f1_{cls}"].astype(float),
                 s=14,
-                label=LABELS.get(loss, loss),
-                color=COLOURS.get(loss),
+                label=f"{loss} ({len(common)} cases)",
+                color=colours[loss],
                 alpha=0.8,
             )
         ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls="--")
@@ -127,20 +132,28 @@ def per_case_figure(main: pd.DataFrame) -> plt.Figure:
 
 
 def resolution_figure(main: pd.DataFrame) -> plt.Figure:
+    """Voxel F1 against resolution; each loss's points shifted sideways by a fixed step (a
+    dodged strip plot), so that cases at one resolution do not hide each other."""
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.5), layout="constrained", sharey=True)
+    losses = loss_order(main["loss"])
+    colours = series_colours(losses)
+    res = main["resolution"].astype(float)
+    span = float(res.max() - res.min()) if len(res) else 0.0
+    step = 0.012 * (span if span > 0 else 1.0)  # 1.2% of the axis per series
     for ax, cls in zip(axes, SCORED, strict=True):
-        for loss in loss_order(main["loss"]):
+        for i, loss in enumerate(losses):
             d = main[main["loss"] == loss]
             ax.scatter(
-                d["resolution"].astype(float),
+                d["resolution"].astype(float) + (i - (len(losses) - 1) / 2) * step,
                 100 * d[f"f1_{cls}"].astype(float),
                 s=14,
-                label=LABELS.get(loss, loss),
-                color=COLOURS.get(loss),
+                label=_series_label(main, loss),
+                color=colours[loss],
                 alpha=0.8,
             )
-        ax.set_xlabel("map resolution (Å)")
+        ax.set_xlabel("map resolution (Å); the series side by side")
         ax.set_title(cls)
+        ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("voxel F1 (%)")
     axes[0].set_ylim(0, 100)
     axes[1].legend(frameon=False, fontsize=8)
@@ -178,9 +191,21 @@ def chosen_settings(selection_tsv: str | os.PathLike | None) -> dict[str, str]:
     return {} if sel is None else dict(zip(sel["loss"], sel["setting"], strict=True))
 
 
+def readable_setting(setting: str) -> str:
+    """``lr0.0001_g2_w1-2`` as ``lr 0.0001, γ 2, weights 1:2`` for a legend."""
+    words = {"lr": "lr ", "g": "γ ", "w": "weights "}
+    parts = []
+    for part in setting.split("_"):
+        key = "lr" if part.startswith("lr") else part[:1]
+        value = part[len(key) :]
+        parts.append(words[key] + value.replace("-", ":") if key in words and value else part)
+    return ", ".join(parts)
+
+
 def training_figure(histories: dict[str, Path], settings: dict[str, str] | None = None) -> plt.Figure:
-    """Training loss (relative to its first epoch: the losses have different scales) and the
-    validation figure, (helix F1 + sheet F1) / 2 in %, per epoch, for each loss's chosen setting."""
+    """Training loss per epoch relative to its first epoch's (the losses have different
+    scales) and the validation figure, (helix F1 + sheet F1) / 2 in %, per epoch, for each
+    loss's chosen setting."""
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.6), layout="constrained")
@@ -188,16 +213,17 @@ def training_figure(histories: dict[str, Path], settings: dict[str, str] | None 
         for ax in axes:
             ax.text(0.5, 0.5, "no training history found", ha="center", transform=ax.transAxes)
         return fig
+    colours = series_colours(histories)
     for loss in loss_order(histories):
-        h = pd.read_csv(histories[loss], sep="\t")
+        h = read_tsv(histories[loss])
         x = h["epoch"] if "epoch" in h.columns else np.arange(1, len(h) + 1)
-        label = LABELS.get(loss, loss) + (f" ({settings[loss]})" if settings and loss in settings else "")
+        label = loss + (f" ({readable_setting(settings[loss])})" if settings and loss in settings else "")
         if "train_loss" in h.columns and float(h["train_loss"].iloc[0]) > 0:
             axes[0].plot(x, h["train_loss"] / float(h["train_loss"].iloc[0]), marker="o", ms=3,
-                         color=COLOURS.get(loss), label=label)  # fmt: skip
+                         color=colours[loss], label=label)  # fmt: skip
         if "val_mean" in h.columns:
-            axes[1].plot(x, 100 * h["val_mean"], marker="o", ms=3, color=COLOURS.get(loss), label=label)
-    axes[0].set_ylabel("training loss / its first epoch's")
+            axes[1].plot(x, 100 * h["val_mean"], marker="o", ms=3, color=colours[loss], label=label)
+    axes[0].set_ylabel("training loss per epoch\n(relative to the first epoch's)")
     axes[1].set_ylabel("validation (helix F1 + sheet F1) / 2 (%)")
     for ax in axes:
         ax.set_xlabel("epoch")
@@ -207,6 +233,10 @@ def training_figure(histories: dict[str, Path], settings: dict[str, str] | None 
     return fig
 
 
+#: the slices' panels beyond a box that is not square: not a class colour, not the background
+OUTSIDE = "#d0d0d0"
+
+
 def slices_figure(
     main: pd.DataFrame,
     eval_dir: str | os.PathLike,
@@ -214,15 +244,16 @@ def slices_figure(
     dataset_paths: dict[str, str],
     split: str = "0",
 ) -> plt.Figure:
-    """One z slice of the centre box per case (the one with most helix + sheet voxels): density,
-    truth and each loss's prediction, all panels of a row on the same grid, with a colour key,
-    the slice's index and a 10 A scale bar."""
+    """One z slice of the centre box per case (the one with most helix + sheet voxels): the
+    density, then the truth and each loss's prediction drawn over the same density, all panels
+    of a row on the same square grid (grey beyond the box), with a colour key, the slice's
+    index and a 10 A scale bar."""
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
     from cryosse.geometry import read_map
 
-    cmap = ListedColormap(["white", "#e8b000", "#00a0c0"])  # background, helix (yellow), sheet (cyan)
+    cmap = ListedColormap([COLOURS["helix"], COLOURS["sheet"]])
     losses = loss_order(main["loss"])
     first = main.drop_duplicates("pair_id")
     order = first.sort_values(["vox_true_sheet", "pair_id"], ascending=[False, True])["pair_id"].tolist()
@@ -236,18 +267,21 @@ def slices_figure(
         pair = read_pair_arrays(dataset_paths[pid], pid, classes=max(CLASS_COUNTS), need=TRAINING)
         dens, lab = pair.density[pair.centre.slices], pair.labels[pair.centre.slices]
         k = int(np.argmax((lab > 0).sum(axis=(1, 2))))  # the slice with most helix + sheet voxels
-        panels = [("map", dens[k], "gray"), ("truth", lab[k], cmap)]
+        panels = [("map", None), ("truth", lab[k])]
         for loss in losses:
             p = Path(eval_dir) / split / loss / "pred" / f"{pid}.mrc"
             data = np.asarray(read_map(p).data) if p.exists() else np.zeros_like(lab)
-            panels.append(
-                (LABELS.get(loss, loss), data[k] if data.shape == lab.shape else np.zeros_like(lab[k]), cmap)
-            )
+            panels.append((loss, data[k] if data.shape == lab.shape else np.zeros_like(lab[k])))
         side = max(lab.shape[1:])  # the same extent in every panel of the row
-        for j, (name, img, cm) in enumerate(panels):
+        for j, (name, labels) in enumerate(panels):
             ax = axes[i, j]
-            kw = {"vmin": 0, "vmax": 2, "interpolation": "nearest"} if name != "map" else {}
-            ax.imshow(img, cmap=cm, origin="lower", **kw)
+            ax.set_facecolor(OUTSIDE)
+            ax.imshow(dens[k], cmap="gray", origin="lower", interpolation="nearest")
+            if labels is not None:
+                shown = np.ma.masked_where((labels < 1) | (labels > 2), labels)  # helix and sheet only
+                ax.imshow(
+                    shown, cmap=cmap, vmin=1, vmax=2, origin="lower", interpolation="nearest", alpha=0.75
+                )
             ax.set_xlim(-0.5, side - 0.5)
             ax.set_ylim(-0.5, side - 0.5)
             ax.set_aspect("equal")
@@ -259,8 +293,8 @@ def slices_figure(
                 ax.set_ylabel(f"{pid}\nz = {k + 1} of {lab.shape[0]}", fontsize=7)
                 ax.plot([2, 12], [2, 2], color="white", lw=2)  # 10 voxels = 10 A
                 ax.text(7, 3.5, "10 Å", color="white", fontsize=6, ha="center", va="bottom")
-    fig.legend(handles=[Patch(color="#e8b000", label="helix"), Patch(color="#00a0c0", label="sheet"),
-                        Patch(facecolor="white", edgecolor="0.5", label="background")],
+    fig.legend(handles=[Patch(color=COLOURS["helix"], label="helix"), Patch(color=COLOURS["sheet"], label="sheet"),
+                        Patch(facecolor=OUTSIDE, edgecolor="0.5", label="beyond the box")],
                loc="outside lower center", ncols=3, frameon=False, fontsize=8)  # fmt: skip
     return fig
 

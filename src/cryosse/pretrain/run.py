@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryosse.classes import COLOURS
 from cryosse.density import prepare_input
 from cryosse.infer import predict_probabilities
 from cryosse.io import write_tsv
+from cryosse.loss_names import series_colours
 from cryosse.metrics import confusion, f1_from_counts
 from cryosse.model import load_checkpoint
 from cryosse.train import TrainConfig, load_pair, train_setting
@@ -110,12 +112,13 @@ def report(checkpoint: str, dataset_tsv: str, split_tsv: str, structures_tsv: st
                 lines.append(f"| {fold} | {role} | {sub['structure'].nunique()} | {len(sub)} | "
                              f"{100 * weighted(sub, 'helix'):.1f} | {100 * weighted(sub, 'sheet'):.1f} |")  # fmt: skip
     Path(out_md).write_text("\n".join(lines) + "\n")
-    curves(history_tsv, out_png)
+    curves(history_tsv, out_png, meta.get("loss", {}).get("name", "FL_DL"))
     return df
 
 
-def curves(history_tsv: str | os.PathLike, out_png: str | os.PathLike) -> None:
-    """Training loss and validation F1 (%) against training steps."""
+def curves(history_tsv: str | os.PathLike, out_png: str | os.PathLike, loss: str = "FL_DL") -> None:
+    """Training loss and validation F1 (%) against training steps, in the workflow figures'
+    colours (the loss's, and one per class)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,11 +127,11 @@ def curves(history_tsv: str | os.PathLike, out_png: str | os.PathLike) -> None:
     h = pd.read_csv(history_tsv, sep="\t")
     steps = h["steps"].cumsum()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a.plot(steps, h["train_loss"], color="0.3")
+    a.plot(steps, h["train_loss"], color=series_colours([loss])[loss])
     a.set_xlabel("training steps")
-    a.set_ylabel("training loss (FL + Dice)")
-    b.plot(steps, 100 * h["val_helix_f1"], label="helix", color="#d4a017")
-    b.plot(steps, 100 * h["val_sheet_f1"], label="sheet", color="#2a9df4")
+    a.set_ylabel(f"training loss ({loss})")
+    for cls in ("helix", "sheet"):
+        b.plot(steps, 100 * h[f"val_{cls}_f1"], label=cls, color=COLOURS[cls])
     b.set_xlabel("training steps")
     b.set_ylabel("validation voxel F1 (%)")
     b.set_ylim(0, 100)
