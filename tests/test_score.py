@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -254,7 +255,10 @@ def test_cli_writes_json_with_every_figure(tmp_path, capsys):
     )
     text = capsys.readouterr().out
     want = ev.score_case(pred, arrays)
-    assert f"{want['f1_helix']:.3f}" in text and "centre box" in text and "covers 100.0%" in text
+    # printed in percent, as the tables print F1; the JSON keeps the fraction
+    line = next(ln for ln in text.splitlines() if ln.startswith("helix"))
+    assert line.split()[1] == f"{100 * want['f1_helix']:.1f}" and "voxel F1 (%)" in text
+    assert "centre box" in text and "covers 100.0%" in text
     res = json.loads(out.read_text())  # strict JSON: NaN written as null
     assert res["scores"]["f1_helix"] == pytest.approx(want["f1_helix"])
     assert {"coverage", "truth", "prediction", "region", "scored_voxels", "residue_radius"} <= set(res)
@@ -473,7 +477,9 @@ def test_cli_on_real_output_with_the_authors_labels(real, tmp_path, capsys):
     )
     assert code == 0
     text = capsys.readouterr().out
-    assert "0.845" in text and "whole box" in text and "count as background" in text
+    assert (
+        re.search(r"^helix\s+84\.5\s", text, re.M) and "whole box" in text and "count as background" in text
+    )
     res = json.loads(out.read_text())
     assert res["truth"]["kind"] == "voxel-label text" and res["scores"]["f1_sheet"] is None
     assert res["truth"]["listed_voxels"] == 18866

@@ -70,6 +70,11 @@ def build_reference_pair(
     return arrays, str(row["pair_id"])
 
 
+def _percent(f1: float) -> str:
+    """An F1 as the tables print it: percent, one decimal (the JSON keeps the fraction)."""
+    return "NA" if not math.isfinite(f1) else f"{100 * f1:.1f}"
+
+
 def format_result(res: dict[str, Any]) -> str:
     """A readable summary: what was scored against what, then one line per class."""
     s = res["scores"]
@@ -92,18 +97,16 @@ def format_result(res: dict[str, Any]) -> str:
     for note in res["truth"].get("notes", []):
         lines.append(f"note: {note}")
     residues = "res_f1_helix" in s
-    head = f"{'class':<7}{'voxel F1':>10}{'TP':>8}{'FP':>8}{'FN':>8}"
+    head = f"{'class':<7}{'voxel F1 (%)':>13}{'TP':>8}{'FP':>8}{'FN':>8}"
     if residues:
-        head += f"{'residue F1':>12}{'residues':>10}"
+        head += f"{'residue F1 (%)':>16}{'residues':>10}"
     lines.append(head)
     for c in ("helix", "sheet"):
-        f1 = s[f"f1_{c}"]
-        line = f"{c:<7}{'NA' if not math.isfinite(f1) else f'{f1:.3f}':>10}" + "".join(
+        line = f"{c:<7}{_percent(s[f'f1_{c}']):>13}" + "".join(
             f"{s[f'vox_{k}_{c}']:>8d}" for k in ("tp", "fp", "fn")
         )
         if residues:
-            r = s[f"res_f1_{c}"]
-            line += f"{'NA' if not math.isfinite(r) else f'{r:.3f}':>12}{s[f'res_true_{c}']:>10d}"
+            line += f"{_percent(s[f'res_f1_{c}']):>16}{s[f'res_true_{c}']:>10d}"
         lines.append(line)
     return "\n".join(lines)
 
