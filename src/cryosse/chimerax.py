@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cryosse.classes import CHIMERAX_COLOURS
+
 CHIMERAX_TEMPLATE = """\
 # cryosse predict: helix (yellow) and sheet (cyan) probabilities over the input map, in
 # ChimeraX; the colours are those of the DeepSSETracer papers' figures. Open it in any session,
@@ -65,8 +67,7 @@ def chimerax_script(
         map_rel = os.path.relpath(map_abs, out_dir.resolve())
     except ValueError:  # another drive (Windows)
         map_rel = ""
-    probs = [("helix_prob.mrc", "yellow", "helix"), ("sheet_prob.mrc", "cyan", "sheet")] + (
-        [("nucleic_prob.mrc", "orange", "nucleic acid")] if nucleic else []
-    )
+    shown = [("helix", "helix"), ("sheet", "sheet")] + ([("nucleic", "nucleic acid")] if nucleic else [])
+    probs = [(f"{cls}_prob.mrc", CHIMERAX_COLOURS[cls], name) for cls, name in shown]
     return CHIMERAX_TEMPLATE.format(map_rel=map_rel, map_abs=map_abs, level=round(float(level), 6),
                                     level_note=level_note, probs=probs)  # fmt: skip
