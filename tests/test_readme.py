@@ -1,7 +1,9 @@
-"""Every command in the README's code blocks does what it says, on a copy of the project.
+"""Every command in the user docs' code blocks does what it says, on a copy of the project.
 
-Each ``bash`` block of README.md is read line by line (continuations joined, comments dropped)
-and each command is run in a fresh copy of the tracked files:
+Each ``bash`` block of README.md, then docs/usage.md and config/README.md (:data:`DOCS`, in
+that order: the later ones use what the README's commands wrote) is read line by line
+(continuations joined, comments dropped) and each command is run in a fresh copy of the
+tracked files:
 
 * ``cryosse ...`` commands run for real (predict, build-pair, check-config, aggregate, score: all
   quick on the shipped sample), except ``query-emdb``, which needs the EMDB API: its arguments
@@ -13,8 +15,11 @@ and each command is run in a fresh copy of the tracked files:
 * ``bash tools/*.sh`` must exist and parse (``bash -n``: CI runs tools/test.sh itself, and the
   demo's stages are run by the workflow tests); ``source tools/env.sh`` and ``export`` set up
   what follows;
+* ``pip install .`` and ``pip install ".[EXTRA]"`` are not run (they would download PyTorch;
+  tests/test_install.py builds the wheel and runs predict and score without the extras): the
+  extra must exist in pyproject.toml;
 * ``chimerax``-style viewing is not a command here; anything else fails this test, so that a
-  new README command cannot go untested.
+  new command in the docs cannot go untested.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the user docs whose commands are run, in this order
+DOCS = ("README.md", "docs/usage.md", "config/README.md")
 
 
 def readme_commands(text: str) -> list[list[str]]:
@@ -79,6 +86,14 @@ def run_command(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     if tool == "source":
         assert (cwd / args[1]).is_file(), f"README sources {args[1]}, which does not exist"
         return ""
+    if tool == "pip":
+        import tomllib
+
+        assert args[1] == "install" and len(args) == 3, f"unexpected pip command {shlex.join(args)!r}"
+        target, _, extra = args[2].partition("[")
+        extras = tomllib.loads((cwd / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+        assert target == "." and (not extra or extra.rstrip("]") in extras), f"{args[2]}: no such install"
+        return ""
     if tool == "bash":
         assert (cwd / args[1]).is_file(), f"README runs {args[1]}, which does not exist"
         subprocess.run(["bash", "-n", args[1]], cwd=cwd, check=True)
@@ -115,11 +130,18 @@ def run_command(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     return out
 
 
+def doc_commands(root: Path) -> list[list[str]]:
+    """Every command of :data:`DOCS`, in order."""
+    return [c for doc in DOCS for block in readme_commands((root / doc).read_text()) for c in block]
+
+
 def test_readme_commands_are_parsed():
-    blocks = readme_commands((ROOT / "README.md").read_text())
-    flat = [c for b in blocks for c in b]
-    assert ["bash", "tools/demo.sh"] in flat and ["bash", "tools/test.sh"] in flat
-    assert not any("../shared" in a for c in flat for a in c), "README commands must not need ../shared"
+    flat = doc_commands(ROOT)
+    readme = [c for b in readme_commands((ROOT / "README.md").read_text()) for c in b]
+    assert ["bash", "tools/demo.sh"] in readme and ["bash", "tools/test.sh"] in readme
+    assert ["pip", "install", "."] in readme
+    assert ["snakemake", "--cores", "1", "--use-conda", "--conda-create-envs-only"] in flat
+    assert not any("../shared" in a for c in flat for a in c), "the docs' commands must not need ../shared"
 
 
 @pytest.mark.slow
@@ -127,10 +149,9 @@ def test_readme_commands_run(tmp_path):
     work = _copy_project(tmp_path / "project")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ran = []
-    for block in readme_commands((work / "README.md").read_text()):
-        for args in block:
-            run_command(args, work, env)
-            ran.append(args[:2])
+    for args in doc_commands(work):
+        run_command(args, work, env)
+        ran.append(args[:2])
     assert ["cryosse", "predict"] in ran and ["snakemake", "--workflow-profile"] in ran
     assert (work / "pred_5u8s" / "chimerax.py").is_file() and (work / "pair_5u8s_A" / "record.json").is_file()
 
