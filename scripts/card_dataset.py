@@ -21,4 +21,5 @@ write_card(
     audit=i.audit,
     output_roots=snakemake.params.roots,
     env_files=list(i.envs),
+    paper_cases=i.paper,
 )

@@ -19,4 +19,5 @@ audit_splits(
     main_test=snakemake.params.cfg["test"],
     dataset_tsv=snakemake.input.dataset,
     max_box_overlap=snakemake.params.cfg["max_box_overlap"],
+    paper_cases_tsv=snakemake.input.paper,
 )

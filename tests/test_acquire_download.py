@@ -460,7 +460,7 @@ def test_an_empty_or_foreign_search_answer_is_an_error(server, tmp_path, capsys,
     assert not (tmp_path / "e.tsv").exists()
 
 
-def test_a_full_page_warns_and_the_shipped_table_is_never_overwritten(server, tmp_path, caplog, capsys):
+def test_a_full_page_is_an_error_and_an_existing_table_is_never_overwritten(server, tmp_path, capsys):
     from cryosse.cli import main
 
     server.search_body = b"emdb_id,resolution,fitted_pdbs\nEMD-1657,5.8,4v5h\nEMD-1658,6.0,4v5j\n"
@@ -469,15 +469,38 @@ def test_a_full_page_warns_and_the_shipped_table_is_never_overwritten(server, tm
         f"acquire:\n  emdb_api: {server.url}/api\n  retries: 0\n  timeout_s: 5\n  search_rows: 2\n"
     )
     out = tmp_path / "entries.tsv"
-    with caplog.at_level("WARNING"):
-        assert main(["query-emdb", "-c", str(cfg), "-o", str(out)]) == 0
-    assert "the most asked for" in caplog.text
+    # as many rows as asked for: there are probably more, and a silently cut table is data lost
+    assert main(["query-emdb", "-c", str(cfg), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "acquire.search_rows = 2" in err and "resolution:[5 TO 10]" in err and not out.exists()
+    cfg.write_text(
+        f"acquire:\n  emdb_api: {server.url}/api\n  retries: 0\n  timeout_s: 5\n  search_rows: 3\n"
+    )
+    assert main(["query-emdb", "-c", str(cfg), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("# EMDB search of ") and "# query: current_status" in text and server.url in text
     before = out.read_bytes()
     assert main(["query-emdb", "-c", str(cfg), "-o", str(out)]) == 1  # exists: refused without --force
     assert "--force" in capsys.readouterr().err and out.read_bytes() == before
     assert main(["query-emdb", "-c", str(cfg), "-o", str(out), "--force"]) == 0
     with pytest.raises(SystemExit):
-        main(["query-emdb", "-c", str(cfg)])  # no default output: config/entries.tsv is the paper's
+        main(["query-emdb", "-c", str(cfg)])  # no default output: the shipped tables are never written
+
+
+def test_no_network_names_the_query_and_writes_nothing(tmp_path, capsys):
+    import socket
+
+    from cryosse.cli import main
+
+    with socket.socket() as sock:  # a port nothing listens on: the connection is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"acquire:\n  emdb_api: http://127.0.0.1:{port}/api\n  retries: 0\n  timeout_s: 2\n")
+    assert main(["query-emdb", "-c", str(cfg), "-o", str(tmp_path / "e.tsv")]) == 1
+    err = capsys.readouterr().err
+    assert "EMDB search 'current_status" in err and f"127.0.0.1:{port}" in err and "connection" in err
+    assert not (tmp_path / "e.tsv").exists()
 
 
 # ---------------------------------------------------------------- the paper's dataset, not today's

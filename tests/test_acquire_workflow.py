@@ -15,12 +15,22 @@ def wf(tmp_path_factory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("wf"))
 
 
-def test_dry_run_paper_config(wf):
+def test_dry_run_paper_config_plans_the_search_first(wf):
+    # entries: search: the EMDB search is the first job; the entries' jobs follow what it finds
     jobs = planned_jobs(run_snakemake(wf, "acquire", dry_run=True, timeout=600))
+    assert jobs.get("emdb_search") == 1 and "acquire_entry" not in jobs and jobs.get("acquire_tables") == 1
+
+
+def test_dry_run_of_an_entry_table(wf):
     from cryosse.acquire.records import read_entry_table
 
-    n = len(read_entry_table(wf / "config" / "entries.tsv"))
-    assert jobs.get("acquire_entry") == n and jobs.get("acquire_tables") == 1
+    table = "config/paper_test_entries.tsv"
+    proc = run_snakemake(wf, "acquire", "--config", f"entries={table}", dry_run=True, timeout=600)
+    jobs = planned_jobs(proc)
+    assert jobs.get("acquire_entry") == len(read_entry_table(wf / table)) == 45 and "emdb_search" not in jobs
+    # the paper's test entries with a random test set: said before anything runs
+    proc = run_snakemake(wf, "acquire", "--config", f"entries={table}", "split={test: random}", dry_run=True)
+    assert "lists 45 entries of the paper's test cases" in proc.stderr
 
 
 def test_dry_run_demo_config(wf):

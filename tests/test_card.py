@@ -175,3 +175,18 @@ def test_the_card_shows_how_binning_hangs_on_the_contour():
     }
     assert s["bin_changes_at_0.8x_or_1.2x"] == 2 and s["bin_4_share"] == 0.4
     assert s["score_quantiles"]["pr_diff"]["p50"] == 0.3
+
+
+def test_the_card_says_which_test_set_and_how_many_paper_cases_were_found(
+    stage: dict, tmp_path: Path
+) -> None:
+    md, js = tmp_path / "card.md", tmp_path / "card.json"
+    C.write_card(md, js, **stage)  # the default of this config: random
+    assert "Main split (0) test set: random, stratified by quality bin" in md.read_text()
+    cases = _tsv(tmp_path / "results" / "splits" / "paper_cases.tsv", ["case_id", "status", "pair_id"],
+                 [["2_2BBB_C", "used", "2_2BBB_C"], ["9_9ZZZ_A", "unavailable", ""],
+                  ["8_8YYY_B", "unavailable", ""]])  # fmt: skip
+    stage["config"]["split"]["test"] = "paper"
+    C.write_card(md, js, **stage, paper_cases=cases)
+    assert "the paper's own test cases: 1 of the 3 found and used" in md.read_text()
+    assert json.loads(js.read_text())["main_test"] == {"kind": "paper", "paper_cases": 3, "found": 1}

@@ -163,3 +163,27 @@ def test_paper_split_without_any_case_is_a_clear_error(tmp_path):
         S.make_splits(
             dataset, clusters, [tmp_path / "s0.tsv"], params, tmp_path / "p.tsv", CASES, entries, drej, arej
         )
+
+
+def test_paper_split_keeps_the_test_cases_relatives_out_of_training_and_validation(tmp_path):
+    dataset, clusters, entries, drej, arej = _fake_inputs(tmp_path)
+    cl = S.read_table(clusters)
+    # three pairs of other maps share a sequence cluster with a test case (35% identity rule)
+    related = ["7001_9X01_A", "7002_9X02_A", "7003_9X03_A"]
+    cl.loc[cl["pair_id"].isin(related), "cluster"] = "1657_4V5H_AE"
+    cl.to_csv(clusters, sep="\t", index=False)
+    assert (
+        S.related_to(["1657_4V5H_AE", "6452_3JBO_Ae"], dict(zip(cl["pair_id"], cl["cluster"], strict=True)))
+        == related
+    )
+    params = S.SplitParams(seed=3, test="paper", n_cv=1, cv_test_size=3, cv_val_size=2)
+    out = [tmp_path / "out" / f"split_{k}.tsv" for k in range(2)]
+    S.make_splits(dataset, clusters, out, params, tmp_path / "out" / "paper.tsv", CASES, entries, drej, arej)
+    s0 = S.read_table(out[0])
+    assert not set(related) & set(s0["pair_id"])  # neither train nor validation (nor test)
+    assert (s0["role"] == "train").sum() >= 1 and (s0["role"] == "val").sum() >= 1
+    assert set(related) <= set(S.read_table(out[1])["pair_id"])  # cross-validation splits keep every pair
+    # random test sets keep every pair
+    params = S.SplitParams(seed=3, test="random", n_cv=0)
+    S.make_splits(dataset, clusters, out[:1], params, None, CASES, entries, drej, arej)
+    assert set(related) <= set(S.read_table(out[0])["pair_id"])

@@ -103,7 +103,7 @@ def run_command(args: list[str], cwd: Path, env: dict[str, str]) -> str:
             from cryosse.cli import build_parser
 
             ns = build_parser().parse_args(args[1:])
-            shutil.copy(cwd / "config" / "entries.tsv", cwd / ns.output)
+            shutil.copy(cwd / "config" / "paper_test_entries.tsv", cwd / ns.output)
             return ""
         cmd = [sys.executable, "-m", "cryosse.cli", *args[1:]]
     elif tool == "snakemake":

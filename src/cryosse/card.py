@@ -35,6 +35,7 @@ import yaml
 
 from cryosse import __version__
 from cryosse.io import atomic_write, sha256_file, write_json
+from cryosse.splits.paper import describe_test_set, test_set
 
 # Distributions whose versions the card records (absent ones are listed as not installed).
 PACKAGES = (
@@ -320,6 +321,7 @@ def build_card(
     env_files: Sequence[str | os.PathLike] = (),
     base: str | os.PathLike = ".",
     exclude: Sequence[str | os.PathLike] = (),
+    paper_cases: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Everything the card says, as a JSON-able dict (no time stamp: reproducible)."""
     listed = read_table(entry_table, "entry table", ["emdb_id"])
@@ -358,6 +360,7 @@ def build_card(
             else {"chains": 0},
         },
         "splits": split_sizes(split_tables),
+        "main_test": test_set(str((config.get("split") or {}).get("test", "random")), paper_cases),
         "audit": {
             "summary": audit_rows,
             "leaks_total": int(sum(r["leaks"] for r in audit_rows)),
@@ -463,6 +466,7 @@ def render_markdown(card: Mapping[str, Any], max_ids: int = 8, max_files: int = 
         "",
     ]
     out += ["", "## Splits", ""]
+    out += ["Main split (0) test set: " + describe_test_set(card.get("main_test", {})) + ".", ""]
     out += _md_table(["split", "train", "val", "test", "total", "clusters"],
                      [(k, v["train"], v["val"], v["test"], v["total"], v["clusters"])
                       for k, v in card["splits"].items()])  # fmt: skip

@@ -100,6 +100,10 @@ def validate_schema(config: dict, source: str) -> dict:
     return out
 
 
+#: the ``entries`` value that makes the workflow search EMDB (rule emdb_search) for its entry table
+SEARCH = "search"
+
+
 def check_rules(config: dict, source: str) -> None:
     """The rules across keys that the schema cannot express; raise :class:`ConfigError` naming the key."""
     problems: list[str] = []
@@ -115,6 +119,11 @@ def check_rules(config: dict, source: str) -> None:
     for name, rng in pairs.items():
         if rng and len(rng) == 2 and rng[0] > rng[1]:
             problems.append(f"{name} {rng}: the low end is above the high end")
+    if config.get("entries") == SEARCH and config.get("source", "download") != "download":
+        problems.append(
+            f"entries: search asks the EMDB search API, which source {config['source']} does not use: "
+            "give an entry table (entries: FILE)"
+        )
     if config.get("source") == "local" and not acq.get("mirror"):
         problems.append("source local needs acquire.mirror (a folder with the archives' layout)")
     frac = config.get("split", {}).get("fractions")
@@ -167,7 +176,7 @@ def load(paths: Iterable[str | os.PathLike], required: bool = False) -> dict:
     source = " + ".join(names) or "default config"
     if not required:
         merged.setdefault("source", "download")
-        merged.setdefault("entries", "config/entries.tsv")
+        merged.setdefault("entries", SEARCH)
     return check(merged, source)
 
 

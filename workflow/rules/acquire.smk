@@ -11,7 +11,33 @@ acquire_targets = lambda: [
     RESULTS / "acquire" / "manifest.tsv",
 ]
 
-ENTRY_BY_ID = {r["emdb_id"]: r for r in ENTRY_ROWS}
+# the search settings: a change reruns the search (the network's settings do not)
+SEARCH_SETTINGS = (
+    "emdb_api",
+    "resolution_min",
+    "resolution_max",
+    "release_date_max",
+    "methods",
+    "search_rows",
+)
+
+
+checkpoint emdb_search:
+    output:
+        table=RESULTS / "acquire" / "emdb_search.tsv",
+    log:
+        LOGS / "acquire" / "emdb_search.log",
+    localrule: True
+    conda:
+        "../../envs/acquire.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    params:
+        search={k: config["acquire"][k] for k in SEARCH_SETTINGS},
+    script:
+        "../../scripts/emdb_search.py"
 
 
 rule acquire_entry:
@@ -31,7 +57,7 @@ rule acquire_entry:
         # total (resources: downloads=4), so --cores 64 never opens 64 connections at once.
         downloads=1,
     params:
-        entry=lambda wildcards: ENTRY_BY_ID[wildcards.entry],
+        entry=lambda wildcards: entry_rows()[wildcards.entry],
         cfg={k: config[k] for k in ("source", "seed", "acquire")},
     script:
         "../../scripts/acquire_entry.py"
@@ -39,7 +65,9 @@ rule acquire_entry:
 
 rule acquire_tables:
     input:
-        records=expand(RESOURCES / "archive" / "{entry}" / "record.json", entry=ENTRIES),
+        records=lambda wildcards: expand(
+            RESOURCES / "archive" / "{entry}" / "record.json", entry=entry_ids()
+        ),
     output:
         entries=RESULTS / "acquire" / "entries.tsv",
         rejected=RESULTS / "acquire" / "rejected.tsv",

@@ -8,7 +8,7 @@ card_targets = lambda: [RESULTS / "dataset_card.md", RESULTS / "dataset_card.jso
 
 rule dataset_card:
     input:
-        entry_table=config["entries"],
+        entry_table=ENTRY_TABLE,
         acquire_entries=RESULTS / "acquire" / "entries.tsv",
         acquire_rejected=RESULTS / "acquire" / "rejected.tsv",
         dataset=RESULTS / "dataset" / "dataset.tsv",
@@ -18,6 +18,7 @@ rule dataset_card:
             RESULTS / "splits" / "split_{k}.tsv", k=range(config["split"]["n_cv"] + 1)
         ),
         audit=RESULTS / "splits" / "audit.tsv",
+        paper=RESULTS / "splits" / "paper_cases.tsv",
         stages=acquire_targets() + dataset_targets() + split_targets(),
         # relative to the workflow: a moved or copied results folder reruns nothing
         envs=sorted(

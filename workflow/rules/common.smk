@@ -46,11 +46,44 @@ except ConfigError as exc:
         f"cryosse: error: {exc}\n(`cryosse check-config FILE...` checks config files without running the workflow)"
     )
 
-# The explicit entry table (static DAG): emdb_id, optional pdb_id and chain
-# (comma-separated; an emdb_id may repeat, one chain per row); ids are checked
-# and merged by cryosse.acquire.records.read_entry_table.
-ENTRY_ROWS = read_entry_table(config["entries"])
-ENTRIES = [r["emdb_id"] for r in ENTRY_ROWS]
+# The entry table: emdb_id, optional pdb_id and chain (comma-separated; an emdb_id may repeat,
+# one chain per row), checked and merged by cryosse.acquire.records.read_entry_table. With
+# `entries: search` it is what the EMDB search (checkpoint emdb_search, acquire.smk) wrote, and
+# the entries' jobs are planned once it exists; an explicit table is read (and checked) now.
+SEARCH = config["entries"] == "search"
+ENTRY_TABLE = (
+    RESULTS / "acquire" / "emdb_search.tsv" if SEARCH else Path(config["entries"])
+)
+_entry_tables = {}
+
+
+def entry_rows():
+    """The entry table's rows by EMDB id, in table order (in an input function: after the
+    search, when there is one)."""
+    path = checkpoints.emdb_search.get().output.table if SEARCH else ENTRY_TABLE
+    key = (str(path), os.stat(path).st_mtime_ns)
+    if key not in _entry_tables:
+        _entry_tables[key] = {r["emdb_id"]: r for r in read_entry_table(path)}
+    return _entry_tables[key]
+
+
+def entry_ids(wildcards=None):
+    return list(entry_rows())
+
+
+if not SEARCH:
+    entry_rows()
+    if config["split"]["test"] == "random":
+        from cryosse.splits.paper import paper_entries_in
+
+        _named = paper_entries_in(entry_ids(), config["split"]["paper_cases"])
+        if _named:
+            print(
+                f"cryosse: warning: {ENTRY_TABLE} lists {len(_named)} entries of the paper's test cases "
+                f"({', '.join(_named[:3])}{', ...' if len(_named) > 3 else ''}) and split.test is random: the "
+                "test set is then drawn from them with the rest (split.test: paper tests on the paper's cases)",
+                file=sys.stderr,
+            )
 
 # Label classes (3 the paper, 4 with nucleic acids). Rules whose results depend on it get
 # it inside their config params by with_classes, which adds it only for 4: the params,

@@ -35,7 +35,9 @@ rule dataset_entry:
 
 rule dataset_tables:
     input:
-        tables=expand(RESULTS / "dataset" / "entries" / "{entry}.tsv", entry=ENTRIES),
+        tables=lambda wildcards: expand(
+            RESULTS / "dataset" / "entries" / "{entry}.tsv", entry=entry_ids()
+        ),
     output:
         dataset=RESULTS / "dataset" / "dataset.tsv",
         rejected=RESULTS / "dataset" / "rejected.tsv",

@@ -52,7 +52,7 @@ rule split_make:
         dataset=RESULTS / "dataset" / "dataset.tsv",
         clusters=SPLIT_DIR / "clusters.tsv",
         paper_cases=SPLIT["paper_cases"],
-        entries=config["entries"],
+        entries=ENTRY_TABLE,
         dataset_rejected=RESULTS / "dataset" / "rejected.tsv",
         acquire_rejected=RESULTS / "acquire" / "rejected.tsv",
     output:
@@ -78,6 +78,7 @@ rule split_audit:
         fasta=SPLIT_DIR / "sequences.fasta",
         splits=expand(SPLIT_DIR / "candidates" / "split_{k}.tsv", k=SPLIT_IDS),
         dataset=RESULTS / "dataset" / "dataset.tsv",
+        paper=SPLIT_DIR / "paper_cases.tsv",
     output:
         audit_tsv=SPLIT_DIR / "audit.tsv",
         audit_md=report(

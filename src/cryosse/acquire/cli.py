@@ -21,24 +21,13 @@ def _settings(args: argparse.Namespace, source: str | None = None):
 
 
 def _query(args: argparse.Namespace) -> int:
-    from cryosse.acquire.emdb import search_entries, write_entry_table
+    from cryosse.acquire.emdb import search_table
 
     out = Path(args.output)
     if out.exists() and not args.force:
         raise ValueError(f"{out}: exists; give another -o, or --force to replace it")
     _, s = _settings(args)
-    rows = search_entries(
-        s.emdb_api,
-        s.resolution_min,
-        s.resolution_max,
-        list(s.methods),
-        s.search_rows,
-        s.retries,
-        s.backoff_s,
-        s.timeout_s,
-        s.release_date_max,
-    )
-    write_entry_table(args.output, rows)
+    rows = search_table(s, out)
     print(
         f"{len(rows)} released entries at {s.resolution_min:g}-{s.resolution_max:g} A with a fitted model"
         + (f", released by {s.release_date_max}" if s.release_date_max else "")

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from cryosse.acquire.download import VerifyError, fetch_bytes
+from cryosse.acquire.download import DownloadError, VerifyError, fetch_bytes
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,12 @@ def search_entries(
     """Released EMDB entries at resolution_min..resolution_max A with a fitted model (released by a date)."""
     query = search_query(resolution_min, resolution_max, methods, release_date_max)
     url = search_url(api, query, rows)
-    data = fetch_bytes(url, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, what="EMDB search")
+    try:
+        data = fetch_bytes(url, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, what="EMDB search")
+    except DownloadError as exc:  # no network, a server down: name the query and the address
+        raise DownloadError(
+            f"EMDB search {query!r} at {api}: {exc.reason}", exc.reason, exc.permanent
+        ) from exc
     text = data.decode("utf-8", "replace")
     header = next(csv.reader(io.StringIO(text)), [])
     if "emdb_id" not in [h.strip() for h in header]:
@@ -285,20 +290,45 @@ def search_entries(
     if n_raw == 0:
         raise ValueError(f"EMDB search {query!r}: no entries returned; check the query and acquire.emdb_api")
     if n_raw >= rows:
-        log.warning(
-            "EMDB search %r: %d rows, the most asked for (acquire.search_rows): there may be more",
-            query,
-            n_raw,
+        raise ValueError(
+            f"EMDB search {query!r}: {n_raw} rows, the most asked for (acquire.search_rows = {rows}): "
+            "there are probably more; raise acquire.search_rows"
         )
     return parse_search_csv(text, resolution_min, resolution_max, release_date_max)
 
 
-def write_entry_table(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
-    """Write the entry table (emdb_id, pdb_id, chain + informative columns), atomically."""
+def search_table(settings: Any, path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Run the EMDB search of ``settings`` (an :class:`~cryosse.acquire.stage.AcquireSettings`)
+    and write its entry table to ``path``, headed by the date, the query and the address it
+    came from; nothing is written when the search fails. Returns the entries."""
+    import datetime
+
+    query = search_query(settings.resolution_min, settings.resolution_max, list(settings.methods),
+                         settings.release_date_max)  # fmt: skip
+    rows = search_entries(settings.emdb_api, settings.resolution_min, settings.resolution_max,
+                          list(settings.methods), settings.search_rows, settings.retries, settings.backoff_s,
+                          settings.timeout_s, settings.release_date_max)  # fmt: skip
+    if not rows:
+        raise ValueError(f"EMDB search {query!r}: no entry passes the resolution, model and date checks")
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    write_entry_table(path, rows, comments=[
+        f"EMDB search of {when}: {len(rows)} entries",
+        f"query: {query}",
+        f"address: {settings.emdb_api}",
+    ])  # fmt: skip
+    return rows
+
+
+def write_entry_table(
+    path: str | os.PathLike, rows: list[dict[str, Any]], comments: tuple[str, ...] | list[str] = ()
+) -> None:
+    """Write the entry table (emdb_id, pdb_id, chain + informative columns), atomically, after
+    ``comments`` as ``#`` lines."""
     from cryosse.io import atomic_write
 
     cols = ["emdb_id", "pdb_id", "chain", "resolution", "fitted_pdbs", "method", "release_date"]
     with atomic_write(Path(path), newline="") as fh:
+        fh.writelines(f"# {c}\n" for c in comments)
         w = csv.DictWriter(fh, fieldnames=cols, delimiter="\t", extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         for r in rows:

@@ -30,7 +30,7 @@ cross-validation splits), :mod:`~cryosse.splits.paper` (the paper's cases),
 :mod:`~cryosse.splits.audit` and :mod:`~cryosse.splits.cli`.
 """
 
-from cryosse.splits.assign import cv_splits, main_split, make_splits, role_counts
+from cryosse.splits.assign import cv_splits, main_split, make_splits, related_to, role_counts
 from cryosse.splits.audit import audit_split, audit_splits, structural_problems
 from cryosse.splits.cli import add_cli
 from cryosse.splits.cluster import cluster_dataset, cluster_sequences, single_linkage
@@ -74,6 +74,7 @@ __all__ = [
     "load_dataset",
     "main_split",
     "make_splits",
+    "related_to",
     "mmseqs_search",
     "mmseqs_version",
     "paper_case_status",

@@ -242,6 +242,14 @@ def cv_splits(
     return out
 
 
+def related_to(test: Iterable[str], cluster_of: Mapping[str, str]) -> list[str]:
+    """The pairs, other than ``test``, in the sequence cluster of a test pair (clusters join
+    chains at the identity rule, single linkage), sorted."""
+    test = set(test)
+    clusters = {cluster_of[p] for p in test if p in cluster_of}
+    return sorted(p for p, c in cluster_of.items() if c in clusters and p not in test)
+
+
 def _split_frame(role: Mapping[str, str], cluster_of: Mapping[str, str]) -> pd.DataFrame:
     ids = sorted(role)
     return pd.DataFrame(
@@ -337,7 +345,15 @@ def make_splits(
     entry_of = dict(zip(pairs["pair_id"], pairs["emdb_id"].astype(str), strict=True))
     group_of = entry_groups(cluster_of, entry_of)
     by_entry = entry_of if params.main_split_by == "entry" else None
-    roles = [main_split(pairs, params.fractions, params.seed, fixed, by_entry)]
+    main_pairs = pairs
+    if fixed is not None:  # the paper's test set: its relatives neither train nor validate
+        related = related_to(fixed, cluster_of)
+        main_pairs = pairs[~pairs["pair_id"].isin(related)]
+        log.info(
+            "split 0: %d pair(s) in the sequence cluster of a test case left out of training and validation",
+            len(related),
+        )
+    roles = [main_split(main_pairs, params.fractions, params.seed, fixed, by_entry)]
     grouped = clusters.assign(cluster=[group_of[p] for p in clusters["pair_id"]])
     roles += cv_splits(
         grouped, params.n_cv, params.cv_max_cluster_size, params.cv_test_size, params.cv_val_size, params.seed
