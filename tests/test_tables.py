@@ -99,7 +99,7 @@ def test_tables_from_stored_results(tmp_path):
     assert md_rows(md)[0][0] == "Loss function" and "48.7" in md
     assert rule.startswith("|:-") and rule.endswith(":|")  # text left, figures right
     tex = (out / "table1.tex").read_text()
-    assert "FL\\_DL" in tex and "\\begin{tabular}{lrrrrrrrr}" in tex and "\\toprule" not in tex
+    assert "FL\\_DL" in tex and "\\begin{tabular}{lrrrrrrrrr}" in tex and "\\toprule" not in tex
     assert "<td>FL_DL</td>" in (out / "table1.html").read_text()
     t2 = pd.read_csv(out / "table2.tsv", sep="\t", keep_default_na=False, na_values=["NA"])
     assert list(t2["pair_id"]) == sorted(PAIRS) + ["Weighted Average"]  # chain ids kept as they are
@@ -307,13 +307,27 @@ def test_tables_with_an_external_tool(tmp_path):
     tool = external_per_case(tmp_path, "Thresh", {PAIRS[0]: (0.3, 0.1), PAIRS[1]: None, PAIRS[2]: (0.4, 0.2)})
     out = tmp_path / "tables"
     tb.build_tables(paths, out, n_boot=50, seed=1, external=[tool])
-    t1 = pd.read_csv(out / "table1.tsv", sep="\t").set_index("loss")
+    every = pd.read_csv(out / "table1.tsv", sep="\t")
+    t1 = every[every["cases_of"].isna()].set_index("loss")
     assert list(t1.index) == ["CE", "FL_DL", "Thresh"]  # our five first, then the tools
     # The tool's row: its two scored cases, weighted as ours.
     assert t1.at["Thresh", "f1_helix"] == pytest.approx((0.3 * 100 + 0.4 * 200) / 300)
     assert t1.at["Thresh", "n_cases"] == 2 and math.isnan(t1.at["Thresh", "gamma"])
+    assert list(t1["n_cases"]) == [3, 3, 2]
+    # ...followed by our losses on the tool's two cases: the comparison on the same cases
+    same = every[every["cases_of"] == "Thresh"].set_index("loss")
+    assert list(same.index) == ["CE", "FL_DL"] and list(same["n_cases"]) == [2, 2]
+    assert same.at["CE", "f1_helix"] == pytest.approx((0.5 * 100 + 0.6 * 200) / 300)
     md = (out / "table1.md").read_text()
-    assert [r[0] for r in md_rows(md)][-1] == "Thresh (external)"
+    names = [r[0] for r in md_rows(md)]
+    assert names[1:] == [
+        "CE",
+        "FL_DL",
+        "Thresh (external)",
+        "CE, on Thresh's cases",
+        "FL_DL, on Thresh's cases",
+    ]
+    assert md_rows(md)[0][-1] == "cases" and [r[-1] for r in md_rows(md)][1:] == ["3", "3", "2", "2", "2"]
     assert f"Thresh: 1 of 3 cases left out ({PAIRS[1]}: missing (no {PAIRS[1]}_helix.mrc" in md
     assert "Paired tests of each tool against CE, our loss with the highest validation F1" in md
     t2 = pd.read_csv(out / "table2.tsv", sep="\t", keep_default_na=False, na_values=["NA"]).set_index(
@@ -390,7 +404,9 @@ def test_snakemake_scores_an_external_tool_into_the_tables(tmp_path):
         wf / "results/external/0/Thresh/per_case.tsv", sep="\t", keep_default_na=False, na_values=["NA"]
     ).set_index("pair_id")
     assert list(pc["status"]) == ["ok", "ok", "missing"] and pc["coverage"].iloc[:2].between(0.5, 1).all()
-    t1 = pd.read_csv(wf / "results/tables/table1.tsv", sep="\t").set_index("loss")
+    t1 = pd.read_csv(wf / "results/tables/table1.tsv", sep="\t")
+    assert list(t1.loc[t1["cases_of"] == "Thresh", "n_cases"]) == [2, 2]  # ours on the tool's cases
+    t1 = t1[t1["cases_of"].isna()].set_index("loss")
     assert list(t1.index) == ["CE", "FL_DL", "Thresh"] and t1.at["Thresh", "n_cases"] == 2
     assert t1.at["Thresh", "f1_helix"] > 0.3  # the threshold finds the helix block
     md = (wf / "results/tables/table1.md").read_text()
@@ -427,7 +443,8 @@ def test_figures_one_colour_per_class_and_loss_true_case_counts_and_readable_leg
     fig = f1_bar_figure(main, 20, 0.95, 0)
     bars = {mcolors.to_hex(p.get_facecolor()) for p in fig.axes[0].patches}
     assert bars == {COLOURS["helix"], COLOURS["sheet"]}
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["CE", "DL", "FL_DL", "ToolX"]
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == ["CE\n(3 cases)", "DL\n(3 cases)", "FL_DL\n(3 cases)", "ToolX\n(2 cases)"]
 
     fig = resolution_figure(main)
     ax = fig.axes[0]

@@ -86,7 +86,7 @@ def f1_bar_figure(main: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
                    edgecolor="0.3", linewidth=0.5)  # fmt: skip
             for xi, v in zip(xs, vals, strict=True):
                 ax.text(xi, 1.5, f"{v:.0f}", ha="center", va="bottom", fontsize=7, color="0.15")
-        ax.set_xticks(x, losses)
+        ax.set_xticks(x, _tick_labels(main, losses))
         ax.set_title(f"{lev} level")
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
@@ -98,6 +98,12 @@ def f1_bar_figure(main: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
 def _series_label(main: pd.DataFrame, name: str) -> str:
     """A legend entry: the loss or tool and how many cases it has (a tool may cover fewer)."""
     return f"{name} ({main.loc[main['loss'] == name, 'pair_id'].nunique()} cases)"
+
+
+def _tick_labels(main: pd.DataFrame, names: list[str]) -> list[str]:
+    """The series' names, each with its case count where the counts differ (a tool covering fewer)."""
+    n = {x: main.loc[main["loss"] == x, "pair_id"].nunique() for x in names}
+    return names if len(set(n.values())) <= 1 else [f"{x}\n({n[x]} cases)" for x in names]
 
 
 def per_case_figure(main: pd.DataFrame) -> plt.Figure:

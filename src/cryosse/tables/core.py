@@ -58,42 +58,55 @@ def _gamma(df: pd.DataFrame) -> float:
 def table1(
     main: pd.DataFrame, paper_columns: bool = False, tools: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per loss (paper order): best gamma, weighted voxel F1 helix / sheet / mean; then one row
-    per external tool (``tools``: names in the ``loss`` column), shown as ``NAME (external)``."""
+    """Per loss (paper order): best gamma, weighted voxel F1 helix / sheet / mean and the number
+    of cases; then one row per external tool (``tools``: names in the ``loss`` column), shown as
+    ``NAME (external)``. A tool that covers fewer cases than the losses is followed by each loss
+    recomputed on the tool's cases (``LOSS, on NAME's cases``), so that it is compared on the
+    same cases."""
     rows, shown = [], []
+    ours = main[~main["loss"].isin(tools)]
+    all_cases = set(ours["pair_id"])
     for loss in loss_order(main["loss"]):
         d = main[main["loss"] == loss]
-        h = weighted_mean(*_w(d, "voxel", "helix"))
-        s = weighted_mean(*_w(d, "voxel", "sheet"))
-        g = _gamma(d) if loss in ("FL", "FL_DL") else math.nan
-        r = {"loss": loss, "gamma": g, "f1_helix": h, "f1_sheet": s}
-        t = {
-            "Loss function": _shown_name(loss, tools),
-            "γ": num(g),
-            "F1 helix (%)": pct(h),
-            "F1 sheet (%)": pct(s),
-        }
-        if NUCLEIC in _scored(main):  # 4 classes: a column after sheet; the mean stays the paper's
-            r[f"f1_{NUCLEIC}"] = weighted_mean(*_w(d, "voxel", NUCLEIC))
-            t["F1 nucleic acid (%)"] = pct(r[f"f1_{NUCLEIC}"])
-        r.update(f1_mean=(h + s) / 2, n_cases=len(d))
-        t["F1 avg (%)"] = pct((h + s) / 2)
-        if paper_columns and loss in PAPER_TABLE1:
-            pg, ph, ps, pm = PAPER_TABLE1[loss]
-            r.update(paper_gamma=pg, paper_f1_helix=ph / 100, paper_f1_sheet=ps / 100, paper_f1_mean=pm / 100)
-            t.update(
-                {
-                    "paper γ": num(pg),
-                    "paper helix": f"{ph:.1f}",
-                    "paper sheet": f"{ps:.1f}",
-                    "paper avg": f"{pm:.1f}",
-                }
-            )
-        elif paper_columns:
-            t.update({"paper γ": "NA", "paper helix": "NA", "paper sheet": "NA", "paper avg": "NA"})
-        rows.append(r)
-        shown.append(t)
+        _table1_row(rows, shown, d, loss, _shown_name(loss, tools), paper_columns, _scored(main))
+        if loss in tools and set(d["pair_id"]) < all_cases:
+            for own in loss_order(ours["loss"]):
+                same = ours[(ours["loss"] == own) & ours["pair_id"].isin(set(d["pair_id"]))]
+                _table1_row(rows, shown, same, own, f"{own}, on {loss}'s cases", False, _scored(main))
+                rows[-1]["cases_of"] = loss
+                if paper_columns:
+                    shown[-1].update({"paper γ": "", "paper helix": "", "paper sheet": "", "paper avg": ""})
     return pd.DataFrame(rows), pd.DataFrame(shown)
+
+
+def _table1_row(rows: list, shown: list, d: pd.DataFrame, loss: str, name: str, paper_columns: bool,
+                classes: tuple[str, ...]) -> None:  # fmt: skip
+    h = weighted_mean(*_w(d, "voxel", "helix"))
+    s = weighted_mean(*_w(d, "voxel", "sheet"))
+    g = _gamma(d) if loss in ("FL", "FL_DL") else math.nan
+    r = {"loss": loss, "gamma": g, "f1_helix": h, "f1_sheet": s}
+    t = {"Loss function": name, "γ": num(g), "F1 helix (%)": pct(h), "F1 sheet (%)": pct(s)}
+    if NUCLEIC in classes:  # 4 classes: a column after sheet; the mean stays the paper's
+        r[f"f1_{NUCLEIC}"] = weighted_mean(*_w(d, "voxel", NUCLEIC))
+        t["F1 nucleic acid (%)"] = pct(r[f"f1_{NUCLEIC}"])
+    r.update(f1_mean=(h + s) / 2, n_cases=len(d))
+    t["F1 avg (%)"] = pct((h + s) / 2)
+    t["cases"] = len(d)
+    if paper_columns and loss in PAPER_TABLE1:
+        pg, ph, ps, pm = PAPER_TABLE1[loss]
+        r.update(paper_gamma=pg, paper_f1_helix=ph / 100, paper_f1_sheet=ps / 100, paper_f1_mean=pm / 100)
+        t.update(
+            {
+                "paper γ": num(pg),
+                "paper helix": f"{ph:.1f}",
+                "paper sheet": f"{ps:.1f}",
+                "paper avg": f"{pm:.1f}",
+            }
+        )
+    elif paper_columns:
+        t.update({"paper γ": "NA", "paper helix": "NA", "paper sheet": "NA", "paper avg": "NA"})
+    rows.append(r)
+    shown.append(t)
 
 
 def stats_table(
