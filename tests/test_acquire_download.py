@@ -7,15 +7,12 @@ and corrupt gzip on the paths a test asks for.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import http.server
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -23,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import Server
 from cryosse.acquire import download as dl
 from cryosse.acquire.emdb import header_v3_xml, parse_header, parse_search_csv, search_entries
 from cryosse.acquire.stage import AcquireSettings, acquire_entry, simulate_entry_files, write_tables
@@ -57,85 +55,6 @@ def mirror(tmp_path_factory, root) -> Path:
     (base / "structures" / "EMD-91005" / "header").mkdir(parents=True)
     (base / "structures" / "EMD-91005" / "header" / "emd-91005.xml").write_bytes(hdr)
     return base
-
-
-class Server:
-    """http.server in a thread; ``rules[path]`` = list of behaviours, one per request (last repeats)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.rules: dict[str, list[str]] = {}
-        self.hits: dict[str, int] = {}
-        self.search_body = b""
-        self.release = threading.Event()  # ends a "trickle" response early
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
-            def do_GET(self):  # noqa: N802
-                path = self.path.split("?", 1)[0]
-                n = server.hits.get(path, 0)
-                server.hits[path] = n + 1
-                if path.startswith("/api/search/"):
-                    return self._send(200, server.search_body)
-                rules = server.rules.get(path, ["ok"])
-                rule = rules[min(n, len(rules) - 1)]
-                file = server.root / path.removeprefix("/files/")
-                if rule == "404" or not file.is_file():
-                    return self._send(404, b"not found")
-                if rule == "500":
-                    return self._send(500, b"server error")
-                if rule.startswith(("429:", "503:")):  # busy: Retry-After seconds (or an HTTP date)
-                    code, wait = rule.split(":", 1)
-                    return self._send(int(code), b"busy", {"Retry-After": wait})
-                body = file.read_bytes()
-                if rule == "slow":
-                    time.sleep(1.5)
-                if rule == "corrupt":
-                    body = body[:-200] + bytes(200)
-                if rule == "trickle":  # half the body, then stall (a kill lands here)
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    server.release.wait(20)
-                    with contextlib.suppress(OSError):
-                        self.wfile.write(body[len(body) // 2 :])
-                    return None
-                if rule == "truncate":
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return None
-                return self._send(200, body)
-
-            def _send(self, code: int, body: bytes, headers: dict | None = None):
-                self.send_response(code)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return None
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture()
