@@ -35,7 +35,7 @@ import yaml
 
 from cryosse import __version__
 from cryosse.io import atomic_write, sha256_file, write_json
-from cryosse.splits.paper import describe_test_set, test_set
+from cryosse.paper_cases import describe_test_set, test_set
 
 # Distributions whose versions the card records (absent ones are listed as not installed).
 PACKAGES = (

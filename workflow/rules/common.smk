@@ -74,7 +74,7 @@ def entry_ids(wildcards=None):
 if not SEARCH:
     entry_rows()
     if config["split"]["test"] == "random":
-        from cryosse.splits.paper import paper_entries_in
+        from cryosse.paper_cases import paper_entries_in
 
         _named = paper_entries_in(entry_ids(), config["split"]["paper_cases"])
         if _named:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from cryosse.io import atomic_path, atomic_write, write_tsv
+from cryosse.paper_cases import describe_test_set, test_set
 from cryosse.space import box_overlaps, read_boxes
 from cryosse.splits.common import (
     AUDIT_COLUMNS,
@@ -21,7 +22,6 @@ from cryosse.splits.common import (
     read_split,
 )
 from cryosse.splits.mmseqs import find_mmseqs, mmseqs_search, mmseqs_version, similar
-from cryosse.splits.paper import describe_test_set, test_set
 
 log = logging.getLogger(__name__)
 
