@@ -22,6 +22,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/card.smk"
 include: "workflow/rules/cluster.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/estimate.smk"
 
 
 rule all:

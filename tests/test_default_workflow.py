@@ -15,7 +15,8 @@ Snakemake runs the default config with only the archive's addresses, a tiny trai
 no cross-validation splits and, since the sample box holds only 46% of the padded box, a
 lower ``dataset.min_box_inside``. It must plan the search first, write the entry table with
 its query, test on the paper's case it finds, leave that case's relatives out of training,
-say so in the audit and the card, render the tables, and not search again on a rerun.
+say so in the audit and the card, render the tables, not search again on a rerun, and
+estimate the run's cost (`snakemake estimate`) without fetching a map.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def _archive(base: Path) -> tuple[Path, list[str]]:
     """The archive folder and the search answer's rows (emdb_id, resolution, pdb, date)."""
     mirror, rows = base / "archive", []
     sample = ROOT / "data" / "sample"
+    kb = len(gzip.decompress((sample / "emd_8518_5u8s_A_box.mrc.gz").read_bytes())) / 1024
     _serve(mirror, "EMD-8518", sample / "emd_8518_5u8s_A_box.mrc.gz",
-           header_v3_xml("EMD-8518", 6.1, 0.01, "author", 1.0, ["5U8S"], "2017-01-18"))  # fmt: skip
+           header_v3_xml("EMD-8518", 6.1, 0.01, "author", 1.0, ["5U8S"], "2017-01-18", map_kbytes=kb))  # fmt: skip
     _cif(sample / "5u8s_A.pdb.gz", "5U8S", mirror / "mmCIF" / "u8" / "5u8s.cif.gz")
     rows.append("EMD-8518,6.1,5U8S,singleParticle,2017-01-18")
     real = REAL / "emd3491_5mdx_L"
@@ -139,3 +141,12 @@ def test_the_default_run_from_the_search_to_the_tables(tmp_path):
         before = dict(srv.hits)
         plan = planned_jobs(run_snakemake(wf, configfiles=cfg, dry_run=True))
         assert "emdb_search" not in plan and srv.hits == before
+
+        # what it would cost: from the search's table and a sample of headers and models
+        proc = run_snakemake(wf, "estimate", configfiles=cfg)
+        text = (res / "estimate.md").read_text()
+        assert f"Entries: **{len(searched)}**" in text and text in proc.stdout
+        assert f"Sampled now: {len(searched)} entries" in text and "| download |" in text
+        assert sum(n for p, n in srv.hits.items() if "/map/" in p) == sum(
+            n for p, n in before.items() if "/map/" in p
+        ), "the estimate fetches no map"

@@ -25,6 +25,7 @@ COMMANDS = {
     "score": ("cryosse.score.cli", "score another tool's helix/sheet prediction against our labels or a label map"),
     "check-config": ("cryosse.config", "check config files as the workflow and the subcommands do (names the file, line and key)"),
     "query-emdb": ("cryosse.acquire.cli", "search EMDB for 5-10 A maps with a fitted model; write an entry table"),
+    "estimate": ("cryosse.estimate_cli", "what a run will cost: downloads, disk, CPU- and GPU-hours, from the entry table and a sample"),
     "fetch": ("cryosse.acquire.cli", "acquire one entry (source from the config or --source) and write its record.json"),
     "simulate": ("cryosse.acquire.cli", "simulate one entry's map from a bundled structure and write its record.json"),
     "acquire-tables": ("cryosse.acquire.cli", "gather record.json files into entries/rejected/manifest tables"),

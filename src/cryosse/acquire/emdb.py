@@ -100,6 +100,9 @@ def _parse_v19(root: ET.Element) -> dict[str, Any]:
         "fitted_pdbs": list(dict.fromkeys(fitted)),
         "release_date": _first_text(root, "mapReleaseDate"),
         "method": _first_text(root, "processing", "method"),
+        "map_kbytes": next(
+            (_float(f.get("sizeKb")) for f in _find_all(root, "file") if f.get("type") == "map"), None
+        ),
     }
 
 
@@ -158,6 +161,7 @@ def _parse_v3(root: ET.Element) -> dict[str, Any]:
         "fitted_pdbs": list(dict.fromkeys(pid for _, pid in refs)),
         "release_date": _first_text(root, "key_dates", "map_release"),
         "method": _first_text(root, "structure_determination", "method"),
+        "map_kbytes": _float(emap.get("size_kbytes")) if emap is not None else None,
     }
 
 
@@ -171,6 +175,7 @@ def header_v3_xml(
     release_date: str,
     method: str = "singleParticle",
     title: str = "",
+    map_kbytes: float | None = None,
 ) -> bytes:
     """A minimal header in the v3 layout (what ``parse_header`` reads), for simulated entries."""
     root = ET.Element("emd", {"emdb_id": emdb_id, "version": "3.0.0.0"})
@@ -186,7 +191,9 @@ def header_v3_xml(
     proc = ET.SubElement(sd, "singleparticle_processing")
     fr = ET.SubElement(proc, "final_reconstruction")
     ET.SubElement(fr, "resolution", {"units": "Å", "res_type": "BY AUTHOR"}).text = f"{resolution:g}"
-    emap = ET.SubElement(root, "map", {"format": "CCP4"})
+    emap = ET.SubElement(
+        root, "map", {"format": "CCP4", **({"size_kbytes": f"{map_kbytes:g}"} if map_kbytes else {})}
+    )
     ET.SubElement(emap, "file").text = f"emd_{emdb_id.split('-')[1]}.map.gz"
     if contour_level is not None:
         cl = ET.SubElement(ET.SubElement(emap, "contour_list"), "contour", {"primary": "true"})
