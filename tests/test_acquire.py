@@ -53,7 +53,7 @@ def test_entry_table_errors_name_the_cause(tmp_path):
 def test_example_and_demo_tables_read(root):
     demo = read_entry_table(root / "config" / "demo_entries.tsv")
     assert 24 <= len(demo) <= 40 and not any(r["problem"] for r in demo)
-    paper = read_entry_table(root / "config" / "entries.tsv")
+    paper = read_entry_table(root / "config" / "paper_test_entries.tsv")
     e1657 = next(r for r in paper if r["emdb_id"] == "EMD-1657")
     assert e1657["pdb_id"] == "4V5H" and e1657["chains"] == ["AE", "AM"]
 

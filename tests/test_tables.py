@@ -234,6 +234,8 @@ def test_snakemake_tables_forcerun_touches_no_training_output(tmp_path):
         {"split": [0, 0], "loss": ["CE", "FL_DL"], "setting": ["lr0.001"] * 2, "chosen": [True] * 2,
          "checkpoint": [f"results/train/0/{loss}/lr0.001/checkpoint.pt" for loss in ("CE", "FL_DL")]}
     ).to_csv(wf / "results/train/0/selection.tsv", sep="\t", index=False)  # fmt: skip
+    for name in ("audit.md", "audit.tsv"):  # a finished run has its split audit (the report shows it)
+        (wf / "results/splits" / name).write_text("# Leakage audit of the splits\n")
     before = {k: _digest(wf / "results" / k) for k in ("train", "models", "eval", "dataset", "splits")}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     cfg = ["config/demo.yaml", "config/test.yaml"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryosse import paths
+
 HELP = "what a run will cost: downloads, disk, CPU- and GPU-hours, from the entry table and a sample"
 
 
@@ -18,6 +20,7 @@ def add_cli(subparsers: Any) -> None:
         "--tflops", type=float, default=100.0, help="sustained GPU speed for the GPU-hours (default 100)"
     )
     p.add_argument("-o", "--out", help="also write the estimate to this Markdown file")
+    paths.declare(p, inputs=["entries", "config"], outputs=["out"])
     p.set_defaults(func=_cli)
 
 
