@@ -34,7 +34,7 @@ import pandas as pd
 import yaml
 
 from cryosse import __version__
-from cryosse.io import atomic_write, sha256_file, write_json
+from cryosse.io import atomic_write, read_tsv, sha256_file, write_json
 from cryosse.paper_cases import describe_test_set, test_set
 
 # Distributions whose versions the card records (absent ones are listed as not installed).
@@ -143,7 +143,7 @@ def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = ())
         raise CardError(f"{what}: {path} not found; run the stage that writes it first")
     try:
         text = "".join(ln for ln in path.read_text().splitlines(keepends=True) if not ln.startswith("#"))
-        df = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+        df = read_tsv(io.StringIO(text), text=True)
     except pd.errors.EmptyDataError:
         df = pd.DataFrame(columns=list(required))
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:

@@ -128,11 +128,15 @@ ID_COLUMNS = ("pair_id", "emdb_id", "pdb_id", "chain", "split", "loss", "setting
 NA_STRINGS = ("", "NA", "N/A", "nan", "NaN")
 
 
-def read_tsv(path: str | os.PathLike, **kwargs: Any) -> Any:
+def read_tsv(path: str | os.PathLike | Any, text: bool = False, **kwargs: Any) -> Any:
     """A TSV as a pandas DataFrame, with the one NA policy of every cryosse table: identifier
     columns (:data:`ID_COLUMNS`) are text as written, and in the others :data:`NA_STRINGS`
-    are NaN. ``kwargs`` go to ``pandas.read_csv`` (``dtype`` adds to the identifiers')."""
+    are NaN. With ``text``, every cell is text as written (nothing is NA; ``path`` may then be
+    an open buffer). ``kwargs`` go to ``pandas.read_csv`` (``dtype`` adds to the identifiers')."""
     import pandas as pd
+
+    if text:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, **kwargs)
 
     header = pd.read_csv(path, sep="\t", nrows=0, comment=kwargs.get("comment")).columns
     text = {c: str for c in header if c in ID_COLUMNS}

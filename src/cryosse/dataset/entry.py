@@ -25,7 +25,7 @@ from cryosse.dataset.pairs import (
 from cryosse.dataset.structure import Model, ModelError, read_model
 from cryosse.geometry import DensityMap, read_map
 from cryosse.ids import pair_id
-from cryosse.io import read_json, write_tsv
+from cryosse.io import read_json, read_tsv, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +197,7 @@ def aggregate(
     """
     import pandas as pd
 
-    frames = [pd.read_csv(p, sep="\t", dtype={"chain": str, "pair_id": str}, keep_default_na=False,
-                          na_values=[""]) for p in entry_tables]  # fmt: skip
+    frames = [read_tsv(p) for p in entry_tables]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ENTRY_COLUMNS)
     kept = df[df["status"] == "kept"].sort_values("pair_id", kind="stable")
     with_na = [NA_COLUMN in f.columns for f in frames]

@@ -29,7 +29,7 @@ import pandas as pd
 from cryosse.dataset.chains import select_chains
 from cryosse.dataset.dssp import HELIX, SHEET, assign
 from cryosse.dataset.structure import ModelError, read_model, read_structure
-from cryosse.io import write_tsv
+from cryosse.io import read_tsv, write_tsv
 from cryosse.splits import SearchParams, cluster_sequences, mmseqs_search, read_fasta, similar
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def run_inventory(provenance_tsv, sources_dir, exclude_fasta, exclude_structures
                   holdout_fraction: float, val_fraction: float, seed: int, threads: int = 1,
                   max_per_family: int = 0) -> pd.DataFrame:  # fmt: skip
     """Rule entry: write ``out``'s structures, chains, rejected, families and roles tables."""
-    prov = pd.read_csv(provenance_tsv, sep="\t", dtype=str, keep_default_na=False)
+    prov = read_tsv(provenance_tsv, text=True)
     structures, chains, rejected = inventory(prov, sources_dir, params)
     if structures.empty:
         raise ValueError(f"{provenance_tsv}: no usable structure in any source (see {out['rejected']})")

@@ -21,7 +21,7 @@ import pandas as pd
 from cryosse.classes import COLOURS
 from cryosse.density import prepare_input
 from cryosse.infer import predict_probabilities
-from cryosse.io import write_tsv
+from cryosse.io import read_tsv, write_tsv
 from cryosse.loss_names import series_colours
 from cryosse.metrics import confusion, f1_from_counts
 from cryosse.model import load_checkpoint
@@ -89,8 +89,8 @@ def report(checkpoint: str, dataset_tsv: str, split_tsv: str, structures_tsv: st
 
     torch.set_num_threads(max(1, int(threads)))
     model, meta = load_checkpoint(checkpoint)
-    ds = pd.read_csv(dataset_tsv, sep="\t", dtype={"pair_id": str}, keep_default_na=False)
-    split = pd.read_csv(split_tsv, sep="\t", dtype=str, keep_default_na=False)
+    ds = read_tsv(dataset_tsv)
+    split = read_tsv(split_tsv, text=True)
     ds = ds.merge(split[["pair_id", "role"]].rename(columns={"role": "split_role"}), on="pair_id")
     rows = []
     for r in ds[ds["split_role"] != "train"].itertuples(index=False):
@@ -99,7 +99,7 @@ def report(checkpoint: str, dataset_tsv: str, split_tsv: str, structures_tsv: st
                      "sim": r.sim, **_scores(model, pair)})  # fmt: skip
     df = pd.DataFrame(rows)
     write_tsv(out_tsv, df, float_format="%.4f")
-    folds = pd.read_csv(structures_tsv, sep="\t", dtype=str)[["structure", "fold"]]
+    folds = read_tsv(structures_tsv, text=True)[["structure", "fold"]]
     df = df.merge(folds, on="structure", how="left")
     lines = [f"# Pretraining: {meta.get('loss', {}).get('name')} {meta.get('setting')}, width "
              f"{meta['model_args']['width']:g}, best epoch {meta.get('epoch')}", "",
@@ -124,7 +124,7 @@ def curves(history_tsv: str | os.PathLike, out_png: str | os.PathLike, loss: str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    h = pd.read_csv(history_tsv, sep="\t")
+    h = read_tsv(history_tsv)
     steps = h["steps"].cumsum()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     a.plot(steps, h["train_loss"], color=series_colours([loss])[loss])

@@ -34,7 +34,7 @@ from cryosse.dataset.dssp import assign
 from cryosse.dataset.pairs import DATASET_COLUMNS, DatasetParams, PairRejected, build_pair
 from cryosse.dataset.structure import Model, read_model, read_structure
 from cryosse.geometry import MapGeometry, read_map, write_map
-from cryosse.io import read_json, write_json, write_tsv
+from cryosse.io import read_json, read_tsv, write_json, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,8 @@ def simulate_pairs(
     threads: int = 1,
 ) -> pd.DataFrame:
     """Pairs of every non-excluded structure; the dataset table, a split (holdout = test) and failures."""
-    st = pd.read_csv(structures_tsv, sep="\t", dtype=str, keep_default_na=False)
-    roles = pd.read_csv(roles_tsv, sep="\t", dtype=str, keep_default_na=False)
+    st = read_tsv(structures_tsv, text=True)
+    roles = read_tsv(roles_tsv, text=True)
     st = st.merge(roles[["structure", "role", "families"]], on="structure")
     st = st[st["role"] != "excluded"]
     (Path(pairs_dir) / ".done").mkdir(parents=True, exist_ok=True)

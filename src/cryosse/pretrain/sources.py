@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cryosse.io import atomic_path, sha256_file, staging_dir, write_tsv
+from cryosse.io import atomic_path, read_tsv, sha256_file, staging_dir, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def write_provenance(manifests: list[str | os.PathLike], path: str | os.PathLike
     """One table of every source's files (file paths made relative to the sources folder)."""
     frames = []
     for m in manifests:
-        df = pd.read_csv(m, sep="\t", dtype=str, keep_default_na=False)
+        df = read_tsv(m, text=True)
         df["file"] = [str(Path(m).parent.name / Path(f)) for f in df["file"]]
         frames.append(df)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=MANIFEST_COLUMNS)

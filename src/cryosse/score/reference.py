@@ -104,6 +104,7 @@ def read_voxel_label_text(path: str | os.PathLike, dmap: DensityMap) -> tuple[np
     """
     path = Path(path)
     try:
+        # the authors' voxel label text (no header, commas): not a cryosse table, so not read_tsv
         df = pd.read_csv(path, header=None, comment="#", skip_blank_lines=True)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ValueError(f"{path}: cannot read as i,j,k,density,label lines ({exc})") from exc

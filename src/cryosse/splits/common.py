@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cryosse.io import atomic_write
+from cryosse.io import atomic_write, read_tsv
 
 ROLES = ("train", "val", "test")
 SPLIT_COLUMNS = ["pair_id", "role", "cluster"]
@@ -125,9 +125,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         lines = [ln for ln in fh if not ln.startswith("#") and ln.strip()]
     if not lines:
         return pd.DataFrame()
-    return pd.read_csv(
-        io.StringIO("".join(lines)), sep="\t", dtype=str, keep_default_na=False, na_filter=False
-    )
+    return read_tsv(io.StringIO("".join(lines)), text=True, na_filter=False)
 
 
 def clean_sequence(seq: str) -> str:

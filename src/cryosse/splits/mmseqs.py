@@ -114,7 +114,7 @@ def mmseqs_search(
         _run(cmd, "mmseqs easy-search")
         if not out.is_file() or out.stat().st_size == 0:
             return pd.DataFrame(columns=HIT_COLUMNS)
-        hits = pd.read_csv(
+        hits = pd.read_csv(  # MMseqs2's own headerless output, not a cryosse table
             out,
             sep="\t",
             header=None,

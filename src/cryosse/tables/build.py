@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cryosse.io import read_tsv
 from cryosse.render import write_table
 from cryosse.statistics import loss_order, read_eval_results
 from cryosse.tables.core import (
@@ -67,9 +68,7 @@ def read_external(
             columns=["loss", "pair_id", "status"]
         )
     ok = read_eval_results(paths)
-    every = pd.concat(
-        [pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False) for p in paths], ignore_index=True
-    )
+    every = pd.concat([read_tsv(p, text=True) for p in paths], ignore_index=True)
     clash = sorted(set(every["loss"]) & set(losses))
     if clash:
         raise ValueError(

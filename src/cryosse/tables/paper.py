@@ -13,6 +13,7 @@ import pandas as pd
 
 from cryosse.classes import SCORED
 from cryosse.ids import pair_id
+from cryosse.io import read_tsv
 from cryosse.render import num, pct
 from cryosse.statistics import loss_order, weighted_mean
 from cryosse.tables.core import _counts, _w
@@ -22,14 +23,7 @@ def read_paper_cases(path: str | os.PathLike) -> pd.DataFrame:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: the paper's Table 2 cases are missing")
-    df = pd.read_csv(
-        p,
-        sep="\t",
-        comment="#",
-        dtype={"emdb_id": str, "pdb_id": str, "chain": str},
-        na_values=["NA"],
-        keep_default_na=False,
-    )
+    df = read_tsv(p, comment="#")
     need = {"emdb_id", "pdb_id", "chain", "ca_helix", "ca_sheet", "ca_other"}
     if not need <= set(df.columns):
         raise ValueError(f"{p}: columns {', '.join(sorted(need - set(df.columns)))} missing")
@@ -140,7 +134,7 @@ def fidelity(test_cases: pd.DataFrame, paper: pd.DataFrame) -> tuple[pd.DataFram
 
 def paper_unavailable(paper_cases_tsv: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The paper cases the run could not use, with the split stage's reason."""
-    df = pd.read_csv(paper_cases_tsv, sep="\t", comment="#", dtype=str, keep_default_na=False)
+    df = read_tsv(paper_cases_tsv, text=True, comment="#")
     status = next((c for c in df.columns if c.lower() in ("status", "used", "state")), None)
     if status is not None:
         df = df[~df[status].str.lower().isin(["used", "ok", "test", "true", "yes"])]

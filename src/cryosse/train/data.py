@@ -65,7 +65,7 @@ def cluster_weights(split_tsv: str | Path, pair_ids: Sequence[str], balance: flo
     """
     if balance <= 0:
         return None
-    sp = pd.read_csv(split_tsv, sep="\t", dtype=str, keep_default_na=False)
+    sp = read_tsv(split_tsv, text=True)
     cluster = dict(zip(sp["pair_id"], sp["cluster"], strict=True)) if "cluster" in sp else {}
     names = [cluster.get(p, p) for p in pair_ids]
     sizes = pd.Series(names).value_counts()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cryosse.io import atomic_path, write_tsv
+from cryosse.io import atomic_path, read_tsv, write_tsv
 from cryosse.model import CheckpointError, checkpoint_classes, load_checkpoint
 from cryosse.statistics import loss_order
 from cryosse.train.data import _with_nucleic
@@ -69,7 +69,7 @@ def select_models(
         split, loss, setting = _run_identity(path, meta)
         best = meta.get("best_val", {})
         hist = path.parent / "history.tsv"
-        epochs = len(pd.read_csv(hist, sep="\t")) if hist.exists() else math.nan
+        epochs = len(read_tsv(hist)) if hist.exists() else math.nan
         params = meta.get("loss", {})
         rows.append(
             {

@@ -22,7 +22,7 @@ from cryosse import __version__
 from cryosse.classes import NAMES, PAPER_CLASSES, check_classes, require_dataset_classes
 from cryosse.density import prepare_input
 from cryosse.infer import pick_device, predict_probabilities
-from cryosse.io import atomic_path, write_tsv
+from cryosse.io import atomic_path, read_tsv, write_tsv
 from cryosse.losses import make_loss
 from cryosse.metrics import confusion, f1_from_counts
 from cryosse.model import (
@@ -198,7 +198,7 @@ class Trainer:
         """The split's training and validation pairs (broken ones skipped and recorded) and the
         fingerprint of everything the run's results depend on."""
         cfg, classes = self.cfg, self.classes
-        require_dataset_classes(pd.read_csv(dataset_tsv, sep="\t", nrows=0).columns, classes, dataset_tsv)
+        require_dataset_classes(read_tsv(dataset_tsv, nrows=0).columns, classes, dataset_tsv)
         roles = read_split_pairs(dataset_tsv, split_tsv)
         self.skipped: list[dict[str, str]] = []
         self.train_pairs = _load_pairs(roles["train"], "train", split_tsv, self.skipped, classes)
