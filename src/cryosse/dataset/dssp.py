@@ -130,10 +130,6 @@ def assign_pydssp(model: Model) -> dict[tuple[str, int, str], int]:
     return out
 
 
-def mkdssp_available() -> bool:
-    return shutil.which("mkdssp") is not None
-
-
 @functools.lru_cache(maxsize=4)
 def mkdssp_version(exe: str) -> tuple[int, ...]:
     """mkdssp's version, e.g. (4, 2, 2); (0,) when it does not say."""

@@ -1,5 +1,6 @@
-"""Map/label pairs: one chain (:func:`build_pair`), one entry (:func:`build_entry`),
-and the dataset tables over all entries (:func:`~cryosse.dataset.entry.aggregate`).
+"""Map/label pairs: one chain (:func:`build_pair`); one entry's pairs are built by
+:func:`~cryosse.dataset.entry.build_entry`, and the dataset tables over all entries by
+:func:`~cryosse.dataset.entry.aggregate`.
 
 A pair folder ``{pairs}/{pair_id}/`` holds ``map.mrc`` (the normalised 1 A
 crop), ``labels.mrc``, ``arrays.npz`` and ``record.json``; it is built in a
