@@ -13,6 +13,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,6 +209,141 @@ def _private_cache(tmp_path_factory):
     """Choices cryosse remembers per machine (cryosse.machine) go to a folder of the test run's
     own, not the user's ~/.cache: no test sees another's, nor a cache left from earlier runs."""
     os.environ["CRYOSSE_CACHE"] = str(tmp_path_factory.mktemp("cryosse-cache"))
+
+
+# --------------------------------------------------------------------------- synthetic pairs: evaluation
+
+BOX, PAD = 24, 4
+
+
+def make_pair(folder: Path, seed: int, origin=(10.0, -5.0, 3.0)) -> dict:
+    """A tiny pair: helix and sheet blocks in the centre box, CAs at voxel centres."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((BOX, BOX, BOX), np.uint8)
+    labels[6:12, 6:12, 6:18] = 1
+    labels[14:17, 8:16, 8:16] = 2
+    density = (labels > 0).astype(np.float32) + 0.2 * rng.standard_normal(labels.shape).astype(np.float32)
+    density = np.clip(density, 0, None)
+    density = (density - density.mean()) / density.std()
+    zyx = np.array([[8, 8, 10], [9, 9, 14], [15, 10, 10], [15, 12, 12], [20, 20, 20], [1, 1, 1]])
+    ca_xyz = (np.asarray(origin) + zyx[:, ::-1]).astype(np.float32)
+    ca_class = labels[zyx[:, 0], zyx[:, 1], zyx[:, 2]]
+    centre = np.array([PAD, BOX - PAD] * 3, np.int64)
+    in_centre = np.all((zyx >= PAD) & (zyx < BOX - PAD), axis=1)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        folder / "arrays.npz",
+        density=density.astype(np.float32),
+        labels=labels,
+        centre=centre,
+        ca_xyz=ca_xyz,
+        ca_class=ca_class.astype(np.uint8),
+        ca_in_centre=in_centre,
+        origin_xyz=np.asarray(origin, np.float64),
+        voxel_size=np.float64(1.0),
+    )
+    return {
+        "n_ca_helix": int(((ca_class == 1) & in_centre).sum()),
+        "n_ca_sheet": int(((ca_class == 2) & in_centre).sum()),
+        "n_ca_other": int(((ca_class == 0) & in_centre).sum()),
+    }
+
+
+def make_project(tmp: Path, pair_ids: list[str], losses=("CE", "FL_DL")) -> dict:
+    """dataset.tsv, split_0.tsv, pair arrays and one tiny checkpoint per loss under ``tmp``."""
+    import torch
+
+    from cryosse.model import DeepSSETracerUNet, save_checkpoint
+
+    torch.manual_seed(0)
+    rows = []
+    for i, pid in enumerate(pair_ids):
+        emdb, pdb, chain = pid.split("_", 2)
+        folder = tmp / "results" / "dataset" / "pairs" / pid
+        counts = make_pair(folder, i)
+        rows.append(
+            {
+                "pair_id": pid,
+                "emdb_id": f"EMD-{emdb}",
+                "pdb_id": pdb,
+                "chain": chain,
+                "resolution": 5.5 + i,
+                "bin": 1 + i % 3,
+                **counts,
+                "path": str(folder),
+            }
+        )
+    ds = tmp / "results" / "dataset" / "dataset.tsv"
+    pd.DataFrame(rows).to_csv(ds, sep="\t", index=False)
+    sp = tmp / "results" / "splits" / "split_0.tsv"
+    sp.parent.mkdir(parents=True, exist_ok=True)
+    roles = ["test"] * len(pair_ids)
+    pd.DataFrame({"pair_id": pair_ids, "role": roles, "cluster": range(len(pair_ids))}).to_csv(
+        sp, sep="\t", index=False
+    )
+    models = {}
+    for loss in losses:
+        m = DeepSSETracerUNet(width=0.125)
+        path = tmp / "results" / "models" / "0" / f"{loss}.pt"
+        gamma = {"gamma": 1.0} if loss in ("FL", "FL_DL") else {}
+        save_checkpoint(
+            path,
+            m,
+            loss={"name": loss, **gamma},
+            split="0",
+            best_val={"val_mean": 0.3},
+            epoch=1,
+            setting="lr0.001" + ("_g1" if gamma else ""),
+            train_pairs=["9999_1ABC_A"],
+        )
+        models[loss] = path
+    return {"dataset": ds, "split": sp, "models": models}
+
+
+# --------------------------------------------------------------------------- synthetic pairs: training
+
+
+def synthetic_pair(folder: Path, n: int = 32, pad: int = 4, seed: int = 0) -> None:
+    """A box with two helix-like rods and a ridged sheet-like plate, blurred, with noise; labels 0/1/2."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[:n, :n, :n].astype(np.float32)
+    s = n / 32.0
+    rod1 = ((y - 10 * s) ** 2 + (z - 10 * s) ** 2 <= 2.5**2) & (x >= 6 * s) & (x < 26 * s)
+    rod2 = ((y - 22 * s) ** 2 + (x - 22 * s) ** 2 <= 2.5**2) & (z >= 8 * s) & (z < 26 * s)
+    plate = (
+        (np.abs(z - 22 * s) <= 0.8)
+        & (y >= 6 * s)
+        & (y < 18 * s)
+        & (x >= 6 * s)
+        & (x < 18 * s)
+        & ((x.astype(int) % 4) != 0)
+    )
+    dens = np.zeros((n, n, n), np.float32)
+    dens[rod1 | rod2 | plate] = 1.0
+    dens = ndimage.gaussian_filter(dens, 1.0) + rng.normal(0, 0.02, dens.shape).astype(np.float32)
+    lab = np.zeros((n, n, n), np.uint8)
+    lab[ndimage.binary_dilation(plate, iterations=1)] = 2
+    lab[rod1 | rod2] = 1
+    dens = np.maximum(dens / dens.max(), 0)
+    dens = ((dens - dens.mean()) / dens.std()).astype(np.float32)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "arrays.npz", density=dens, labels=lab, centre=np.array([pad, n - pad] * 3, np.int64))
+
+
+def synthetic_dataset(root: Path, roles: list[str], n: int = 32) -> tuple[Path, Path]:
+    """dataset.tsv + split_0.tsv with one synthetic pair per role (``"train+val"`` = the same pair in both)."""
+    ds_rows, split_rows = [], []
+    for i, role in enumerate(roles):
+        pid = f"{1000 + i}_1ABC_A"
+        synthetic_pair(root / "pairs" / pid, n=n, seed=i)
+        ds_rows.append({"pair_id": pid, "path": str(root / "pairs" / pid)})
+        for r in role.split("+"):
+            split_rows.append({"pair_id": pid, "role": r, "cluster": i})
+    pd.DataFrame(ds_rows).to_csv(root / "dataset.tsv", sep="\t", index=False)
+    pd.DataFrame(split_rows).to_csv(root / "split_0.tsv", sep="\t", index=False)
+    return root / "dataset.tsv", root / "split_0.tsv"
 
 
 class Server:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import io
 import math
 from contextlib import redirect_stdout
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import BOX, PAD, make_project
 from cryosse import evaluate as ev
 from cryosse import statistics as st
 
@@ -146,95 +146,6 @@ def test_aggregate_detects_weights_and_rejects_bad_tables(tmp_path):
     bad.write_text("case\tX_helix\na\t0.5\n")
     with pytest.raises(ValueError, match="weight columns"):
         st.aggregate(st.read_per_case(bad))
-
-
-# --------------------------------------------------------------------------- synthetic pairs
-
-BOX, PAD = 24, 4
-
-
-def make_pair(folder: Path, seed: int, origin=(10.0, -5.0, 3.0)) -> dict:
-    """A tiny pair: helix and sheet blocks in the centre box, CAs at voxel centres."""
-    rng = np.random.default_rng(seed)
-    labels = np.zeros((BOX, BOX, BOX), np.uint8)
-    labels[6:12, 6:12, 6:18] = 1
-    labels[14:17, 8:16, 8:16] = 2
-    density = (labels > 0).astype(np.float32) + 0.2 * rng.standard_normal(labels.shape).astype(np.float32)
-    density = np.clip(density, 0, None)
-    density = (density - density.mean()) / density.std()
-    zyx = np.array([[8, 8, 10], [9, 9, 14], [15, 10, 10], [15, 12, 12], [20, 20, 20], [1, 1, 1]])
-    ca_xyz = (np.asarray(origin) + zyx[:, ::-1]).astype(np.float32)
-    ca_class = labels[zyx[:, 0], zyx[:, 1], zyx[:, 2]]
-    centre = np.array([PAD, BOX - PAD] * 3, np.int64)
-    in_centre = np.all((zyx >= PAD) & (zyx < BOX - PAD), axis=1)
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        folder / "arrays.npz",
-        density=density.astype(np.float32),
-        labels=labels,
-        centre=centre,
-        ca_xyz=ca_xyz,
-        ca_class=ca_class.astype(np.uint8),
-        ca_in_centre=in_centre,
-        origin_xyz=np.asarray(origin, np.float64),
-        voxel_size=np.float64(1.0),
-    )
-    return {
-        "n_ca_helix": int(((ca_class == 1) & in_centre).sum()),
-        "n_ca_sheet": int(((ca_class == 2) & in_centre).sum()),
-        "n_ca_other": int(((ca_class == 0) & in_centre).sum()),
-    }
-
-
-def make_project(tmp: Path, pair_ids: list[str], losses=("CE", "FL_DL")) -> dict:
-    """dataset.tsv, split_0.tsv, pair arrays and one tiny checkpoint per loss under ``tmp``."""
-    import torch
-
-    from cryosse.model import DeepSSETracerUNet, save_checkpoint
-
-    torch.manual_seed(0)
-    rows = []
-    for i, pid in enumerate(pair_ids):
-        emdb, pdb, chain = pid.split("_", 2)
-        folder = tmp / "results" / "dataset" / "pairs" / pid
-        counts = make_pair(folder, i)
-        rows.append(
-            {
-                "pair_id": pid,
-                "emdb_id": f"EMD-{emdb}",
-                "pdb_id": pdb,
-                "chain": chain,
-                "resolution": 5.5 + i,
-                "bin": 1 + i % 3,
-                **counts,
-                "path": str(folder),
-            }
-        )
-    ds = tmp / "results" / "dataset" / "dataset.tsv"
-    pd.DataFrame(rows).to_csv(ds, sep="\t", index=False)
-    sp = tmp / "results" / "splits" / "split_0.tsv"
-    sp.parent.mkdir(parents=True, exist_ok=True)
-    roles = ["test"] * len(pair_ids)
-    pd.DataFrame({"pair_id": pair_ids, "role": roles, "cluster": range(len(pair_ids))}).to_csv(
-        sp, sep="\t", index=False
-    )
-    models = {}
-    for loss in losses:
-        m = DeepSSETracerUNet(width=0.125)
-        path = tmp / "results" / "models" / "0" / f"{loss}.pt"
-        gamma = {"gamma": 1.0} if loss in ("FL", "FL_DL") else {}
-        save_checkpoint(
-            path,
-            m,
-            loss={"name": loss, **gamma},
-            split="0",
-            best_val={"val_mean": 0.3},
-            epoch=1,
-            setting="lr0.001" + ("_g1" if gamma else ""),
-            train_pairs=["9999_1ABC_A"],
-        )
-        models[loss] = path
-    return {"dataset": ds, "split": sp, "models": models}
 
 
 def test_evaluate_split_names_rows_with_the_checkpoints_loss(tmp_path):

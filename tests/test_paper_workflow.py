@@ -16,17 +16,14 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from conftest import copy_workflow, run_snakemake
 from cryosse.acquire.stage import AcquireSettings, simulate_entry_files
-
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import copy_workflow, run_snakemake  # noqa: E402
 
 # Paper cases: (EMDB id, PDB id of the mirror, paper chain id, bundled structure, its chain).
 PAPER = [

@@ -123,8 +123,8 @@ def test_input_lowpass_is_part_of_the_model(tmp_path):
 
 
 def test_training_with_realism_and_low_pass_records_them(tmp_path):
+    from conftest import synthetic_dataset
     from cryosse.train import TrainConfig, train_setting
-    from test_train import synthetic_dataset
 
     ds, split = synthetic_dataset(tmp_path, ["train", "val"])
     cfg = TrainConfig(width=0.125, max_epochs=1, patience=1, max_steps_per_epoch=2, device="cpu", threads=1,
@@ -211,9 +211,9 @@ def test_predict_prepares_the_map_as_the_model_was_trained(tmp_path):
 
 
 def test_fine_tuning_keeps_the_input_preparation_of_its_start(tmp_path):
+    from conftest import synthetic_dataset
     from cryosse.spectrum import reference_profile
     from cryosse.train import TrainConfig, train_setting
-    from test_train import synthetic_dataset
 
     ds, split = synthetic_dataset(tmp_path, ["train", "val"])
     ref = reference_profile([rods(32)])

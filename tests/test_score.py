@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import mrcfile
@@ -15,14 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import BOX, PAD, make_pair, make_project
 from cryosse import evaluate as ev
 from cryosse import score as sc
 from cryosse.cli import main
 from cryosse.geometry import MapGeometry, read_map, write_map
 from cryosse.score import cli as scli
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_evaluate import BOX, PAD, make_pair, make_project  # noqa: E402
 
 ORIGIN = (10.0, -5.0, 3.0)  # make_pair's box origin
 

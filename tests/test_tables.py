@@ -8,19 +8,15 @@ import math
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import copy_workflow, make_project, run_snakemake
 from cryosse import evaluate as ev
 from cryosse import tables as tb
-
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import copy_workflow, run_snakemake  # noqa: E402
-from test_evaluate import make_project  # noqa: E402
 
 PAIRS = ["1657_4V5H_AE", "6452_3JBO_Ae", "8130_5J4Z_B"]
 

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy import ndimage
 
+from conftest import synthetic_dataset, synthetic_pair
 from cryosse.model import CheckpointError, DeepSSETracerUNet, load_checkpoint, save_checkpoint
 from cryosse.patches import PatchSampler
 from cryosse.train import (
@@ -35,50 +35,6 @@ from cryosse.train import (
 )
 
 torch.set_num_threads(1)
-
-
-# --------------------------------------------------------------------------- synthetic pairs
-
-
-def synthetic_pair(folder: Path, n: int = 32, pad: int = 4, seed: int = 0) -> None:
-    """A box with two helix-like rods and a ridged sheet-like plate, blurred, with noise; labels 0/1/2."""
-    rng = np.random.default_rng(seed)
-    z, y, x = np.mgrid[:n, :n, :n].astype(np.float32)
-    s = n / 32.0
-    rod1 = ((y - 10 * s) ** 2 + (z - 10 * s) ** 2 <= 2.5**2) & (x >= 6 * s) & (x < 26 * s)
-    rod2 = ((y - 22 * s) ** 2 + (x - 22 * s) ** 2 <= 2.5**2) & (z >= 8 * s) & (z < 26 * s)
-    plate = (
-        (np.abs(z - 22 * s) <= 0.8)
-        & (y >= 6 * s)
-        & (y < 18 * s)
-        & (x >= 6 * s)
-        & (x < 18 * s)
-        & ((x.astype(int) % 4) != 0)
-    )
-    dens = np.zeros((n, n, n), np.float32)
-    dens[rod1 | rod2 | plate] = 1.0
-    dens = ndimage.gaussian_filter(dens, 1.0) + rng.normal(0, 0.02, dens.shape).astype(np.float32)
-    lab = np.zeros((n, n, n), np.uint8)
-    lab[ndimage.binary_dilation(plate, iterations=1)] = 2
-    lab[rod1 | rod2] = 1
-    dens = np.maximum(dens / dens.max(), 0)
-    dens = ((dens - dens.mean()) / dens.std()).astype(np.float32)
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / "arrays.npz", density=dens, labels=lab, centre=np.array([pad, n - pad] * 3, np.int64))
-
-
-def synthetic_dataset(root: Path, roles: list[str], n: int = 32) -> tuple[Path, Path]:
-    """dataset.tsv + split_0.tsv with one synthetic pair per role (``"train+val"`` = the same pair in both)."""
-    ds_rows, split_rows = [], []
-    for i, role in enumerate(roles):
-        pid = f"{1000 + i}_1ABC_A"
-        synthetic_pair(root / "pairs" / pid, n=n, seed=i)
-        ds_rows.append({"pair_id": pid, "path": str(root / "pairs" / pid)})
-        for r in role.split("+"):
-            split_rows.append({"pair_id": pid, "role": r, "cluster": i})
-    pd.DataFrame(ds_rows).to_csv(root / "dataset.tsv", sep="\t", index=False)
-    pd.DataFrame(split_rows).to_csv(root / "split_0.tsv", sep="\t", index=False)
-    return root / "dataset.tsv", root / "split_0.tsv"
 
 
 # --------------------------------------------------------------------------- settings

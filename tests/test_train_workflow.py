@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from conftest import copy_workflow, planned_jobs, run_snakemake, synthetic_dataset
 from cryosse.model import load_checkpoint
 from cryosse.train import TrainConfig, job_config
-
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import copy_workflow, planned_jobs, run_snakemake  # noqa: E402
-from test_train import synthetic_dataset  # noqa: E402
 
 TRAIN = {
     "width": 0.125,
