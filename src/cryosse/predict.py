@@ -406,7 +406,7 @@ def _load(
     t0 = time.perf_counter()
     net, meta = load_checkpoint(ckpt, map_location="cpu")
     if classes is not None:
-        require_classes(meta, check_classes(classes, "--classes"), ckpt, "--classes")
+        require_classes(meta, check_classes(classes, "classes"), ckpt, "the prediction asked for")
     timing = {"load_model": time.perf_counter() - t0}
     t0 = time.perf_counter()
     dmap = read_map(map_path)
@@ -423,12 +423,12 @@ def _check_request(map_path: Path, out_dir: Path, precision: str, trim: float) -
         raise ValueError(f"{out_dir}: the output path exists and is not a folder")
     if map_path.name in OUTPUT_NAMES and map_path.resolve().parent == out_dir.resolve():
         raise ValueError(
-            f"{map_path}: the input map would be overwritten by an output of the same name; choose another -o"
+            f"{map_path}: the input map would be overwritten by an output of the same name; choose another output folder"
         )
     if precision not in PRECISIONS:
-        raise ValueError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if trim < 0:
-        raise ValueError(f"--trim must not be negative, got {trim}")
+        raise ValueError(f"the trim must not be negative, got {trim} A")
 
 
 def _output_arrays(pred: Prediction) -> list[tuple[str, np.ndarray, type]]:

@@ -247,8 +247,8 @@ def truth_reference(
         nz, ny, nx = geom.shape_zyx
         if len({round(v, 6) for v in geom.voxel_size}) != 1:
             raise ValueError(
-                f"{truth}: voxels of {geom.voxel_size} A are not cubic; give a pair (--pair, or "
-                "--model and --chain) to score on its 1 A grid"
+                f"{truth}: voxels of {geom.voxel_size} A are not cubic; score against a pair (a pair "
+                "folder, or a model and its chain) on its 1 A grid"
             )
         arrays = {
             "labels": labels,
