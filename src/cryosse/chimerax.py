@@ -69,5 +69,6 @@ def chimerax_script(
         map_rel = ""
     shown = [("helix", "helix"), ("sheet", "sheet")] + ([("nucleic", "nucleic acid")] if nucleic else [])
     probs = [(f"{cls}_prob.mrc", CHIMERAX_COLOURS[cls], name) for cls, name in shown]
-    return CHIMERAX_TEMPLATE.format(map_rel=map_rel, map_abs=map_abs, level=round(float(level), 6),
-                                    level_note=level_note, probs=probs)  # fmt: skip
+    return CHIMERAX_TEMPLATE.format(
+        map_rel=map_rel, map_abs=map_abs, level=round(float(level), 6), level_note=level_note, probs=probs
+    )

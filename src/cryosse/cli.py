@@ -22,14 +22,38 @@ from cryosse.argtypes import check_required
 #: subcommand -> (module defining it, one-line help), in the order of ``cryosse --help``
 COMMANDS = {
     "predict": ("cryosse.predict_cli", "segment helices and sheets in a cryo-EM map"),
-    "score": ("cryosse.score.cli", "score another tool's helix/sheet prediction against our labels or a label map"),
-    "check-config": ("cryosse.config", "check config files as the workflow and the subcommands do (names the file, line and key)"),
-    "query-emdb": ("cryosse.acquire.cli", "search EMDB for 5-10 A maps with a fitted model; write an entry table"),
-    "estimate": ("cryosse.estimate_cli", "what a run will cost: downloads, disk, CPU- and GPU-hours, from the entry table and a sample"),
-    "fetch": ("cryosse.acquire.cli", "acquire one entry (source from the config or --source) and write its record.json"),
-    "simulate": ("cryosse.acquire.cli", "simulate one entry's map from a bundled structure and write its record.json"),
-    "acquire-tables": ("cryosse.acquire.cli", "gather record.json files into entries/rejected/manifest tables"),
-    "build-pair": ("cryosse.dataset.cli", "build one map/label pair (quality, box crop, DSSP labels) for a chain"),
+    "score": (
+        "cryosse.score.cli",
+        "score another tool's helix/sheet prediction against our labels or a label map",
+    ),
+    "check-config": (
+        "cryosse.config",
+        "check config files as the workflow and the subcommands do (names the file, line and key)",
+    ),
+    "query-emdb": (
+        "cryosse.acquire.cli",
+        "search EMDB for 5-10 A maps with a fitted model; write an entry table",
+    ),
+    "estimate": (
+        "cryosse.estimate_cli",
+        "what a run will cost: downloads, disk, CPU- and GPU-hours, from the entry table and a sample",
+    ),
+    "fetch": (
+        "cryosse.acquire.cli",
+        "acquire one entry (source from the config or --source) and write its record.json",
+    ),
+    "simulate": (
+        "cryosse.acquire.cli",
+        "simulate one entry's map from a bundled structure and write its record.json",
+    ),
+    "acquire-tables": (
+        "cryosse.acquire.cli",
+        "gather record.json files into entries/rejected/manifest tables",
+    ),
+    "build-pair": (
+        "cryosse.dataset.cli",
+        "build one map/label pair (quality, box crop, DSSP labels) for a chain",
+    ),
     "cluster": ("cryosse.splits", "cluster central-chain sequences with MMseqs2 at 35%% identity"),
     "make-splits": ("cryosse.splits", "the main split and the cross-validation splits"),
     "audit": ("cryosse.splits", "leakage audit of split files (sequence identity and box overlap)"),
@@ -37,7 +61,7 @@ COMMANDS = {
     "select": ("cryosse.train", "pick the best setting per loss from trained checkpoints"),
     "evaluate": ("cryosse.evaluate", "predict and score the test cases of one split with one checkpoint"),
     "aggregate": ("cryosse.evaluate", "weighted Table-1 row(s) from a per-case F1 table"),
-}  # fmt: skip
+}
 
 
 class Parser(argparse.ArgumentParser):

@@ -25,22 +25,34 @@ log = logging.getLogger(__name__)
 
 #: the rates the estimate applies, with the benchmark and the machine each was measured on
 RATES = {
-    "read_s_per_mb": (0.160 / 32.0, "bench/bench_dataset.py: a 32 MB map (gzip) read and decompressed in 0.160 s; "
-                      "2 cores of an AMD EPYC with AVX-512, 2026-12-08"),
-    "pair_s_per_voxel": (0.231 / (72 * 74 * 79), "bench/bench_dataset.py: a whole pair of a 72x74x79 box in "
-                         "0.231 s; the same machine and day"),
-    "train_voxels_per_s": (20151.0, "bench/bench_train.py: width-1 network, fp32, 84^3 boxes; 2 cores of an "
-                           "x86-64 CPU with AVX-512, the development machine of docs/usage.md"),
-    "flop_per_voxel": (4.84e6, "bench/bench_train.py: one training voxel, forward and backward, width 1 "
-                       "(counted from the layers' shapes)"),
-}  # fmt: skip
+    "read_s_per_mb": (
+        0.160 / 32.0,
+        "bench/bench_dataset.py: a 32 MB map (gzip) read and decompressed in 0.160 s; "
+        "2 cores of an AMD EPYC with AVX-512, 2026-12-08",
+    ),
+    "pair_s_per_voxel": (
+        0.231 / (72 * 74 * 79),
+        "bench/bench_dataset.py: a whole pair of a 72x74x79 box in 0.231 s; the same machine and day",
+    ),
+    "train_voxels_per_s": (
+        20151.0,
+        "bench/bench_train.py: width-1 network, fp32, 84^3 boxes; 2 cores of an "
+        "x86-64 CPU with AVX-512, the development machine of docs/usage.md",
+    ),
+    "flop_per_voxel": (
+        4.84e6,
+        "bench/bench_train.py: one training voxel, forward and backward, width 1 "
+        "(counted from the layers' shapes)",
+    ),
+}
 #: bytes a pair keeps per box voxel: map.mrc (float32) and labels.mrc (uint8), and the same two
 #: arrays again in arrays.npz (an upper bound: npz compresses)
 PAIR_BYTES_PER_VOXEL = 2 * (4 + 1)
 
 
-def sample_entries(settings: Any, rows: list[dict[str, Any]], n: int, seed: int, min_residues: int,
-                   padding: float) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
+def sample_entries(
+    settings: Any, rows: list[dict[str, Any]], n: int, seed: int, min_residues: int, padding: float
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Fetch the header and model of ``n`` random entries (headers and models only, no map):
     per entry the stated map size (MB), the model's size (MB), its protein chains and their
     boxes' voxel counts. Returns the sample and the entries that could not be measured (why)."""
@@ -66,8 +78,15 @@ def sample_entries(settings: Any, rows: list[dict[str, Any]], n: int, seed: int,
             failed.append(f"{eid}: {exc}")
             continue
         map_mb = head.get("map_kbytes")
-        sample.append({"emdb_id": eid, "map_mb": None if map_mb is None else map_mb / 1024,
-                       "model_mb": len(model) / 2**20, "chains": len(boxes), "box_voxels": boxes})  # fmt: skip
+        sample.append(
+            {
+                "emdb_id": eid,
+                "map_mb": None if map_mb is None else map_mb / 1024,
+                "model_mb": len(model) / 2**20,
+                "chains": len(boxes),
+                "box_voxels": boxes,
+            }
+        )
     return sample, failed
 
 
@@ -98,8 +117,15 @@ def chain_boxes(model_gz: bytes, min_residues: int, padding: float) -> list[int]
     return out
 
 
-def estimate(n_entries: int, sample: list[dict[str, Any]], n_settings: int, n_splits: int,
-             max_epochs: int, train_share: float, tflops: float) -> dict[str, Any]:  # fmt: skip
+def estimate(
+    n_entries: int,
+    sample: list[dict[str, Any]],
+    n_settings: int,
+    n_splits: int,
+    max_epochs: int,
+    train_share: float,
+    tflops: float,
+) -> dict[str, Any]:
     """The run's cost from the sample scaled to ``n_entries`` (see the module docstring)."""
     r = {k: v for k, (v, _) in RATES.items()}
     sized = [s["map_mb"] for s in sample if s["map_mb"] is not None]
@@ -121,13 +147,14 @@ def estimate(n_entries: int, sample: list[dict[str, Any]], n_settings: int, n_sp
         "pairs_at_most": pairs,
         "box_voxels_mean": box,
         "dataset_disk_gb": pairs * box * PAIR_BYTES_PER_VOXEL / 2**30,
-        "dataset_cpu_hours": (n_entries * map_mb * r["read_s_per_mb"] + pairs * box * r["pair_s_per_voxel"]) / 3600,
+        "dataset_cpu_hours": (n_entries * map_mb * r["read_s_per_mb"] + pairs * box * r["pair_s_per_voxel"])
+        / 3600,
         "trainings": n_settings * n_splits,
         "epoch_cpu_hours": epoch_voxels / r["train_voxels_per_s"] / 3600,
         "grid_cpu_hours": grid_voxels / r["train_voxels_per_s"] / 3600,
         "grid_gpu_hours": grid_voxels * r["flop_per_voxel"] / (tflops * 1e12) / 3600,
         "tflops": tflops,
-    }  # fmt: skip
+    }
 
 
 def render(est: dict[str, Any], failed: list[str], source: str) -> str:
@@ -169,8 +196,15 @@ def render(est: dict[str, Any], failed: list[str], source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(config: dict[str, Any], entry_table: str | os.PathLike, out: str | os.PathLike | None, n_settings: int,
-        sample_size: int = 20, tflops: float = 100.0, base: str | os.PathLike = ".") -> str:  # fmt: skip
+def run(
+    config: dict[str, Any],
+    entry_table: str | os.PathLike,
+    out: str | os.PathLike | None,
+    n_settings: int,
+    sample_size: int = 20,
+    tflops: float = 100.0,
+    base: str | os.PathLike = ".",
+) -> str:
     """The estimate for a checked config, its entry table and its grid's ``n_settings`` per
     split; written to ``out`` (atomically) when given, and returned."""
     from cryosse.acquire.records import read_entry_table
@@ -180,10 +214,23 @@ def run(config: dict[str, Any], entry_table: str | os.PathLike, out: str | os.Pa
     rows = read_entry_table(entry_table)
     settings = AcquireSettings.from_config(config, base=base)
     ds, train, frac = config["dataset"], config["train"], config["split"]["fractions"]
-    sample, failed = sample_entries(settings, rows, sample_size, int(config.get("seed", 42)),
-                                    int(ds["min_residues"]), float(ds["padding"]))  # fmt: skip
-    est = estimate(len(rows), sample, n_settings, len(train["splits"]), int(train["max_epochs"]),
-                   frac[0] / sum(frac), tflops)  # fmt: skip
+    sample, failed = sample_entries(
+        settings,
+        rows,
+        sample_size,
+        int(config.get("seed", 42)),
+        int(ds["min_residues"]),
+        float(ds["padding"]),
+    )
+    est = estimate(
+        len(rows),
+        sample,
+        n_settings,
+        len(train["splits"]),
+        int(train["max_epochs"]),
+        frac[0] / sum(frac),
+        tflops,
+    )
     text = render(est, failed, f"from {entry_table}")
     if out is not None:
         with atomic_write(Path(out)) as fh:

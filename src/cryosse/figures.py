@@ -82,8 +82,17 @@ def f1_bar_figure(main: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
                 err[0].append(100 * (m - lo) if math.isfinite(lo) else 0)
                 err[1].append(100 * (hi - m) if math.isfinite(hi) else 0)
             xs = x + (j - 0.5) * 0.38
-            ax.bar(xs, vals, 0.38, yerr=err, capsize=3, label=f"{cls} ({n_cases} cases)", color=COLOURS[cls],
-                   edgecolor="0.3", linewidth=0.5)  # fmt: skip
+            ax.bar(
+                xs,
+                vals,
+                0.38,
+                yerr=err,
+                capsize=3,
+                label=f"{cls} ({n_cases} cases)",
+                color=COLOURS[cls],
+                edgecolor="0.3",
+                linewidth=0.5,
+            )
             for xi, v in zip(xs, vals, strict=True):
                 ax.text(xi, 1.5, f"{v:.0f}", ha="center", va="bottom", fontsize=7, color="0.15")
         ax.set_xticks(x, _tick_labels(main, losses))
@@ -225,8 +234,14 @@ def training_figure(histories: dict[str, Path], settings: dict[str, str] | None 
         x = h["epoch"] if "epoch" in h.columns else np.arange(1, len(h) + 1)
         label = loss + (f" ({readable_setting(settings[loss])})" if settings and loss in settings else "")
         if "train_loss" in h.columns and float(h["train_loss"].iloc[0]) > 0:
-            axes[0].plot(x, h["train_loss"] / float(h["train_loss"].iloc[0]), marker="o", ms=3,
-                         color=colours[loss], label=label)  # fmt: skip
+            axes[0].plot(
+                x,
+                h["train_loss"] / float(h["train_loss"].iloc[0]),
+                marker="o",
+                ms=3,
+                color=colours[loss],
+                label=label,
+            )
         if "val_mean" in h.columns:
             axes[1].plot(x, 100 * h["val_mean"], marker="o", ms=3, color=colours[loss], label=label)
     axes[0].set_ylabel("training loss per epoch\n(relative to the first epoch's)")
@@ -265,8 +280,13 @@ def slices_figure(
     order = first.sort_values(["vox_true_sheet", "pair_id"], ascending=[False, True])["pair_id"].tolist()
     cases = [c for c in order if c in dataset_paths][:n_cases]
     ncol = 2 + len(losses)
-    fig, axes = plt.subplots(max(1, len(cases)), ncol, figsize=(1.75 * ncol, 1.95 * max(1, len(cases)) + 0.5),
-                             layout="constrained", squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        max(1, len(cases)),
+        ncol,
+        figsize=(1.75 * ncol, 1.95 * max(1, len(cases)) + 0.5),
+        layout="constrained",
+        squeeze=False,
+    )
     if not cases:
         axes[0, 0].text(0.5, 0.5, "no case to show", ha="center", transform=axes[0, 0].transAxes)
     for i, pid in enumerate(cases):
@@ -299,9 +319,17 @@ def slices_figure(
                 ax.set_ylabel(f"{pid}\nz = {k + 1} of {lab.shape[0]}", fontsize=7)
                 ax.plot([2, 12], [2, 2], color="white", lw=2)  # 10 voxels = 10 A
                 ax.text(7, 3.5, "10 Å", color="white", fontsize=6, ha="center", va="bottom")
-    fig.legend(handles=[Patch(color=COLOURS["helix"], label="helix"), Patch(color=COLOURS["sheet"], label="sheet"),
-                        Patch(facecolor=OUTSIDE, edgecolor="0.5", label="beyond the box")],
-               loc="outside lower center", ncols=3, frameon=False, fontsize=8)  # fmt: skip
+    fig.legend(
+        handles=[
+            Patch(color=COLOURS["helix"], label="helix"),
+            Patch(color=COLOURS["sheet"], label="sheet"),
+            Patch(facecolor=OUTSIDE, edgecolor="0.5", label="beyond the box"),
+        ],
+        loc="outside lower center",
+        ncols=3,
+        frameon=False,
+        fontsize=8,
+    )
     return fig
 
 

@@ -292,8 +292,13 @@ def prepare_model(
         torch.backends.cudnn.benchmark = True
     timed: dict[str, Any] = {}
     if precision == "auto" and dev.type == "cpu":  # timed once per machine, threads, torch and network
-        key = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "model_args": getattr(model, "model_args", {}), "channels_last": channels_last}  # fmt: skip
+        key = {
+            "cpu": cpu_name(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "model_args": getattr(model, "model_args", {}),
+            "channels_last": channels_last,
+        }
         timed = remembered(key, lambda: {"seconds": faster_on_cpu(module, channels_last)[1]})
         dtype = torch.bfloat16 if timed["seconds"]["bf16"] < timed["seconds"]["fp32"] else torch.float32
     return FastModel(module, dev, dtype, channels_last, timed)

@@ -25,8 +25,11 @@ def declare(
     out_dirs: Iterable[str] = (),
 ) -> None:
     """Record the ``dest`` names of ``parser``'s input paths, output files and output folders."""
-    names = {a.dest: ("/".join(a.option_strings) or a.dest.upper()) for a in parser._actions
-             if a.help != argparse.SUPPRESS}  # an old spelling (argtypes.old_spelling) is not the name  # fmt: skip
+    names = {
+        a.dest: ("/".join(a.option_strings) or a.dest.upper())
+        for a in parser._actions
+        if a.help != argparse.SUPPRESS
+    }  # an old spelling (argtypes.old_spelling) is not the name
     roles = {"input": tuple(inputs), "output": tuple(outputs), "output folder": tuple(out_dirs)}
     for dests in roles.values():
         unknown = [d for d in dests if d not in names]

@@ -42,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
             f", nucleic acid {full['nucleic_voxels']} voxels ({full['nucleic_volume_A3']:.0f} A^3)"
             if "nucleic_voxels" in full
             else ""
-        )  # fmt: skip
+        )
         + ";"
         f" {s['precision']} on {s['device']}, {s['timing_s']['total']:.1f} s."
         f" Outputs in {args.out}; view in ChimeraX: open {Path(args.out) / 'chimerax.py'}"

@@ -14,15 +14,21 @@ from pathlib import Path
 
 # (what SLURM writes into the job log, what it means and what to do)
 PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"Exceeded job memory limit|exceeded memory limit|oom[-_ ]kill|OUT_OF_MEMORY", re.I),
-     "killed by SLURM for using more memory than it asked for: raise mem_mb for rule {rule} "
-     "(--set-resources {rule}:mem_mb=<MB>, or under set-resources in profiles/slurm)"),
-    (re.compile(r"DUE TO TIME LIMIT|TIMEOUT", re.I),
-     "killed by SLURM at its time limit: raise runtime (minutes) for rule {rule} "
-     "(--set-resources {rule}:runtime=<min>); training resumes from state.pt when rerun"),
-    (re.compile(r"CANCELLED AT .* DUE TO PREEMPTION|NODE_FAIL", re.I),
-     "lost with its node (preemption or node failure): rerun; incomplete outputs are redone"),
-)  # fmt: skip
+    (
+        re.compile(r"Exceeded job memory limit|exceeded memory limit|oom[-_ ]kill|OUT_OF_MEMORY", re.I),
+        "killed by SLURM for using more memory than it asked for: raise mem_mb for rule {rule} "
+        "(--set-resources {rule}:mem_mb=<MB>, or under set-resources in profiles/slurm)",
+    ),
+    (
+        re.compile(r"DUE TO TIME LIMIT|TIMEOUT", re.I),
+        "killed by SLURM at its time limit: raise runtime (minutes) for rule {rule} "
+        "(--set-resources {rule}:runtime=<min>); training resumes from state.pt when rerun",
+    ),
+    (
+        re.compile(r"CANCELLED AT .* DUE TO PREEMPTION|NODE_FAIL", re.I),
+        "lost with its node (preemption or node failure): rerun; incomplete outputs are redone",
+    ),
+)
 
 
 def failure_hints(log_root: str | os.PathLike = ".snakemake/slurm_logs", since: float = 0.0) -> list[str]:

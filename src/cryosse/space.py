@@ -58,8 +58,9 @@ def read_boxes(dataset: pd.DataFrame, base: str | os.PathLike = ".") -> dict[str
     pairs that share their map with another (a pair alone in its map overlaps no training box)."""
     out = {}
     shared = dataset["emdb_id"].duplicated(keep=False)
-    for pid, entry, path in zip(dataset["pair_id"][shared], dataset["emdb_id"][shared], dataset["path"][shared],
-                                strict=True):  # fmt: skip
+    for pid, entry, path in zip(
+        dataset["pair_id"][shared], dataset["emdb_id"][shared], dataset["path"][shared], strict=True
+    ):
         folder = Path(path) if Path(path).is_absolute() or Path(path).exists() else Path(base) / path
         try:
             rec = read_json(folder / "record.json")

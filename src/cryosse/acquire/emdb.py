@@ -310,19 +310,32 @@ def search_table(settings: Any, path: str | os.PathLike) -> list[dict[str, Any]]
     came from; nothing is written when the search fails. Returns the entries."""
     import datetime
 
-    query = search_query(settings.resolution_min, settings.resolution_max, list(settings.methods),
-                         settings.release_date_max)  # fmt: skip
-    rows = search_entries(settings.emdb_api, settings.resolution_min, settings.resolution_max,
-                          list(settings.methods), settings.search_rows, settings.retries, settings.backoff_s,
-                          settings.timeout_s, settings.release_date_max)  # fmt: skip
+    query = search_query(
+        settings.resolution_min, settings.resolution_max, list(settings.methods), settings.release_date_max
+    )
+    rows = search_entries(
+        settings.emdb_api,
+        settings.resolution_min,
+        settings.resolution_max,
+        list(settings.methods),
+        settings.search_rows,
+        settings.retries,
+        settings.backoff_s,
+        settings.timeout_s,
+        settings.release_date_max,
+    )
     if not rows:
         raise ValueError(f"EMDB search {query!r}: no entry passes the resolution, model and date checks")
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    write_entry_table(path, rows, comments=[
-        f"EMDB search of {when}: {len(rows)} entries",
-        f"query: {query}",
-        f"address: {settings.emdb_api}",
-    ])  # fmt: skip
+    write_entry_table(
+        path,
+        rows,
+        comments=[
+            f"EMDB search of {when}: {len(rows)} entries",
+            f"query: {query}",
+            f"address: {settings.emdb_api}",
+        ],
+    )
     return rows
 
 

@@ -37,10 +37,13 @@ class Box:
         idx = np.rint(self.geometry.xyz_to_index(np.atleast_2d(xyz))).astype(int)  # (i, j, k)
         z0, z1, y0, y1, x0, x1 = self.centre
         return (
-            (idx[:, 0] >= x0) & (idx[:, 0] < x1)
-            & (idx[:, 1] >= y0) & (idx[:, 1] < y1)
-            & (idx[:, 2] >= z0) & (idx[:, 2] < z1)
-        )  # fmt: skip
+            (idx[:, 0] >= x0)
+            & (idx[:, 0] < x1)
+            & (idx[:, 1] >= y0)
+            & (idx[:, 1] < y1)
+            & (idx[:, 2] >= z0)
+            & (idx[:, 2] < z1)
+        )
 
 
 def chain_box(atoms_xyz: np.ndarray, map_geometry: MapGeometry, padding: float, spacing: float) -> Box:

@@ -176,9 +176,21 @@ def assign_mkdssp(model: Model) -> dict[tuple[str, int, str], int]:
     block = doc.sole_block()
     loop = block.init_loop(
         "_pdbx_poly_seq_scheme.",
-        ["asym_id", "entity_id", "seq_id", "mon_id", "ndb_seq_num", "pdb_seq_num", "auth_seq_num",
-         "pdb_mon_id", "auth_mon_id", "pdb_strand_id", "pdb_ins_code", "hetero"],
-    )  # fmt: skip
+        [
+            "asym_id",
+            "entity_id",
+            "seq_id",
+            "mon_id",
+            "ndb_seq_num",
+            "pdb_seq_num",
+            "auth_seq_num",
+            "pdb_mon_id",
+            "auth_mon_id",
+            "pdb_strand_id",
+            "pdb_ins_code",
+            "hetero",
+        ],
+    )
     label_to_key: dict[tuple[str, str], tuple[str, int, str]] = {}
     for ch in st[0]:
         poly = ch.get_polymer()
@@ -186,17 +198,32 @@ def assign_mkdssp(model: Model) -> dict[tuple[str, int, str], int]:
         for r in poly:
             key = (ch.name, int(r.seqid.num), r.seqid.icode.strip())
             label_to_key[(poly.subchain_id(), str(r.label_seq))] = key
-            loop.add_row([poly.subchain_id(), ent.name if ent else "1", str(r.label_seq), r.name,
-                          str(r.label_seq), str(r.seqid.num), str(r.seqid.num), r.name, r.name,
-                          ch.name, r.seqid.icode.strip() or ".", "n"])  # fmt: skip
+            loop.add_row(
+                [
+                    poly.subchain_id(),
+                    ent.name if ent else "1",
+                    str(r.label_seq),
+                    r.name,
+                    str(r.label_seq),
+                    str(r.seqid.num),
+                    str(r.seqid.num),
+                    r.name,
+                    r.name,
+                    ch.name,
+                    r.seqid.icode.strip() or ".",
+                    "n",
+                ]
+            )
     out = {k: OTHER for k in model.keys}
     with tempfile.TemporaryDirectory(prefix="cryosse-dssp-") as tmp:
         src, dst = os.path.join(tmp, "in.cif"), os.path.join(tmp, "out.cif")
         doc.write_file(src)
         run = subprocess.run(
             [exe, *mkdssp_mmcif_args(exe), src, dst],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if run.returncode == 0 and os.path.exists(dst):
             cat = (
                 gemmi.cif.read(dst)

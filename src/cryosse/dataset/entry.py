@@ -89,9 +89,17 @@ def _nucleic_rows(model, entry: str, emdb_id: str, pdb_id: str, base: dict, clas
             if classes == 4
             else "background in the labels (classes: 4 labels nucleic acid)"
         )
-        rows.append({"entry": entry, "pair_id": pair_id(emdb_id, pdb_id, chain), "chain": chain, **base,
-                     "status": "rejected", "stage": "dataset",
-                     "reason": f"not protein: DNA/RNA chain of {n} nucleotide(s); {role}"})  # fmt: skip
+        rows.append(
+            {
+                "entry": entry,
+                "pair_id": pair_id(emdb_id, pdb_id, chain),
+                "chain": chain,
+                **base,
+                "status": "rejected",
+                "stage": "dataset",
+                "reason": f"not protein: DNA/RNA chain of {n} nucleotide(s); {role}",
+            }
+        )
     return rows
 
 
@@ -145,8 +153,16 @@ def build_entry(
     kept_for: dict[str, str] = {}
     for choice in choices:
         pid = pair_id(emdb_id, pdb_id, choice.chain)
-        common = {"entry": entry, "pair_id": pid, "chain": choice.chain, "dssp_engine": params.dssp_engine,
-                  "sequence": sequences.get(choice.chain, ""), "contour": contour, "contour_source": source, **base}  # fmt: skip
+        common = {
+            "entry": entry,
+            "pair_id": pid,
+            "chain": choice.chain,
+            "dssp_engine": params.dssp_engine,
+            "sequence": sequences.get(choice.chain, ""),
+            "contour": contour,
+            "contour_source": source,
+            **base,
+        }
         if choice.group in kept_for or not (choice.kept or choice.standby):
             reason = choice.reason
             if choice.group in kept_for and kept_for[choice.group] != choice.group:  # the first chain failed
@@ -176,11 +192,33 @@ def build_entry(
     return df
 
 
-QUALITY_COLUMNS = ["pair_id", "status", "contour_source", "bin", "bin_at_0.8x", "bin_at_1.2x", "cyl_score",
-                   "precision", "recall", "pr_diff", "box_inside"]  # fmt: skip
+QUALITY_COLUMNS = [
+    "pair_id",
+    "status",
+    "contour_source",
+    "bin",
+    "bin_at_0.8x",
+    "bin_at_1.2x",
+    "cyl_score",
+    "precision",
+    "recall",
+    "pr_diff",
+    "box_inside",
+]
 #: integer columns of the per-entry and dataset tables (written as integers, empty where unknown)
-INT_COLUMNS = ("bin", "bin_at_0.8x", "bin_at_1.2x", "n_helices", "n_ca_helix", "n_ca_sheet", "n_ca_other",
-               NA_COLUMN, "nx", "ny", "nz")  # fmt: skip
+INT_COLUMNS = (
+    "bin",
+    "bin_at_0.8x",
+    "bin_at_1.2x",
+    "n_helices",
+    "n_ca_helix",
+    "n_ca_sheet",
+    "n_ca_other",
+    NA_COLUMN,
+    "nx",
+    "ny",
+    "nz",
+)
 
 
 def aggregate(

@@ -89,8 +89,14 @@ def helix_axis(ca_xyz: np.ndarray, step: float = 1.0) -> np.ndarray:
     return np.asarray(dense)
 
 
-def helix_score(density: np.ndarray, geometry: MapGeometry, contour: float, ca_xyz: np.ndarray,
-                r_region: float, r_cyl: float) -> float:  # fmt: skip
+def helix_score(
+    density: np.ndarray,
+    geometry: MapGeometry,
+    contour: float,
+    ca_xyz: np.ndarray,
+    r_region: float,
+    r_cyl: float,
+) -> float:
     """Cylindrical similarity of one helix: F1 of (voxels >= contour) vs (voxels within r_cyl)
     over the voxels within ``r_region`` of the axis and inside its length."""
     from scipy.spatial import cKDTree
@@ -127,8 +133,14 @@ def helix_score(density: np.ndarray, geometry: MapGeometry, contour: float, ca_x
     return 2 * p * r / (p + r)
 
 
-def chain_cylinder_score(density: np.ndarray, geometry: MapGeometry, contour: float, ca_xyz: np.ndarray,
-                         classes: np.ndarray, params: QualityParams) -> tuple[float, int]:  # fmt: skip
+def chain_cylinder_score(
+    density: np.ndarray,
+    geometry: MapGeometry,
+    contour: float,
+    ca_xyz: np.ndarray,
+    classes: np.ndarray,
+    params: QualityParams,
+) -> tuple[float, int]:
     """Mean helix score over the chain's helices of >= helix_min_residues (NaN if none), and their number."""
     helices = helix_segments(ca_xyz, classes, params.helix_min_residues)
     scores = [helix_score(density, geometry, contour, h, params.r_region, params.r_cyl) for h in helices]
@@ -136,8 +148,9 @@ def chain_cylinder_score(density: np.ndarray, geometry: MapGeometry, contour: fl
     return (float(np.mean(scores)) if scores else float("nan")), len(scores)
 
 
-def precision_recall(density: np.ndarray, geometry: MapGeometry, contour: float, atoms_xyz: np.ndarray,
-                     params: QualityParams) -> tuple[float, float]:  # fmt: skip
+def precision_recall(
+    density: np.ndarray, geometry: MapGeometry, contour: float, atoms_xyz: np.ndarray, params: QualityParams
+) -> tuple[float, float]:
     """P = |D n M| / |D|, R = |D n M| / |M| counted within ``zone`` A of the chain's atoms."""
     zone = near_mask(geometry, atoms_xyz, params.zone)
     model = near_mask(geometry, atoms_xyz, params.model_radius) & zone

@@ -36,9 +36,20 @@ log = logging.getLogger(__name__)
 
 STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".pdb.gz", ".ent.gz", ".cif.gz", ".mmcif.gz")
 STRUCTURE_COLUMNS = [
-    "structure", "file", "source", "package", "version", "member", "method", "resolution",
-    "chains", "n_residues", "helix", "sheet", "fold",
-]  # fmt: skip
+    "structure",
+    "file",
+    "source",
+    "package",
+    "version",
+    "member",
+    "method",
+    "resolution",
+    "chains",
+    "n_residues",
+    "helix",
+    "sheet",
+    "fold",
+]
 CHAIN_COLUMNS = ["structure", "chain", "key", "length", "helix", "sheet", "sequence"]
 REJECT_COLUMNS = ["file", "reason"]
 ROLE_COLUMNS = ["structure", "role", "families", "fold", "excluded_by"]
@@ -131,8 +142,19 @@ def inventory(
             continue
         seqs = {c: model.sequence(c) for c in model.chain_order}
         cls = {c: np.array([classes[model.keys[i]] for i in model.chain_index(c)]) for c in model.chain_order}
-        kept = [ch.chain for ch in select_chains(model.chain_order, seqs, cls, None, params.min_residues,
-                                                 params.dedup_identity, require_helix=False) if ch.kept]  # fmt: skip
+        kept = [
+            ch.chain
+            for ch in select_chains(
+                model.chain_order,
+                seqs,
+                cls,
+                None,
+                params.min_residues,
+                params.dedup_identity,
+                require_helix=False,
+            )
+            if ch.kept
+        ]
         if not kept:
             rejected.append(
                 {"file": row.file, "reason": f"no protein chain of >= {params.min_residues} residues"}
@@ -145,14 +167,35 @@ def inventory(
         seen[key] = seen[signature] = row.file
         all_cls = np.concatenate([cls[c] for c in kept])
         h, s = float(np.mean(all_cls == HELIX)), float(np.mean(all_cls == SHEET))
-        structures.append({"structure": key, "file": row.file, "source": row.source, "package": row.package,
-                           "version": row.version, "member": row.member, "method": method,
-                           "resolution": res, "chains": ",".join(kept), "n_residues": int(all_cls.size),
-                           "helix": round(h, 3), "sheet": round(s, 3), "fold": fold_class(h, s)})  # fmt: skip
+        structures.append(
+            {
+                "structure": key,
+                "file": row.file,
+                "source": row.source,
+                "package": row.package,
+                "version": row.version,
+                "member": row.member,
+                "method": method,
+                "resolution": res,
+                "chains": ",".join(kept),
+                "n_residues": int(all_cls.size),
+                "helix": round(h, 3),
+                "sheet": round(s, 3),
+                "fold": fold_class(h, s),
+            }
+        )
         for c in kept:
-            chains.append({"structure": key, "chain": c, "key": f"{key}:{c}", "length": len(seqs[c]),
-                           "helix": round(float(np.mean(cls[c] == HELIX)), 3),
-                           "sheet": round(float(np.mean(cls[c] == SHEET)), 3), "sequence": seqs[c]})  # fmt: skip
+            chains.append(
+                {
+                    "structure": key,
+                    "chain": c,
+                    "key": f"{key}:{c}",
+                    "length": len(seqs[c]),
+                    "helix": round(float(np.mean(cls[c] == HELIX)), 3),
+                    "sheet": round(float(np.mean(cls[c] == SHEET)), 3),
+                    "sequence": seqs[c],
+                }
+            )
     return (
         pd.DataFrame(structures, columns=STRUCTURE_COLUMNS),
         pd.DataFrame(chains, columns=CHAIN_COLUMNS),
@@ -215,8 +258,15 @@ def assign_roles(
                 used[f] = used.get(f, 0) + 1
             roles = {role_of.get(f, "train") for f in fams}
             role = "holdout" if "holdout" in roles else "val" if "val" in roles else "train"
-        rows.append({"structure": s.structure, "role": role, "families": ",".join(fams), "fold": s.fold,
-                     "excluded_by": excluded_by.get(s.structure, "")})  # fmt: skip
+        rows.append(
+            {
+                "structure": s.structure,
+                "role": role,
+                "families": ",".join(fams),
+                "fold": s.fold,
+                "excluded_by": excluded_by.get(s.structure, ""),
+            }
+        )
     fam_table = pd.DataFrame(
         [(k, family.get(k, ""), excluded_by.get(k.split(":", 1)[0], "")) for k in seqs],
         columns=["key", "family", "excluded_by"],
@@ -224,9 +274,19 @@ def assign_roles(
     return pd.DataFrame(rows, columns=ROLE_COLUMNS), fam_table
 
 
-def run_inventory(provenance_tsv, sources_dir, exclude_fasta, exclude_structures, params, out: dict,
-                  holdout_fraction: float, val_fraction: float, seed: int, threads: int = 1,
-                  max_per_family: int = 0) -> pd.DataFrame:  # fmt: skip
+def run_inventory(
+    provenance_tsv,
+    sources_dir,
+    exclude_fasta,
+    exclude_structures,
+    params,
+    out: dict,
+    holdout_fraction: float,
+    val_fraction: float,
+    seed: int,
+    threads: int = 1,
+    max_per_family: int = 0,
+) -> pd.DataFrame:
     """Rule entry: write ``out``'s structures, chains, rejected, families and roles tables."""
     prov = read_tsv(provenance_tsv, text=True)
     structures, chains, rejected = inventory(prov, sources_dir, params)
@@ -242,13 +302,24 @@ def run_inventory(provenance_tsv, sources_dir, exclude_fasta, exclude_structures
     roles, families = assign_roles(
         structures, chains, exclude, close, holdout_fraction, val_fraction, seed, threads, max_per_family
     )
-    for name, df in (("structures", structures), ("chains", chains), ("rejected", rejected),
-                     ("families", families), ("roles", roles)):  # fmt: skip
+    for name, df in (
+        ("structures", structures),
+        ("chains", chains),
+        ("rejected", rejected),
+        ("families", families),
+        ("roles", roles),
+    ):
         write_tsv(out[name], df)
     counts = roles["role"].value_counts().to_dict()
     n_fam = families["family"].replace("", np.nan).nunique()
-    log.info("%d structures (%s), %d chains, %d families, %d files rejected", len(structures), counts,
-             len(chains), n_fam, len(rejected))  # fmt: skip
+    log.info(
+        "%d structures (%s), %d chains, %d families, %d files rejected",
+        len(structures),
+        counts,
+        len(chains),
+        n_fam,
+        len(rejected),
+    )
     if not counts.get("train") or not counts.get("val"):
         raise ValueError(
             f"{provenance_tsv}: {len(structures)} usable structure(s) in {n_fam} sequence families ({counts}) are too"
@@ -256,6 +327,10 @@ def run_inventory(provenance_tsv, sources_dir, exclude_fasta, exclude_structures
             f" holdout_fraction {holdout_fraction}): add sources (see {out['rejected']} for the files left out)"
         )
     if n_fam < 40 or len(chains) < 300:
-        log.warning("only %d chains in %d families: the shipped model was pretrained on 420 chains in 148 families;"
-                    " a smaller set makes a model that generalises less", len(chains), n_fam)  # fmt: skip
+        log.warning(
+            "only %d chains in %d families: the shipped model was pretrained on 420 chains in 148 families;"
+            " a smaller set makes a model that generalises less",
+            len(chains),
+            n_fam,
+        )
     return roles

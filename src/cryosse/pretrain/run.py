@@ -52,10 +52,21 @@ def attach_spectrum(checkpoint: str, dataset_tsv: str, split_tsv: str, out: str)
     ref = reference_profile(p.density for p in sample)
     net = build_model({**model.model_args, "input_spectrum": ref})
     net.load_state_dict(model.state_dict())
-    keep = {k: v for k, v in meta.items()
-            if k not in ("format", "arch", "model_args", "state_dict", "weights_sha256", "cryosse_version")}  # fmt: skip
-    save_checkpoint(out, net, **keep, input_spectrum_from={
-        "weights": str(checkpoint), "boxes": len(sample), "of_training_pairs": len(pairs)})  # fmt: skip
+    keep = {
+        k: v
+        for k, v in meta.items()
+        if k not in ("format", "arch", "model_args", "state_dict", "weights_sha256", "cryosse_version")
+    }
+    save_checkpoint(
+        out,
+        net,
+        **keep,
+        input_spectrum_from={
+            "weights": str(checkpoint),
+            "boxes": len(sample),
+            "of_training_pairs": len(pairs),
+        },
+    )
     log.info(
         "%s: %s's weights with the amplitude profile of %d training boxes",
         out,
@@ -82,8 +93,17 @@ def weighted(df: pd.DataFrame, name: str) -> float:
     return float(np.average(f[ok], weights=w[ok])) if ok.any() else math.nan
 
 
-def report(checkpoint: str, dataset_tsv: str, split_tsv: str, structures_tsv: str, history_tsv: str,
-           out_tsv: str, out_md: str, out_png: str, threads: int = 1) -> pd.DataFrame:  # fmt: skip
+def report(
+    checkpoint: str,
+    dataset_tsv: str,
+    split_tsv: str,
+    structures_tsv: str,
+    history_tsv: str,
+    out_tsv: str,
+    out_md: str,
+    out_png: str,
+    threads: int = 1,
+) -> pd.DataFrame:
     """Per-pair F1 of every pair not trained on; a Markdown summary and the curves figure."""
     import torch
 
@@ -95,22 +115,37 @@ def report(checkpoint: str, dataset_tsv: str, split_tsv: str, structures_tsv: st
     rows = []
     for r in ds[ds["split_role"] != "train"].itertuples(index=False):
         pair = load_pair(r.pair_id, Path(r.path))
-        rows.append({"pair_id": r.pair_id, "structure": r.structure, "role": r.role, "resolution": r.resolution,
-                     "sim": r.sim, **_scores(model, pair)})  # fmt: skip
+        rows.append(
+            {
+                "pair_id": r.pair_id,
+                "structure": r.structure,
+                "role": r.role,
+                "resolution": r.resolution,
+                "sim": r.sim,
+                **_scores(model, pair),
+            }
+        )
     df = pd.DataFrame(rows)
     write_tsv(out_tsv, df, float_format="%.4f")
     folds = read_tsv(structures_tsv, text=True)[["structure", "fold"]]
     df = df.merge(folds, on="structure", how="left")
-    lines = [f"# Pretraining: {meta.get('loss', {}).get('name')} {meta.get('setting')}, width "
-             f"{meta['model_args']['width']:g}, best epoch {meta.get('epoch')}", "",
-             "Weighted voxel F1 (%) on the centre boxes of pairs never trained on:", "",
-             "| pairs | role | structures | n | helix F1 | sheet F1 |", "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        f"# Pretraining: {meta.get('loss', {}).get('name')} {meta.get('setting')}, width "
+        f"{meta['model_args']['width']:g}, best epoch {meta.get('epoch')}",
+        "",
+        "Weighted voxel F1 (%) on the centre boxes of pairs never trained on:",
+        "",
+        "| pairs | role | structures | n | helix F1 | sheet F1 |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for role in ("val", "holdout"):
         for fold in ("all", "all-alpha", "all-beta", "alpha/beta", "few-sse"):
             sub = df[(df["role"] == role) & ((df["fold"] == fold) if fold != "all" else True)]
             if len(sub):
-                lines.append(f"| {fold} | {role} | {sub['structure'].nunique()} | {len(sub)} | "
-                             f"{100 * weighted(sub, 'helix'):.1f} | {100 * weighted(sub, 'sheet'):.1f} |")  # fmt: skip
+                lines.append(
+                    f"| {fold} | {role} | {sub['structure'].nunique()} | {len(sub)} | "
+                    f"{100 * weighted(sub, 'helix'):.1f} | {100 * weighted(sub, 'sheet'):.1f} |"
+                )
     Path(out_md).write_text("\n".join(lines) + "\n")
     curves(history_tsv, out_png, meta.get("loss", {}).get("name", "FL_DL"))
     return df

@@ -124,13 +124,30 @@ def _structure_pairs(
                 for chain in group:
                     pid = f"V{v}_{row['structure']}_{chain}"
                     try:
-                        r = build_pair(dmap, m, classes, chain, Path(pairs_dir) / pid, dparams,
-                                       sim.contour_level, "simulated", ids, write_mrc=False)  # fmt: skip
+                        r = build_pair(
+                            dmap,
+                            m,
+                            classes,
+                            chain,
+                            Path(pairs_dir) / pid,
+                            dparams,
+                            sim.contour_level,
+                            "simulated",
+                            ids,
+                            write_mrc=False,
+                        )
                     except PairRejected as exc:
                         log.info("%s: %s", pid, exc)
                         continue
-                    out.append({**{k: r.get(k) for k in DATASET_COLUMNS}, "structure": row["structure"], "variant": v,
-                                "role": row["role"], "sim": {**p.to_dict(), "chain_only": alone, "convention": convention}})  # fmt: skip
+                    out.append(
+                        {
+                            **{k: r.get(k) for k in DATASET_COLUMNS},
+                            "structure": row["structure"],
+                            "variant": v,
+                            "role": row["role"],
+                            "sim": {**p.to_dict(), "chain_only": alone, "convention": convention},
+                        }
+                    )
     return out
 
 
@@ -200,6 +217,11 @@ def simulate_pairs(
     cluster = [family.get(s) or s for s in df["structure"]]
     write_tsv(split_tsv, pd.DataFrame({"pair_id": df["pair_id"], "role": role, "cluster": cluster}))
     write_tsv(failed_tsv, pd.DataFrame(failed, columns=["structure", "reason"]))
-    log.info("%d pairs from %d structures (%s); %d structures failed", len(df), df["structure"].nunique(),
-             role.value_counts().to_dict(), len(failed))  # fmt: skip
+    log.info(
+        "%d pairs from %d structures (%s); %d structures failed",
+        len(df),
+        df["structure"].nunique(),
+        role.value_counts().to_dict(),
+        len(failed),
+    )
     return df

@@ -101,8 +101,19 @@ def _download(source: dict, tmp: Path) -> Path:
         kind = source.get("kind", "sdist")
         # --no-binary PACKAGE, not :all: (which would build every build dependency from source too)
         fmt = ["--no-binary", package] if kind == "sdist" else ["--only-binary", ":all:"]
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "-q", *fmt, "-d", str(tmp), f"{package}=={version}"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+            *fmt,
+            "-d",
+            str(tmp),
+            f"{package}=={version}",
+        ]
     else:
         cmd = ["apt-get", "download", f"{package}={version}"]
     try:
@@ -148,8 +159,18 @@ def fetch_source(source: dict, out_dir: str | os.PathLike, base: str | os.PathLi
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_bytes(data)
             rel = Path("files") / member
-            rows.append({"file": str(rel), "size": len(data), "sha256": sha256_file(dst), "source": name,
-                         "registry": origin[0], "package": origin[1], "version": origin[2], "member": member})  # fmt: skip
+            rows.append(
+                {
+                    "file": str(rel),
+                    "size": len(data),
+                    "sha256": sha256_file(dst),
+                    "source": name,
+                    "registry": origin[0],
+                    "package": origin[1],
+                    "version": origin[2],
+                    "member": member,
+                }
+            )
         if not rows:
             raise SourceError(f"source {name}: no file matches {include} (exclude {exclude})")
         df = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("file", kind="stable")

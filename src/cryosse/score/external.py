@@ -91,15 +91,30 @@ def find_prediction(folder: str | os.PathLike, pair_id: str) -> dict[str, Path]:
     raise FileNotFoundError(f"no {pair_id}_helix.mrc + {pair_id}_sheet.mrc or {pair_id}.mrc in {folder}")
 
 
-def _score_case(pid: str, meta: Any, files: dict[str, Path], threshold: float, helix_value: int, sheet_value: int,
-                radius: float, ties: str) -> dict[str, Any]:  # fmt: skip
+def _score_case(
+    pid: str,
+    meta: Any,
+    files: dict[str, Path],
+    threshold: float,
+    helix_value: int,
+    sheet_value: int,
+    radius: float,
+    ties: str,
+) -> dict[str, Any]:
     """One case's per-case row entries: scores against our labels, coverage, overlap, the files."""
     ref = pair_reference(load_pair_arrays(Path(str(meta["path"]))), pid)
-    pred = read_prediction(ref, files.get("helix"), files.get("sheet"), files.get("labels"), threshold, helix_value,
-                           sheet_value)  # fmt: skip
+    pred = read_prediction(
+        ref, files.get("helix"), files.get("sheet"), files.get("labels"), threshold, helix_value, sheet_value
+    )
     res = score_prediction(pred, ref, radius, ties)
-    return {**res["scores"], "coverage": res["coverage"], "overlap_voxels": pred.overlap_voxels,
-            "prediction": ",".join(p.name for p in files.values()), "status": "ok", "reason": ""}  # fmt: skip
+    return {
+        **res["scores"],
+        "coverage": res["coverage"],
+        "overlap_voxels": pred.overlap_voxels,
+        "prediction": ",".join(p.name for p in files.values()),
+        "status": "ok",
+        "reason": "",
+    }
 
 
 def score_external_split(

@@ -196,8 +196,13 @@ def cv_splits(
     if t < test_size:
         log.warning(
             "cross-validation: test sets of %d case(s), not split.cv_test_size %d: the %d pairs in clusters of at "
-            "most %d members fill %d disjoint test sets only that far", t, test_size, n_small, max_cluster_size, n_cv,
-        )  # fmt: skip
+            "most %d members fill %d disjoint test sets only that far",
+            t,
+            test_size,
+            n_small,
+            max_cluster_size,
+            n_cv,
+        )
     rng = np.random.default_rng([seed, 0])
     pool = [small[i] for i in rng.permutation(len(small))]
     tests: list[list[str]] = []
@@ -221,8 +226,13 @@ def cv_splits(
         val_clusters, _ = _fill(cand, sizes, v)
         got = sum(sizes[c] for c in val_clusters)
         if val_clusters and got < val_size:
-            log.warning("cross-validation split %d: %d validation case(s), not split.cv_val_size %d (%d pairs)",
-                        k, got, val_size, n_pairs)  # fmt: skip
+            log.warning(
+                "cross-validation split %d: %d validation case(s), not split.cv_val_size %d (%d pairs)",
+                k,
+                got,
+                val_size,
+                n_pairs,
+            )
         if not val_clusters:
             raise ValueError(
                 f"cross-validation split {k}: no cluster of at most {max_cluster_size} members "
@@ -286,8 +296,14 @@ def _read_clusters(
     return clusters
 
 
-def _paper_status(paper_cases_tsv, dataset: pd.DataFrame, known: set, entries_tsv, dataset_rejected_tsv,
-                  acquire_rejected_tsv) -> pd.DataFrame:  # fmt: skip
+def _paper_status(
+    paper_cases_tsv,
+    dataset: pd.DataFrame,
+    known: set,
+    entries_tsv,
+    dataset_rejected_tsv,
+    acquire_rejected_tsv,
+) -> pd.DataFrame:
     """Each paper case: used or unavailable with the reason (a used pair without a sequence is unavailable)."""
     if paper_cases_tsv is None:
         raise ValueError("split.test = paper needs the paper's case table (config/paper_test_cases.tsv)")

@@ -169,8 +169,13 @@ def audit_splits(
     return audit
 
 
-def _add_box_overlaps(frames: list[pd.DataFrame], splits: Mapping[int, pd.DataFrame], dataset_tsv, pair_ids: set,
-                      max_box_overlap: float) -> None:  # fmt: skip
+def _add_box_overlaps(
+    frames: list[pd.DataFrame],
+    splits: Mapping[int, pd.DataFrame],
+    dataset_tsv,
+    pair_ids: set,
+    max_box_overlap: float,
+) -> None:
     """Each held-out pair's largest share of its centre box inside a training pair's box of its
     map, added to its split's audit frame (more than ``max_box_overlap`` is a leak)."""
     ds = load_dataset(dataset_tsv)
@@ -182,8 +187,14 @@ def _add_box_overlaps(frames: list[pd.DataFrame], splits: Mapping[int, pd.DataFr
         frame["leak"] = frame["leak"] | (frame["box_overlap"] > max_box_overlap)
 
 
-def _failures(audit: pd.DataFrame, splits: Mapping[int, pd.DataFrame], enforce: set[int],
-              problems: Mapping[int, list[str]], params: SearchParams, max_box_overlap: float) -> list[str]:  # fmt: skip
+def _failures(
+    audit: pd.DataFrame,
+    splits: Mapping[int, pd.DataFrame],
+    enforce: set[int],
+    problems: Mapping[int, list[str]],
+    params: SearchParams,
+    max_box_overlap: float,
+) -> list[str]:
     """What fails the enforced splits: identity leaks, box overlaps, structural problems."""
     failures: list[str] = []
     for k in sorted(enforce & set(splits)):

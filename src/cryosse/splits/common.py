@@ -46,8 +46,16 @@ _AA = set("ACDEFGHIKLMNPQRSTVWYXBZJUO")
 
 #: the ``split:`` keys each step reads (its Snakemake params: editing another key reruns nothing of it)
 SEARCH_KEYS = ("identity", "coverage", "cov_mode", "sensitivity", "kmer", "evalue")
-SPLIT_KEYS = ("test", "fractions", "n_cv", "cv_max_cluster_size", "cv_test_size", "cv_val_size", "main_split_by",
-              "min_train_pairs")  # fmt: skip
+SPLIT_KEYS = (
+    "test",
+    "fractions",
+    "n_cv",
+    "cv_max_cluster_size",
+    "cv_test_size",
+    "cv_val_size",
+    "main_split_by",
+    "min_train_pairs",
+)
 AUDIT_KEYS = (*SEARCH_KEYS, "test", "max_box_overlap")
 
 
@@ -102,8 +110,13 @@ class SplitParams:
             raise ValueError(f"split.fractions must be three non-negative numbers, got {self.fractions}")
         if self.fractions[0] <= 0:
             raise ValueError("split.fractions: the training share must be > 0")
-        if (self.n_cv < 0 or self.cv_max_cluster_size < 1 or self.cv_test_size < 1 or self.cv_val_size < 1
-                or self.min_train_pairs < 1):  # fmt: skip
+        if (
+            self.n_cv < 0
+            or self.cv_max_cluster_size < 1
+            or self.cv_test_size < 1
+            or self.cv_val_size < 1
+            or self.min_train_pairs < 1
+        ):
             raise ValueError(
                 "split: n_cv >= 0, cv_max_cluster_size, cv_test_size, cv_val_size and min_train_pairs >= 1"
             )

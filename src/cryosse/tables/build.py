@@ -83,9 +83,11 @@ def external_note(every: pd.DataFrame, cases: Sequence[str], best: tuple[str, st
     tools = loss_order(every["loss"])
     if not tools:
         return ""
-    note = (f" External tool(s) {', '.join(tools)}: other tools' predictions of the same test cases, scored as ours"
-            " (cryosse score: centre box, same residue vote); a case without a scorable prediction is left out"
-            " of that tool's figures only.")  # fmt: skip
+    note = (
+        f" External tool(s) {', '.join(tools)}: other tools' predictions of the same test cases, scored as ours"
+        " (cryosse score: centre box, same residue vote); a case without a scorable prediction is left out"
+        " of that tool's figures only."
+    )
     for tool in tools:
         d = every[(every["loss"] == tool) & every["pair_id"].isin(list(cases))]
         bad = d[d["status"] != "ok"]
@@ -157,14 +159,18 @@ def build_tables(
     for stem, (numbers, shown) in built.items():
         title, note = CAPTIONS[stem]
         if stem in ("table1", "table2"):
-            note += (" Main split drawn by EMDB entry: no map has pairs in both training and test."
-                     if main_split_by == "entry" else
-                     " Main split drawn pair by pair, as the paper's: chains of one map can sit on both sides.")  # fmt: skip
+            note += (
+                " Main split drawn by EMDB entry: no map has pairs in both training and test."
+                if main_split_by == "entry"
+                else " Main split drawn pair by pair, as the paper's: chains of one map can sit on both sides."
+            )
         if stem in ("table1", "table2", "stats", "breakdown"):
             note += ext_note
         if stem == "tableS1" and n_splits == 1:
-            note += (" Only the main split was trained in this run, so there is no spread over splits:"
-                     " train the cross-validation splits too (train.splits: [0, 1, 2, 3, 4]; the demo:"
-                     " config/demo_cv.yaml) for Table S1 proper.")  # fmt: skip
+            note += (
+                " Only the main split was trained in this run, so there is no spread over splits:"
+                " train the cross-validation splits too (train.splits: [0, 1, 2, 3, 4]; the demo:"
+                " config/demo_cv.yaml) for Table S1 proper."
+            )
         written += write_table(numbers, shown, out / stem, title, note)
     return written

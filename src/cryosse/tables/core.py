@@ -79,8 +79,15 @@ def table1(
     return pd.DataFrame(rows), pd.DataFrame(shown)
 
 
-def _table1_row(rows: list, shown: list, d: pd.DataFrame, loss: str, name: str, paper_columns: bool,
-                classes: tuple[str, ...]) -> None:  # fmt: skip
+def _table1_row(
+    rows: list,
+    shown: list,
+    d: pd.DataFrame,
+    loss: str,
+    name: str,
+    paper_columns: bool,
+    classes: tuple[str, ...],
+) -> None:
     h = weighted_mean(*_w(d, "voxel", "helix"))
     s = weighted_mean(*_w(d, "voxel", "sheet"))
     g = _gamma(d) if loss in ("FL", "FL_DL") else math.nan

@@ -47,8 +47,10 @@ def _start_weights(model: DeepSSETracerUNet, init_from: str) -> dict[str, str]:
         weights = {k: v for k, v in weights.items() if not k.startswith("out.")}
         log.info(
             "%s: %d classes, this run %d: the output layer starts fresh, the rest from the checkpoint",
-            path, checkpoint_classes(meta), model.model_args["n_classes"],
-        )  # fmt: skip
+            path,
+            checkpoint_classes(meta),
+            model.model_args["n_classes"],
+        )
     model.load_state_dict(weights, strict=not new_head)
     return {
         "path": "package" if init_from == "package" else str(path),
