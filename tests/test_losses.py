@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from cryosse.loss_names import LOSS_NAMES
+from cryosse.loss_names import GAMMA_LOSSES, LOSS_COLOURS, LOSS_NAMES, WEIGHTED_LOSSES
 from cryosse.losses import (
     LOSSES,
     CEDiceLoss,
@@ -15,6 +17,8 @@ from cryosse.losses import (
     FocalDiceLoss,
     FocalLoss,
     make_loss,
+    takes_gamma,
+    takes_weights,
 )
 
 monai_losses = pytest.importorskip("monai.losses")
@@ -69,6 +73,31 @@ def _monai_dice(logits, target):
 def test_registry_names():
     # one order everywhere: the registry's is the torch-free list the tables sort by
     assert tuple(LOSSES) == LOSS_NAMES == ("CE", "FL", "DL", "CE_DL", "FL_DL")
+    # what torch-free code (tables, figures) knows of each loss follows the registry
+    assert GAMMA_LOSSES == tuple(n for n in LOSSES if takes_gamma(n))
+    assert WEIGHTED_LOSSES == tuple(n for n in LOSSES if takes_weights(n))
+    assert set(LOSS_COLOURS) == set(LOSSES)
+
+
+def test_the_config_schema_lists_the_registrys_losses():
+    """Every loss enum of the config schema is the registry's names (a new loss is added there too)."""
+    import yaml
+
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "CE" in (node.get("enum") or []):
+                found.append(list(node["enum"]))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    root = Path(__file__).resolve().parents[1]
+    walk(yaml.safe_load((root / "src" / "cryosse" / "data" / "config.schema.yaml").read_text()))
+    assert len(found) == 4 and all(e == list(LOSS_NAMES) for e in found), found
     assert isinstance(make_loss("FL_DL", gamma=1, w_a=0.5, w_b=2), FocalDiceLoss)
     with pytest.raises(ValueError, match="takes"):
         make_loss("CE", gamma=2)

@@ -5,6 +5,10 @@ tables and figures order their rows by it.
 """
 
 LOSS_NAMES = ("CE", "FL", "DL", "CE_DL", "FL_DL")
+#: the losses with a focal gamma, and those with two weighted terms (torch-free copies of
+#: :func:`cryosse.losses.takes_gamma` / ``takes_weights``; tests/test_losses.py holds them equal)
+GAMMA_LOSSES = ("FL", "FL_DL")
+WEIGHTED_LOSSES = ("CE_DL", "FL_DL")
 #: one colour per loss in every figure (and the tables' names, the paper's: DL is the Dice loss)
 LOSS_COLOURS = dict(zip(LOSS_NAMES, ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"), strict=True))
 #: external tools, in the order they are met: greys and black, never a loss's colour

@@ -7,6 +7,8 @@
 # (Helpers are lambdas: `snakemake --lint` flags `def` beside rules.)
 import re
 
+from cryosse.score.external import MAP_SUFFIXES
+
 EXTERNAL = config.get("external", {})
 EXTERNAL_TOOLS = dict(EXTERNAL.get("tools", {}) or {})
 EXTERNAL_SPLIT = str(config["train"]["splits"][0])  # the main split, as the tables use
@@ -24,7 +26,7 @@ external_targets = lambda: [
 external_files = lambda wildcards: sorted(
     str(p)
     for p in Path(EXTERNAL_TOOLS[wildcards.tool]).glob("*")
-    if p.is_file() and p.name.lower().endswith((".mrc", ".map", ".ccp4", ".gz"))
+    if p.is_file() and p.name.lower().endswith(MAP_SUFFIXES)
 )
 
 

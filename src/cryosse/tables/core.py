@@ -11,6 +11,7 @@ import pandas as pd
 
 from cryosse.classes import NA_COLUMN, NAMES, SCORED
 from cryosse.classes import NUCLEIC as NUCLEIC_CLASS
+from cryosse.loss_names import GAMMA_LOSSES
 from cryosse.render import num, pct
 from cryosse.statistics import (
     bootstrap_ci,
@@ -90,7 +91,7 @@ def _table1_row(
 ) -> None:
     h = weighted_mean(*_w(d, "voxel", "helix"))
     s = weighted_mean(*_w(d, "voxel", "sheet"))
-    g = _gamma(d) if loss in ("FL", "FL_DL") else math.nan
+    g = _gamma(d) if loss in GAMMA_LOSSES else math.nan
     r = {"loss": loss, "gamma": g, "f1_helix": h, "f1_sheet": s}
     t = {"Loss function": name, "γ": num(g), "F1 helix (%)": pct(h), "F1 sheet (%)": pct(s)}
     if NUCLEIC in classes:  # 4 classes: a column after sheet; the mean stays the paper's
