@@ -46,9 +46,9 @@ def header_table() -> None:
 def haemoglobin_sweep(real: Path) -> None:
     from bench_real import blurred
 
-    from cryosse.dataset.crop import map_statistics
     from cryosse.dataset.entry import load_inputs
     from cryosse.dataset.pairs import DatasetParams, build_pair
+    from cryosse.density import map_statistics
 
     d = real / "emd3488_5me2"
     if not d.is_dir():

@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 from conftest import REAL  # noqa: E402  (../shared/data/real, or $CRYOSSE_REAL_DATA)
 from cryosse.dataset import dssp
 from cryosse.dataset.chains import dedup_groups, select_chains, sequence_identity
-from cryosse.dataset.crop import chain_box, contour_level, crop, map_statistics
+from cryosse.dataset.crop import chain_box, contour_level, crop
 from cryosse.dataset.entry import aggregate, build_entry, load_inputs
 from cryosse.dataset.labels import label_box
 from cryosse.dataset.pairs import (
@@ -35,6 +35,7 @@ from cryosse.dataset.pairs import (
 )
 from cryosse.dataset.quality import QualityParams, helix_score, near_mask, quality_bin
 from cryosse.dataset.structure import read_model
+from cryosse.density import map_statistics
 from cryosse.geometry import DensityMap, MapGeometry, read_map, sample_points, write_map
 from cryosse.io import sha256_file, write_json
 
@@ -148,6 +149,11 @@ def test_map_statistics_and_contour():
     assert contour_level(dmap, 0.7, 3.0) == (0.7, "author")
     level, src = contour_level(dmap, None, 3.0)
     assert src == "estimated" and level == pytest.approx(mean + 3 * sd)
+    # predict's ChimeraX level is the same estimate (one estimator), or the level given
+    from cryosse.density import CONTOUR_SD, display_level
+
+    assert display_level(dmap, None)[0] == contour_level(dmap, None, CONTOUR_SD)[0]
+    assert display_level(dmap, 0.4) == (0.4, "the contour level given")
 
 
 # ---------------------------------------------------------------- selection

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
+
+from cryosse.geometry import DensityMap, MapError
 
 
 def normalise_density(box: np.ndarray) -> np.ndarray:
@@ -44,12 +48,52 @@ def contour_check(level: float, data: np.ndarray) -> tuple[str | None, str | Non
     return None, None
 
 
-def display_level(data: np.ndarray, contour: float | None) -> tuple[float, str]:
-    """The level a viewer shows a map at, and where it comes from."""
+#: the estimated contour level: mean + this many standard deviations of the full map
+CONTOUR_SD = 3.0
+
+
+def display_level(
+    dmap: DensityMap, contour: float | None, contour_sd: float = CONTOUR_SD
+) -> tuple[float, str]:
+    """The level a viewer shows a map at, and where it comes from: the contour given, else the
+    dataset's estimate (:func:`map_statistics`: mean + ``contour_sd`` sd of the full map)."""
     if contour is not None:
-        return contour, "the --contour level"
-    data = np.asarray(data, np.float32)
-    return float(data.mean() + 3.0 * data.std()), "mean + 3 sd of the map (no --contour given)"
+        return contour, "the contour level given"
+    mean, sd = map_statistics(dmap)
+    return mean + contour_sd * sd, f"mean + {contour_sd:g} sd of the map (no contour level given)"
+
+
+def map_statistics(dmap: DensityMap, slab: int = 16) -> tuple[float, float]:
+    """Mean and standard deviation of the FULL map, read in slabs (no full copy).
+
+    Raises :class:`MapError` when the map holds NaN or infinite values.
+    """
+    data = dmap.data
+    n = 0
+    total = 0.0
+    total2 = 0.0
+    nz = data.shape[0]
+    for z in range(0, nz, slab):
+        block = np.asarray(data[z : z + slab], np.float64)
+        if not np.all(np.isfinite(block)):
+            raise MapError(f"{dmap.path}: the map has NaN or infinite values")
+        n += block.size
+        total += float(block.sum())
+        total2 += float(np.square(block).sum())
+        _drop_mapped_pages(data)
+    mean = total / n
+    var = max(total2 / n - mean * mean, 0.0)
+    return mean, float(np.sqrt(var))
+
+
+def _drop_mapped_pages(arr: np.ndarray) -> None:
+    """For a memory-mapped map, let the pages read so far leave this process's RSS
+    (they stay in the page cache): a pass over a large map then costs no memory."""
+    base = arr
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if isinstance(base, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        base.madvise(mmap.MADV_DONTNEED)
 
 
 def prepare_input(density: np.ndarray, model_args: dict) -> np.ndarray:

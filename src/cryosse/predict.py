@@ -393,7 +393,7 @@ def _predict_locked(map_path: Path, out_dir: Path, model: str | os.PathLike | No
             pred.helix[inner], pred.sheet[inner], tgeom, None if nuc is None else nuc[inner]
         )
         arrays += [(n.replace(".mrc", "_trimmed.mrc"), a[inner], dt) for n, a, dt in arrays]
-    script = chimerax_script(map_path, out_dir, *display_level(dmap.data, contour), pred.nucleic is not None)
+    script = chimerax_script(map_path, out_dir, *display_level(dmap, contour), pred.nucleic is not None)
     _publish(out_dir, arrays, geom, tgeom, script, summary, timing, t_start)
     return summary
 

@@ -8,12 +8,11 @@ copy of map voxels); the centre box is the part of it that covers the chain.
 
 from __future__ import annotations
 
-import mmap
 from dataclasses import dataclass
 
 import numpy as np
 
-from cryosse.density import contour_check
+from cryosse.density import contour_check, map_statistics
 from cryosse.geometry import DensityMap, MapError, MapGeometry, box_geometry, resample
 
 
@@ -68,39 +67,6 @@ def chain_box(atoms_xyz: np.ndarray, map_geometry: MapGeometry, padding: float, 
 def crop(dmap: DensityMap, box: Box) -> np.ndarray:
     """Raw density of ``dmap`` on the box grid (trilinear, 0 beyond the map)."""
     return resample(dmap, box.geometry, order=1)
-
-
-def map_statistics(dmap: DensityMap, slab: int = 16) -> tuple[float, float]:
-    """Mean and standard deviation of the FULL map, read in slabs (no full copy).
-
-    Raises :class:`MapError` when the map holds NaN or infinite values.
-    """
-    data = dmap.data
-    n = 0
-    total = 0.0
-    total2 = 0.0
-    nz = data.shape[0]
-    for z in range(0, nz, slab):
-        block = np.asarray(data[z : z + slab], np.float64)
-        if not np.all(np.isfinite(block)):
-            raise MapError(f"{dmap.path}: the map has NaN or infinite values")
-        n += block.size
-        total += float(block.sum())
-        total2 += float(np.square(block).sum())
-        _drop_mapped_pages(data)
-    mean = total / n
-    var = max(total2 / n - mean * mean, 0.0)
-    return mean, float(np.sqrt(var))
-
-
-def _drop_mapped_pages(arr: np.ndarray) -> None:
-    """For a memory-mapped map, let the pages read so far leave this process's RSS
-    (they stay in the page cache): a pass over a large map then costs no memory."""
-    base = arr
-    while base is not None and not isinstance(base, mmap.mmap):
-        base = getattr(base, "base", None)
-    if isinstance(base, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
-        base.madvise(mmap.MADV_DONTNEED)
 
 
 def contour_level(dmap: DensityMap, given: float | None, contour_sd: float) -> tuple[float, str]:

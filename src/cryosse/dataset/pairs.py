@@ -27,7 +27,7 @@ from cryosse.dataset.dssp import HELIX, OTHER, SHEET
 from cryosse.dataset.labels import label_box
 from cryosse.dataset.quality import QualityParams, chain_cylinder_score, precision_recall, quality_bin
 from cryosse.dataset.structure import Model
-from cryosse.density import normalise_density
+from cryosse.density import CONTOUR_SD, normalise_density
 from cryosse.geometry import DensityMap, MapError, MapGeometry, write_map
 from cryosse.ids import pair_id
 from cryosse.io import read_json, remove_stale_staging, sha256_file, staging_dir, write_json
@@ -68,7 +68,7 @@ class DatasetParams:
     spacing: float = 1.0
     label_radius: float = 3.0
     dssp_engine: str = "pydssp"
-    contour_sd: float = 3.0
+    contour_sd: float = CONTOUR_SD
     min_ca_inside: float = 0.95
     quality: QualityParams = field(default_factory=QualityParams)
     keep_bins: tuple[int, ...] = (1, 2, 3)
