@@ -13,15 +13,12 @@ GPU-hours the grid's floating-point work at a stated sustained speed, not a meas
 from __future__ import annotations
 
 import gzip
-import logging
 import math
 import os
 import random
 import tempfile
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 #: the rates the estimate applies, with the benchmark and the machine each was measured on
 RATES = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import os
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -19,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from cryosse.acquire.download import DownloadError, VerifyError, fetch_bytes
-
-log = logging.getLogger(__name__)
 
 # EMDB v3 contour sources; a recommended level from any of them counts as the
 # depositors'/EMDB's ("author"); "SIMULATED" is written by our simulator only.
