@@ -12,7 +12,6 @@ GPU-hours the grid's floating-point work at a stated sustained speed, not a meas
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
 import random
@@ -50,60 +49,60 @@ PAIR_BYTES_PER_VOXEL = 2 * (4 + 1)
 def sample_entries(
     settings: Any, rows: list[dict[str, Any]], n: int, seed: int, min_residues: int, padding: float
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Fetch the header and model of ``n`` random entries (headers and models only, no map):
+    """Fetch the header and model of ``n`` random entries (headers and models only, no map), as
+    the acquisition fetches them (:func:`~cryosse.acquire.download.fetch_file`: URL or mirror):
     per entry the stated map size (MB), the model's size (MB), its protein chains and their
     boxes' voxel counts. Returns the sample and the entries that could not be measured (why)."""
-    from cryosse.acquire.download import DownloadError, fetch_bytes
+    from cryosse.acquire.download import DownloadError, fetch_file
     from cryosse.acquire.emdb import HeaderError, parse_header
     from cryosse.acquire.stage import remote_locations
 
+    def fetch(location: str, dest: Path, what: str) -> Path:
+        return fetch_file(
+            location, dest, None, settings.retries, settings.backoff_s, settings.timeout_s, what
+        )
+
     picked = random.Random(seed).sample(rows, min(n, len(rows)))
     sample, failed = [], []
-    for row in picked:
-        eid = row["emdb_id"]
-        try:
-            loc = remote_locations(settings, eid, None)
-            head = parse_header(_fetch(fetch_bytes, loc["header"], settings, f"{eid} header"))
-            pdb = row.get("pdb_id") or (head["fitted_pdbs"] or [""])[0]
-            if not pdb:
-                raise ValueError("no fitted model")
-            model = _fetch(
-                fetch_bytes, remote_locations(settings, eid, pdb)["model"], settings, f"{eid} model"
+    with tempfile.TemporaryDirectory(prefix="cryosse-estimate-") as tmp:
+        for row in picked:
+            eid = row["emdb_id"]
+            try:
+                head = parse_header(fetch(remote_locations(settings, eid, None)["header"], Path(tmp) / "header.xml",
+                                          f"{eid} header"))  # fmt: skip
+                pdb = row.get("pdb_id") or (head["fitted_pdbs"] or [""])[0]
+                if not pdb:
+                    raise ValueError("no fitted model")
+                location = remote_locations(settings, eid, pdb)["model"]
+                model = fetch(location, Path(tmp) / location.rsplit("/", 1)[-1], f"{eid} model")
+                boxes = chain_boxes(model, min_residues, padding)
+                model_mb = model.stat().st_size / 2**20
+            except (DownloadError, HeaderError, ValueError, OSError) as exc:
+                failed.append(f"{eid}: {exc}")
+                continue
+            finally:
+                for f in Path(tmp).iterdir():  # fetch_file keeps a file that exists: none may
+                    f.unlink()
+            map_kb = head.get("map_kbytes")
+            sample.append(
+                {
+                    "emdb_id": eid,
+                    "map_mb": None if map_kb is None else map_kb / 1024,
+                    "model_mb": model_mb,
+                    "chains": len(boxes),
+                    "box_voxels": boxes,
+                }
             )
-            boxes = chain_boxes(model, min_residues, padding)
-        except (DownloadError, HeaderError, ValueError, OSError) as exc:
-            failed.append(f"{eid}: {exc}")
-            continue
-        map_mb = head.get("map_kbytes")
-        sample.append(
-            {
-                "emdb_id": eid,
-                "map_mb": None if map_mb is None else map_mb / 1024,
-                "model_mb": len(model) / 2**20,
-                "chains": len(boxes),
-                "box_voxels": boxes,
-            }
-        )
     return sample, failed
 
 
-def _fetch(fetch_bytes: Any, location: str, settings: Any, what: str) -> bytes:
-    if "://" not in location:  # a local mirror
-        return Path(location).read_bytes()
-    return fetch_bytes(location, settings.retries, settings.backoff_s, settings.timeout_s, what)
-
-
-def chain_boxes(model_gz: bytes, min_residues: int, padding: float) -> list[int]:
-    """Voxels of the 1 A box of each protein chain of a model (mmCIF or PDB, gzip or not) with
-    at least ``min_residues`` CA atoms: the chain's extent plus ``padding`` on every side."""
+def chain_boxes(model: Path, min_residues: int, padding: float) -> list[int]:
+    """Voxels of the 1 A box of each protein chain of a model file (mmCIF or PDB, gzip or not)
+    with at least ``min_residues`` CA atoms: the chain's extent plus ``padding`` on every side."""
     import gemmi
     import numpy as np
 
-    data = gzip.decompress(model_gz) if model_gz[:2] == b"\x1f\x8b" else model_gz
-    with tempfile.TemporaryDirectory(prefix="cryosse-estimate-") as tmp:
-        path = Path(tmp) / ("model.cif" if b"_atom_site." in data[:200000] else "model.pdb")
-        path.write_bytes(data)
-        st = gemmi.read_structure(str(path))
+    st = gemmi.read_structure(str(model))
     out = []
     for chain in st[0]:
         ca = [r["CA"][0].pos for r in chain if r.find_atom("CA", "*")]
