@@ -32,19 +32,10 @@ from pathlib import Path
 from real_data import REAL, ROOT, skipped
 
 sys.path.insert(0, str(ROOT / "src"))
-from cryosse.machine import cpu_has_vnni, cpu_name  # noqa: E402
+from cryosse.machine import cpu_has_bf16, cpu_has_vnni, cpu_name  # noqa: E402
 
 SAMPLE = ROOT / "data" / "sample" / "emd_8518_5u8s_A_box.mrc.gz"
 PATHS = ("auto, first run", "auto", "fp32", "bf16", "int8")
-
-
-def native_bf16() -> bool:
-    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); else PyTorch emulates it."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
 
 
 def run_once(map_path: Path, precision: str, cache: Path, threads: int) -> tuple[float, dict]:
@@ -91,7 +82,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="runs per path (the median is printed)")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     a = ap.parse_args()
-    print(f"machine: {cpu_name()}; native bf16: {'yes' if native_bf16() else 'no'}; "
+    print(f"machine: {cpu_name()}; native bf16: {'yes' if cpu_has_bf16() else 'no'}; "
           f"VNNI: {'yes' if cpu_has_vnni() else 'no'}; {a.threads} threads of {os.cpu_count()}; "
           f"{time.strftime('%Y-%m-%d')}")  # fmt: skip
     maps = [("sample (EMD-8518 box, 91x81x55 at 1 A)", SAMPLE)]

@@ -52,6 +52,11 @@ def cpu_has_vnni() -> bool:
     return bool({"avx512_vnni", "avx_vnni"} & set((_cpuinfo("flags") or "").split()))
 
 
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX; Linux: /proc/cpuinfo)."""
+    return bool({"avx512_bf16", "amx_bf16"} & set((_cpuinfo("flags") or "").split()))
+
+
 def remembered(
     key: dict[str, Any], compute: Callable[[], dict[str, Any]], name: str = "precision.json"
 ) -> dict:
