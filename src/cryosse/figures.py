@@ -104,14 +104,19 @@ def f1_bar_figure(main: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
     return fig
 
 
+def _cases(main: pd.DataFrame, name: str) -> int:
+    """How many cases a loss or tool has: each series' own count (a tool may cover fewer)."""
+    return main.loc[main["loss"] == name, "pair_id"].nunique()
+
+
 def _series_label(main: pd.DataFrame, name: str) -> str:
-    """A legend entry: the loss or tool and how many cases it has (a tool may cover fewer)."""
-    return f"{name} ({main.loc[main['loss'] == name, 'pair_id'].nunique()} cases)"
+    """A legend entry: the loss or tool and its case count."""
+    return f"{name} ({_cases(main, name)} cases)"
 
 
 def _tick_labels(main: pd.DataFrame, names: list[str]) -> list[str]:
-    """The series' names, each with its case count where the counts differ (a tool covering fewer)."""
-    n = {x: main.loc[main["loss"] == x, "pair_id"].nunique() for x in names}
+    """The series' names, each with its case count where the counts differ."""
+    n = {x: _cases(main, x) for x in names}
     return names if len(set(n.values())) <= 1 else [f"{x}\n({n[x]} cases)" for x in names]
 
 
