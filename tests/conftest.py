@@ -346,6 +346,78 @@ def synthetic_dataset(root: Path, roles: list[str], n: int = 32) -> tuple[Path, 
     return root / "dataset.tsv", root / "split_0.tsv"
 
 
+# --------------------------------------------------------------------------- archives on disk
+
+
+def archive_entry(
+    mirror: Path,
+    emdb_id: str,
+    header: bytes | None = None,
+    map_file: Path | None = None,
+    pdb: str | None = None,
+    model: Path | None = None,
+) -> None:
+    """Put an entry's header, map (gzipped as EMDB ships it) and fitted model where the archives
+    keep them, in the layout the acquisition reads (:func:`cryosse.acquire.stage.remote_locations`)."""
+    import gzip
+
+    from cryosse.acquire.stage import AcquireSettings, remote_locations
+
+    loc = remote_locations(AcquireSettings(source="local", mirror=str(mirror)), emdb_id, pdb)
+    files = {"header": header, "map": map_file, "model": model}
+    for kind, src in files.items():
+        if src is None:
+            continue
+        dest = Path(loc[kind])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        data = src if isinstance(src, bytes) else Path(src).read_bytes()
+        dest.write_bytes(gzip.compress(data) if kind == "map" and data[:2] != b"\x1f\x8b" else data)
+
+
+def archive_simulated(
+    mirror: Path, work: Path, emdb_id: str, pdb: str, structures: Path, release_date: str | None = None
+) -> None:
+    """Simulate ``emdb_id``'s map from ``structures``/``pdb`` (cryosse.acquire.stage) and archive it."""
+    from cryosse.acquire.stage import AcquireSettings, simulate_entry_files
+
+    kw = {"sim_release_date": release_date} if release_date else {}
+    settings = AcquireSettings(source="simulate", sim_structures=str(structures), **kw)
+    folder = work / emdb_id
+    n = emdb_id.split("-")[1]
+    simulate_entry_files({"emdb_id": emdb_id, "pdb_id": pdb, "chains": []}, folder, settings)
+    archive_entry(
+        mirror,
+        emdb_id,
+        (folder / f"emd-{n}.xml").read_bytes(),
+        folder / f"emd_{n}.map.gz",
+        pdb,
+        folder / f"{pdb}.cif.gz",
+    )
+
+
+def write_mmcif(src: Path, pdb_id: str, dest: Path, rename: tuple[str, str] | None = None) -> Path:
+    """``src`` (any format gemmi reads) as gzipped mmCIF of PDB ``pdb_id``, a chain renamed
+    (``rename`` = (old, new)) where asked."""
+    import gzip
+
+    import gemmi
+
+    st = gemmi.read_structure(str(src))
+    st.name = pdb_id
+    if rename:
+        old, new = rename
+        names = [ch.name for ch in st[0]]
+        assert old in names, f"{src.name}: no chain {old} (has {names})"
+        for m in st:
+            for ch in m:
+                if ch.name == old:
+                    ch.name = new
+    st.setup_entities()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(gzip.compress(st.make_mmcif_document().as_string().encode()))
+    return dest
+
+
 class Server:
     """An archive on loopback: http.server in a thread serving ``root`` under ``/files/`` and
     ``search_body`` at ``/api/search/``; ``rules[path]`` = list of behaviours, one per request (last repeats)."""

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import Server
+from conftest import Server, archive_entry, archive_simulated
 from cryosse.acquire import download as dl
 from cryosse.acquire.emdb import header_v3_xml, parse_header, parse_search_csv, search_entries
-from cryosse.acquire.stage import AcquireSettings, acquire_entry, simulate_entry_files, write_tables
+from cryosse.acquire.stage import AcquireSettings, acquire_entry, write_tables
 from cryosse.io import read_json, sha256_file
 
 STRUCTS = {"EMD-91001": "2CVI", "EMD-91002": "3A4R", "EMD-91003": "2XDG"}
@@ -34,26 +34,14 @@ def mirror(tmp_path_factory, root) -> Path:
     """A folder with the archives' layout holding three simulated entries."""
     base = tmp_path_factory.mktemp("mirror")
     work = tmp_path_factory.mktemp("sim")
-    settings = AcquireSettings(source="simulate", sim_structures=str(root / "data" / "demo_structures"))
     for emdb_id, pdb in STRUCTS.items():
-        n = emdb_id.split("-")[1]
-        folder = work / emdb_id
-        simulate_entry_files({"emdb_id": emdb_id, "pdb_id": pdb, "chains": []}, folder, settings)
-        (base / "structures" / emdb_id / "map").mkdir(parents=True)
-        (base / "structures" / emdb_id / "header").mkdir(parents=True)
-        shutil.copy(folder / f"emd_{n}.map.gz", base / "structures" / emdb_id / "map")
-        shutil.copy(folder / f"emd-{n}.xml", base / "structures" / emdb_id / "header")
-        mid = pdb.lower()[1:3]
-        (base / "mmCIF" / mid).mkdir(parents=True, exist_ok=True)
-        shutil.copy(folder / f"{pdb}.cif.gz", base / "mmCIF" / mid / f"{pdb.lower()}.cif.gz")
+        archive_simulated(base, work, emdb_id, pdb, root / "data" / "demo_structures")
     # An entry whose header lists no fitted model.
-    hdr = header_v3_xml("EMD-91004", 6.0, 0.1, "author", 1.2, [], "2020-01-01")
-    (base / "structures" / "EMD-91004" / "header").mkdir(parents=True)
-    (base / "structures" / "EMD-91004" / "header" / "emd-91004.xml").write_bytes(hdr)
+    archive_entry(base, "EMD-91004", header_v3_xml("EMD-91004", 6.0, 0.1, "author", 1.2, [], "2020-01-01"))
     # An entry outside the resolution window.
-    hdr = header_v3_xml("EMD-91005", 3.1, 0.1, "author", 1.2, ["2CVI"], "2020-01-01")
-    (base / "structures" / "EMD-91005" / "header").mkdir(parents=True)
-    (base / "structures" / "EMD-91005" / "header" / "emd-91005.xml").write_bytes(hdr)
+    archive_entry(
+        base, "EMD-91005", header_v3_xml("EMD-91005", 3.1, 0.1, "author", 1.2, ["2CVI"], "2020-01-01")
+    )
     return base
 
 

@@ -22,41 +22,27 @@ estimate the run's cost (`snakemake estimate`) without fetching a map.
 from __future__ import annotations
 
 import gzip
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REAL, Server, copy_workflow, planned_jobs, run_snakemake
+from conftest import (
+    REAL,
+    Server,
+    archive_entry,
+    archive_simulated,
+    copy_workflow,
+    planned_jobs,
+    run_snakemake,
+    write_mmcif,
+)
 from cryosse.acquire.emdb import header_v3_xml
-from cryosse.acquire.stage import AcquireSettings, simulate_entry_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMULATED = {"EMD-91301": "2CVI", "EMD-91302": "3A4R", "EMD-91303": "2XDG", "EMD-91304": "1I8N",
              "EMD-91305": "2VA0", "EMD-91306": "1MR1"}  # fmt: skip
-
-
-def _cif(pdb_file: Path, pdb_id: str, dest: Path) -> None:
-    import gemmi
-
-    st = gemmi.read_structure(str(pdb_file))
-    st.name = pdb_id
-    st.setup_entities()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(gzip.compress(st.make_mmcif_document().as_string().encode()))
-
-
-def _serve(mirror: Path, emdb_id: str, map_file: Path, header: bytes) -> None:
-    n = emdb_id.split("-")[1]
-    for kind in ("map", "header"):
-        (mirror / "structures" / emdb_id / kind).mkdir(parents=True, exist_ok=True)
-    data = map_file.read_bytes()
-    (mirror / "structures" / emdb_id / "map" / f"emd_{n}.map.gz").write_bytes(
-        data if data[:2] == b"\x1f\x8b" else gzip.compress(data)
-    )
-    (mirror / "structures" / emdb_id / "header" / f"emd-{n}.xml").write_bytes(header)
 
 
 def _archive(base: Path) -> tuple[Path, list[str]]:
@@ -64,25 +50,18 @@ def _archive(base: Path) -> tuple[Path, list[str]]:
     mirror, rows = base / "archive", []
     sample = ROOT / "data" / "sample"
     kb = len(gzip.decompress((sample / "emd_8518_5u8s_A_box.mrc.gz").read_bytes())) / 1024
-    _serve(mirror, "EMD-8518", sample / "emd_8518_5u8s_A_box.mrc.gz",
-           header_v3_xml("EMD-8518", 6.1, 0.01, "author", 1.0, ["5U8S"], "2017-01-18", map_kbytes=kb))  # fmt: skip
-    _cif(sample / "5u8s_A.pdb.gz", "5U8S", mirror / "mmCIF" / "u8" / "5u8s.cif.gz")
+    archive_entry(mirror, "EMD-8518",
+                  header_v3_xml("EMD-8518", 6.1, 0.01, "author", 1.0, ["5U8S"], "2017-01-18", map_kbytes=kb),
+                  sample / "emd_8518_5u8s_A_box.mrc.gz", "5U8S",
+                  write_mmcif(sample / "5u8s_A.pdb.gz", "5U8S", base / "5u8s.cif.gz"))  # fmt: skip
     rows.append("EMD-8518,6.1,5U8S,singleParticle,2017-01-18")
     real = REAL / "emd3491_5mdx_L"
     if (real / "L-1.0APIX.mrc").is_file():
-        _serve(mirror, "EMD-3491", real / "L-1.0APIX.mrc",
-               header_v3_xml("EMD-3491", 5.3, None, "none", 1.0, ["5MDX"], "2016-11-16"))  # fmt: skip
-        _cif(real / "L_fitted.pdb", "5MDX", mirror / "mmCIF" / "md" / "5mdx.cif.gz")
+        archive_entry(mirror, "EMD-3491", header_v3_xml("EMD-3491", 5.3, None, "none", 1.0, ["5MDX"], "2016-11-16"),
+                      real / "L-1.0APIX.mrc", "5MDX", write_mmcif(real / "L_fitted.pdb", "5MDX", base / "5mdx.cif.gz"))  # fmt: skip
         rows.append("EMD-3491,5.3,5MDX,singleParticle,2016-11-16")
-    settings = AcquireSettings(source="simulate", sim_structures=str(ROOT / "data" / "demo_structures"),
-                               sim_release_date="2017-06-01")  # fmt: skip
     for emdb_id, pdb in SIMULATED.items():
-        n = emdb_id.split("-")[1]
-        work = base / "sim" / emdb_id
-        simulate_entry_files({"emdb_id": emdb_id, "pdb_id": pdb, "chains": []}, work, settings)
-        _serve(mirror, emdb_id, work / f"emd_{n}.map.gz", (work / f"emd-{n}.xml").read_bytes())
-        (mirror / "mmCIF" / pdb.lower()[1:3]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(work / f"{pdb}.cif.gz", mirror / "mmCIF" / pdb.lower()[1:3] / f"{pdb.lower()}.cif.gz")
+        archive_simulated(mirror, base / "sim", emdb_id, pdb, ROOT / "data" / "demo_structures", "2017-06-01")
         rows.append(f"{emdb_id},6.5,{pdb},singleParticle,2017-06-01")
     rows.append("EMD-91399,3.2,9ZZZ,singleParticle,2017-06-01")  # outside 5-10 A: never fetched
     return mirror, rows

@@ -3,14 +3,13 @@ models measured (never a map), the rates applied, and an entry that cannot be me
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import gemmi
 import numpy as np
 import pytest
 
-from conftest import Server
+from conftest import Server, archive_entry
 from cryosse import estimate as E
 from cryosse.acquire.emdb import header_v3_xml
 from cryosse.cli import main
@@ -33,14 +32,13 @@ def _box_voxels(cif_gz: Path, padding: float = 17.0) -> list[int]:
 def archive(tmp_path):
     root = tmp_path / "archive"
     for eid, (pdb, kb) in ENTRIES.items():
-        n = eid.split("-")[1]
-        (root / "structures" / eid / "header").mkdir(parents=True)
-        (root / "structures" / eid / "header" / f"emd-{n}.xml").write_bytes(
-            header_v3_xml(eid, 6.0, 0.1, "author", 1.0, [pdb], "2017-01-01", map_kbytes=kb)
+        archive_entry(
+            root,
+            eid,
+            header_v3_xml(eid, 6.0, 0.1, "author", 1.0, [pdb], "2017-01-01", map_kbytes=kb),
+            pdb=pdb,
+            model=ROOT / "data" / "demo_structures" / f"{pdb}.cif.gz",
         )
-        mid = root / "mmCIF" / pdb.lower()[1:3]
-        mid.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / "data" / "demo_structures" / f"{pdb}.cif.gz", mid / f"{pdb.lower()}.cif.gz")
     table = tmp_path / "entries.tsv"
     table.write_text("emdb_id\tpdb_id\tchain\n" + "".join(f"{e}\t\t\n" for e in [*ENTRIES, "EMD-91499"]))
     with Server(root) as srv:

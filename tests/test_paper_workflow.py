@@ -13,7 +13,6 @@ have the two rows, and the chain ids `AE` / `Ae` survive every step unchanged.
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 from pathlib import Path
@@ -22,8 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import copy_workflow, run_snakemake
-from cryosse.acquire.stage import AcquireSettings, simulate_entry_files
+from conftest import archive_simulated, copy_workflow, run_snakemake, write_mmcif
 
 # Paper cases: (EMDB id, PDB id of the mirror, paper chain id, bundled structure, its chain).
 PAPER = [
@@ -41,45 +39,17 @@ OTHERS = {
 }
 
 
-def _renamed_structure(src: Path, old: str, new: str, pdb_id: str, dest: Path) -> None:
-    """``src`` with chain ``old`` renamed ``new``, written as ``dest`` (gzipped mmCIF, PDB ``pdb_id``)."""
-    import gemmi
-
-    st = gemmi.read_structure(str(src))
-    st.name = pdb_id
-    names = [ch.name for ch in st[0]]
-    assert old in names, f"{src.name}: no chain {old} (has {names})"
-    for model in st:
-        for ch in model:
-            if ch.name == old:
-                ch.name = new
-    st.setup_entities()
-    doc = st.make_mmcif_document()
-    text = doc.as_string()
-    dest.write_bytes(gzip.compress(text.encode()))
-
-
 def _build_mirror(root: Path, base: Path) -> Path:
     """The archives' layout for the seven entries; returns the mirror folder."""
     structures, work, mirror = base / "structures_src", base / "sim", base / "mirror"
     structures.mkdir(parents=True)
     bundled = root / "data" / "demo_structures"
     for _, pdb, chain, src, old in PAPER:
-        _renamed_structure(bundled / f"{src}.cif.gz", old, chain, pdb, structures / f"{pdb}.cif.gz")
+        write_mmcif(bundled / f"{src}.cif.gz", pdb, structures / f"{pdb}.cif.gz", rename=(old, chain))
     for pdb in OTHERS.values():
         shutil.copy(bundled / f"{pdb}.cif.gz", structures / f"{pdb}.cif.gz")
-    settings = AcquireSettings(source="simulate", sim_structures=str(structures))
-    entries = [(e, pdb) for e, pdb, *_ in PAPER] + list(OTHERS.items())
-    for emdb_id, pdb in entries:
-        n = emdb_id.split("-")[1]
-        folder = work / emdb_id
-        simulate_entry_files({"emdb_id": emdb_id, "pdb_id": pdb, "chains": []}, folder, settings)
-        for kind, name in (("map", f"emd_{n}.map.gz"), ("header", f"emd-{n}.xml")):
-            (mirror / "structures" / emdb_id / kind).mkdir(parents=True, exist_ok=True)
-            shutil.copy(folder / name, mirror / "structures" / emdb_id / kind / name)
-        mid = mirror / "mmCIF" / pdb.lower()[1:3]
-        mid.mkdir(parents=True, exist_ok=True)
-        shutil.copy(folder / f"{pdb}.cif.gz", mid / f"{pdb.lower()}.cif.gz")
+    for emdb_id, pdb in [(e, pdb) for e, pdb, *_ in PAPER] + list(OTHERS.items()):
+        archive_simulated(mirror, work, emdb_id, pdb, structures)
     return mirror
 
 
