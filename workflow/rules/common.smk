@@ -30,7 +30,7 @@ LOGS = Path(config.get("logs", "logs"))
 from cryosse.acquire.records import read_entry_table
 from cryosse.io import map_bytes
 from cryosse.classes import with_classes
-from cryosse.config import ConfigError, check as check_config
+from cryosse.config import SEARCH as SEARCH_ENTRIES, ConfigError, check as check_config
 
 # The config, checked as `cryosse check-config` checks it (schema with its defaults filled in,
 # then the rules across keys); a mistake is one message naming the files and the key.
@@ -50,7 +50,7 @@ except ConfigError as exc:
 # one chain per row), checked and merged by cryosse.acquire.records.read_entry_table. With
 # `entries: search` it is what the EMDB search (checkpoint emdb_search, acquire.smk) wrote, and
 # the entries' jobs are planned once it exists; an explicit table is read (and checked) now.
-SEARCH = config["entries"] == "search"
+SEARCH = config["entries"] == SEARCH_ENTRIES
 ENTRY_TABLE = (
     RESULTS / "acquire" / "emdb_search.tsv" if SEARCH else Path(config["entries"])
 )
